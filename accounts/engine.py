@@ -1,0 +1,379 @@
+"""The risk engine: evaluates the active ruleset over a batch of accounts, set-based.
+
+One batch costs a fixed number of SQL queries whatever its size: each rule is one aggregate
+query over the batch's events in PostgreSQL, then the differences with the current signals are
+applied through `accounts.services` (fire, clear, freeze, cut, remind, open cases).
+
+How an event becomes a freeze:
+events -> rule queries (`_find_*`) -> findings -> minus suppressed -> diff with active signals
+-> services.signals_fire / signals_clear -> policy: freeze / cut / remind -> cases -> audit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import (
+    SEVERITY_RANK,
+    NotificationKind,
+    Rule,
+    RuleAction,
+    RuleCode,
+    Severity,
+)
+from accounts.notifications import Outgoing, notifications_queue
+from riskops.audit import Actor
+
+
+@dataclass
+class Finding:
+    line_id: int
+    code: str
+    severity: str
+    action: str
+    rule: Rule
+    evidence: dict[str, Any]
+
+    @property
+    def event_keys(self) -> set[str]:
+        return set(services.evidence_event_keys(self.evidence))
+
+
+@dataclass
+class EvaluationResult:
+    evaluated: int = 0
+    fired: int = 0
+    cleared: int = 0
+    suppressed: int = 0
+    frozen: int = 0
+    cut: int = 0
+    reminded: int = 0
+    cases_opened: int = 0
+    fired_signal_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: EvaluationResult) -> None:
+        for name in ("evaluated", "fired", "cleared", "suppressed", "frozen", "cut", "reminded", "cases_opened"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def active_rules() -> dict[str, Rule]:
+    rules = Rule.objects.filter(ruleset__is_active=True, enabled=True).select_related("ruleset")
+    return {r.code: r for r in rules}
+
+
+def _dec(value: Any) -> str:
+    return str(Decimal(value).quantize(Decimal("0.01")))
+
+
+def _rows(sql: str, params: dict[str, Any]) -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
+    p = rule.params
+    rows = _rows(
+        """
+        SELECT line_id, count(*), count(DISTINCT institution), array_agg(id ORDER BY occurred_at, id)
+        FROM accounts_creditinquiry
+        WHERE line_id = ANY(%(ids)s) AND occurred_at > %(now)s - make_interval(days => %(days)s)
+          AND occurred_at <= %(now)s
+        GROUP BY line_id
+        HAVING count(*) >= %(n)s AND count(DISTINCT institution) >= %(k)s
+        """,
+        {"ids": ids, "now": now, "days": p["window_days"], "n": p["min_inquiries"], "k": p["min_institutions"]},
+    )
+    for line_id, n, k, event_ids in rows:
+        yield Finding(
+            line_id, rule.code, rule.severity, rule.action, rule,
+            {
+                "events": {"inquiry": event_ids},
+                "values": {"inquiries": n, "institutions": k},
+                "thresholds": {k2: p[k2] for k2 in ("min_inquiries", "min_institutions", "window_days")},
+            },
+        )
+
+
+def _find_overdue(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
+    p = rule.params
+    today = timezone.localdate(now)
+    rows = _rows(
+        """
+        SELECT line_id, max(%(today)s::date - due_date),
+               array_agg(id ORDER BY due_date, id),
+               array_agg(id ORDER BY due_date, id) FILTER (WHERE %(today)s::date - due_date >= %(high)s),
+               sum(amount - paid_amount)
+        FROM accounts_installment
+        WHERE line_id = ANY(%(ids)s) AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
+        GROUP BY line_id
+        """,
+        {"ids": ids, "today": today, "high": p["min_days_past_due"], "low": p["reminder_min_days_past_due"]},
+    )
+    thresholds = {k: p[k] for k in ("min_days_past_due", "reminder_min_days_past_due")}
+    for line_id, max_dpd, all_ids, high_ids, amount in rows:
+        values = {"max_days_past_due": max_dpd, "overdue_amount": _dec(amount), "as_of": today.isoformat()}
+        if max_dpd >= p["min_days_past_due"]:
+            yield Finding(line_id, rule.code, rule.severity, rule.action, rule,
+                          {"events": {"installment": high_ids}, "values": values, "thresholds": thresholds})
+        else:
+            yield Finding(line_id, rule.code, Severity.LOW, RuleAction.REMIND, rule,
+                          {"events": {"installment": all_ids}, "values": values, "thresholds": thresholds})
+
+
+def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
+    p = rule.params
+    rows = _rows(
+        """
+        SELECT d.line_id, d.id, d.amount, sum(t.amount), array_agg(t.id ORDER BY t.occurred_at, t.id),
+               array_agg(DISTINCT t.counterparty_category)
+        FROM accounts_drawdown d
+        JOIN accounts_transfer t
+          ON t.line_id = d.line_id AND t.occurred_at >= d.occurred_at
+         AND t.occurred_at <= d.occurred_at + make_interval(days => %(window)s)
+         AND t.occurred_at <= %(now)s AND t.counterparty_category = ANY(%(cats)s)
+        WHERE d.line_id = ANY(%(ids)s) AND d.occurred_at <= %(now)s
+          AND d.occurred_at > %(now)s - make_interval(days => %(lookback)s)
+        GROUP BY d.line_id, d.id, d.amount
+        HAVING sum(t.amount) >= d.amount * %(share)s
+        ORDER BY d.line_id, d.id
+        """,
+        {"ids": ids, "now": now, "window": p["window_days"], "cats": p["categories"],
+         "lookback": p["lookback_days"], "share": Decimal(p["min_share"])},
+    )
+    by_line: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_line[row[0]].append(row)
+    thresholds = {k: p[k] for k in ("min_share", "window_days", "categories", "lookback_days")}
+    for line_id, items in by_line.items():
+        drawdowns = [
+            {"drawdown_id": r[1], "amount": _dec(r[2]), "risky_transfers": _dec(r[3]),
+             "share": str((Decimal(r[3]) / Decimal(r[2])).quantize(Decimal("0.0001"))), "categories": sorted(r[5])}
+            for r in items
+        ]
+        yield Finding(
+            line_id, rule.code, rule.severity, rule.action, rule,
+            {
+                "events": {"drawdown": [r[1] for r in items], "transfer": sorted({t for r in items for t in r[4]})},
+                "values": {"drawdowns": drawdowns, "max_share": max(d["share"] for d in drawdowns)},
+                "thresholds": thresholds,
+            },
+        )
+
+
+def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
+    p = rule.params
+    rows = _rows(
+        """
+        SELECT r.line_id, r.id, r.employer, r.monthly_income, b.employer, b.declared_monthly_income,
+               floor(extract(epoch FROM %(now)s - r.occurred_at) / 86400)::int
+        FROM accounts_externalincomerecord r
+        JOIN accounts_creditline l ON l.id = r.line_id
+        JOIN accounts_borrower b ON b.id = l.borrower_id
+        WHERE r.line_id = ANY(%(ids)s)
+          AND r.occurred_at <= %(now)s - make_interval(days => %(grace)s)
+          AND r.occurred_at > %(now)s - make_interval(days => %(lookback)s)
+          AND (r.employer <> b.employer OR r.monthly_income <= b.declared_monthly_income * (1 - %(drop)s))
+          AND NOT EXISTS (
+              SELECT 1 FROM accounts_profileupdate u
+              WHERE u.line_id = r.line_id AND u.occurred_at >= r.occurred_at AND u.occurred_at <= %(now)s
+          )
+        ORDER BY r.line_id, r.occurred_at, r.id
+        """,
+        {"ids": ids, "now": now, "grace": p["grace_days"], "lookback": p["lookback_days"],
+         "drop": Decimal(p["min_income_drop"])},
+    )
+    by_line: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_line[row[0]].append(row)
+    thresholds = {k: p[k] for k in ("min_income_drop", "grace_days", "cut_ratio")}
+    for line_id, items in by_line.items():
+        _l, _rid, ext_employer, ext_income, employer, declared, days = items[-1]
+        drop = (Decimal(declared) - Decimal(ext_income)) / Decimal(declared) if declared else Decimal(0)
+        yield Finding(
+            line_id, rule.code, rule.severity, rule.action, rule,
+            {
+                "events": {"income_record": [r[1] for r in items]},
+                "values": {
+                    "declared_income": _dec(declared), "external_income": _dec(ext_income),
+                    "income_drop": str(drop.quantize(Decimal("0.0001"))),
+                    "employer_changed": ext_employer != employer, "days_since_record": days,
+                },
+                "thresholds": thresholds,
+            },
+        )
+
+
+FINDERS = {
+    RuleCode.MULTI_HEAD: _find_multi_head,
+    RuleCode.OVERDUE: _find_overdue,
+    RuleCode.ABNORMAL_USE: _find_abnormal_use,
+    RuleCode.PROFILE_STALE: _find_profile_stale,
+}
+
+
+def evaluate_lines(
+    line_ids: Iterable[int], *, now: datetime | None = None, actor: Actor | None = None,
+    rules: dict[str, Rule] | None = None,
+) -> EvaluationResult:
+    """Evaluate the active rules for these lines and apply what changed, in one transaction.
+
+    Evaluating twice on the same data changes nothing the second time.
+    """
+    now = now or timezone.now()
+    actor = actor or Actor.engine()
+    result = EvaluationResult()
+    requested = sorted(set(line_ids))
+    if not requested:
+        return result
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            # Lock the batch's lines first: concurrent evaluations of the same account serialise here.
+            cur.execute(
+                "SELECT id FROM accounts_creditline WHERE id = ANY(%s) AND status <> 'closed' ORDER BY id FOR UPDATE",
+                [requested],
+            )
+            ids = [r[0] for r in cur.fetchall()]
+        result.evaluated = len(ids)
+        if not ids:
+            return result
+        rules = rules if rules is not None else active_rules()
+
+        findings: dict[tuple[int, str, str], Finding] = {}
+        for code, rule in rules.items():
+            for f in FINDERS[RuleCode(code)](rule, ids, now):
+                findings[(f.line_id, f.code, f.severity)] = f
+
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT id, line_id, code, severity FROM accounts_signal WHERE line_id = ANY(%s) AND status = 'active'",
+                [ids],
+            )
+            active = {(r[1], r[2], r[3]): r[0] for r in cur.fetchall()}
+            cur.execute("SELECT line_id, code, event_ids FROM accounts_suppression WHERE line_id = ANY(%s)", [ids])
+            suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
+            for line_id, code, keys in cur.fetchall():
+                suppressed_keys[(line_id, code)].update(keys if isinstance(keys, list) else [])
+
+        new: list[Finding] = []
+        for key, f in findings.items():
+            if key in active:
+                continue
+            if (f.line_id, f.code) in suppressed_keys and f.event_keys <= suppressed_keys[(f.line_id, f.code)]:
+                result.suppressed += 1
+                continue
+            new.append(f)
+        to_clear = [sid for key, sid in active.items() if key not in findings]
+
+        result.cleared = len(
+            services.signals_clear(signal_ids=to_clear, actor=actor, at=now, reason="condition no longer holds")
+        )
+        created = services.signals_fire(
+            signals=[
+                services.NewSignal(f.line_id, f.rule.pk, f.code, f.severity, f.action, f.rule.ruleset.version, f.evidence)
+                for f in new
+            ],
+            actor=actor,
+            at=now,
+        )
+        result.fired = len(created)
+        result.fired_signal_ids = [s.pk for s in created]
+        _apply_policy(created, rules, actor, now, result)
+    return result
+
+
+def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: datetime, result: EvaluationResult) -> None:
+    freeze: dict[int, Any] = {}
+    cut: dict[int, Any] = {}
+    remind: list[Any] = []
+    severity_by_line: dict[int, int] = {}
+    signals_by_line: dict[int, list[int]] = defaultdict(list)
+    for s in created:
+        if s.action == RuleAction.FREEZE:
+            freeze.setdefault(s.line_id, s)
+        elif s.action == RuleAction.CUT:
+            cut.setdefault(s.line_id, s)
+        elif s.action == RuleAction.REMIND:
+            remind.append(s)
+        rank = SEVERITY_RANK[Severity(s.severity)]
+        if rank >= SEVERITY_RANK[Severity.MEDIUM]:
+            severity_by_line[s.line_id] = max(rank, severity_by_line.get(s.line_id, 0))
+            signals_by_line[s.line_id].append(s.pk)
+
+    def reason(s: Any) -> str:
+        return f"{s.code} signal #{s.pk} (ruleset v{s.ruleset_version})"
+
+    result.frozen = len(
+        services.lines_freeze(
+            line_ids=freeze, actor=actor, at=now,
+            reasons={i: reason(s) for i, s in freeze.items()},
+            codes={i: s.code for i, s in freeze.items()},
+            signal_by_line={i: s.pk for i, s in freeze.items()},
+        )
+    )
+    if cut:
+        ratio = Decimal(rules[RuleCode.PROFILE_STALE].params.get("cut_ratio", "0.5"))
+        result.cut = len(
+            services.lines_cut_available(
+                cuts={i: ratio for i in cut}, actor=actor, at=now,
+                reasons={i: reason(s) for i, s in cut.items()},
+                codes={i: s.code for i, s in cut.items()},
+                signal_by_line={i: s.pk for i, s in cut.items()},
+            )
+        )
+    outgoing = [
+        Outgoing(s.line_id, NotificationKind.PROFILE_UPDATE_REQUEST, f"profile_update:{s.pk}", {})
+        for s in cut.values()
+    ] + [
+        Outgoing(
+            s.line_id, NotificationKind.OVERDUE_REMINDER, f"overdue_reminder:{s.pk}",
+            {"amount": s.evidence["values"]["overdue_amount"], "days": s.evidence["values"]["max_days_past_due"]},
+        )
+        for s in remind
+    ]
+    notifications_queue(outgoing, at=now)
+    result.reminded = len(remind)
+    opened = services.cases_open_or_raise(
+        severity_by_line=severity_by_line, signal_ids_by_line=signals_by_line, actor=actor, at=now,
+        reason="risk signals fired",
+    )
+    result.cases_opened = len(opened["opened"])
+
+
+def evaluate_all(*, now: datetime | None = None, batch_size: int | None = None,
+                 actor: Actor | None = None) -> EvaluationResult:
+    """Evaluate every active or frozen line, batch by batch in id order (keyset, no OFFSET)."""
+    batch_size = batch_size or settings.ENGINE_BATCH_SIZE
+    now = now or timezone.now()
+    total = EvaluationResult()
+    rules = active_rules()
+    for ids in line_id_batches(batch_size):
+        total.add(evaluate_lines(ids, now=now, actor=actor, rules=rules))
+    return total
+
+
+def line_id_batches(batch_size: int) -> Iterator[list[int]]:
+    last = 0
+    while True:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT id FROM accounts_creditline WHERE id > %s AND status <> 'closed' ORDER BY id LIMIT %s",
+                [last, batch_size],
+            )
+            ids = [r[0] for r in cur.fetchall()]
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+

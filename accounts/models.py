@@ -1,0 +1,377 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.masking import mask_name, mask_national_id, mask_phone
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class Borrower(models.Model):
+    """The person behind a credit line. Personal fields are stored whole and shown masked."""
+
+    name = models.CharField(_("name"), max_length=50)
+    phone = models.CharField(_("phone"), max_length=20)
+    national_id = models.CharField(_("national id"), max_length=18)
+    city = models.CharField(_("city"), max_length=30)
+    occupation = models.CharField(_("occupation"), max_length=40)
+    employer = models.CharField(_("employer"), max_length=80)
+    declared_monthly_income = models.DecimalField(_("declared monthly income"), **MONEY)
+    profile_updated_at = models.DateTimeField(_("profile last updated"))
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        verbose_name = _("borrower")
+        verbose_name_plural = _("borrowers")
+
+    def __str__(self) -> str:
+        return f"{self.masked_name} ({self.masked_phone})"
+
+    @property
+    def masked_name(self) -> str:
+        return mask_name(self.name)
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+    @property
+    def masked_national_id(self) -> str:
+        return mask_national_id(self.national_id)
+
+
+class LineStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    FROZEN = "frozen", _("frozen")
+    CLOSED = "closed", _("closed")
+
+
+class CreditLine(models.Model):
+    """A borrower's revolving credit line (the "account" of the glossary)."""
+
+    account_no = models.CharField(_("account number"), max_length=20, unique=True)
+    borrower = models.OneToOneField(Borrower, on_delete=models.PROTECT, related_name="credit_line")
+    limit = models.DecimalField(_("limit"), **MONEY)
+    available = models.DecimalField(_("available"), **MONEY)
+    outstanding = models.DecimalField(_("outstanding principal"), **MONEY, default=Decimal("0"))
+    status = models.CharField(_("status"), max_length=10, choices=LineStatus.choices, default=LineStatus.ACTIVE)
+    frozen_since = models.DateTimeField(_("frozen since"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened at"))
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        verbose_name = _("credit line")
+        verbose_name_plural = _("credit lines")
+        constraints = [
+            models.CheckConstraint(condition=Q(available__gte=0), name="line_available_not_negative"),
+            models.CheckConstraint(condition=Q(available__lte=models.F("limit")), name="line_available_within_limit"),
+            models.CheckConstraint(
+                condition=Q(status="frozen", frozen_since__isnull=False) | ~Q(status="frozen"),
+                name="line_frozen_has_since",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="line_status")]
+
+    def __str__(self) -> str:
+        return self.account_no
+
+
+class LineChange(models.Model):
+    """History of every status and limit change of a line: who or what, when, why."""
+
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="changes")
+    at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=16)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(max_length=20)  # freeze, unfreeze, cut_available, limit_change
+    status_before = models.CharField(max_length=10)
+    status_after = models.CharField(max_length=10)
+    limit_before = models.DecimalField(**MONEY)
+    limit_after = models.DecimalField(**MONEY)
+    available_before = models.DecimalField(**MONEY)
+    available_after = models.DecimalField(**MONEY)
+    reason = models.TextField(blank=True)
+    signal = models.ForeignKey("Signal", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["line", "at"], name="linechange_line_at")]
+
+
+# --- Events from upstream. Each has an occurrence time and a unique upstream id, so re-ingesting
+# the same feed is harmless (INSERT ... ON CONFLICT DO NOTHING).
+
+
+class Event(models.Model):
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="+", db_index=False)
+    upstream_id = models.CharField(max_length=64, unique=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class CreditInquiry(Event):
+    institution = models.CharField(_("institution"), max_length=80)
+
+    class Meta:
+        verbose_name = _("credit inquiry")
+        verbose_name_plural = _("credit inquiries")
+        indexes = [models.Index(fields=["line", "occurred_at"], name="inquiry_line_at")]
+
+
+class Drawdown(Event):
+    amount = models.DecimalField(_("amount"), **MONEY)
+    term_months = models.PositiveSmallIntegerField(_("term (months)"))
+
+    class Meta:
+        verbose_name = _("drawdown")
+        verbose_name_plural = _("drawdowns")
+        indexes = [models.Index(fields=["line", "occurred_at"], name="drawdown_line_at")]
+
+
+class Installment(Event):
+    """An installment of a drawdown; occurred_at is when it was scheduled."""
+
+    drawdown = models.ForeignKey(Drawdown, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    due_date = models.DateField(_("due date"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    paid_amount = models.DecimalField(_("paid amount"), **MONEY, default=Decimal("0"))
+
+    class Meta:
+        verbose_name = _("installment")
+        verbose_name_plural = _("installments")
+        indexes = [
+            models.Index(fields=["line", "due_date"], name="installment_line_due"),
+            # The overdue rule only ever reads unpaid installments.
+            models.Index(
+                fields=["line", "due_date"], name="installment_unpaid", condition=Q(paid_at__isnull=True)
+            ),
+        ]
+
+
+class CounterpartyCategory(models.TextChoices):
+    CONSUMPTION = "consumption", _("consumption")
+    SECURITIES = "securities", _("securities")
+    FUTURES = "futures", _("futures")
+    CRYPTO = "crypto", _("crypto")
+    GAMBLING = "gambling", _("gambling")
+    REAL_ESTATE = "real_estate", _("real estate")
+    OTHER = "other", _("other")
+
+
+class Transfer(Event):
+    amount = models.DecimalField(_("amount"), **MONEY)
+    counterparty = models.CharField(_("counterparty"), max_length=80)
+    counterparty_category = models.CharField(
+        _("counterparty category"), max_length=20, choices=CounterpartyCategory.choices
+    )
+
+    class Meta:
+        verbose_name = _("transfer")
+        verbose_name_plural = _("transfers")
+        indexes = [models.Index(fields=["line", "occurred_at"], name="transfer_line_at")]
+
+
+class ExternalIncomeRecord(Event):
+    source = models.CharField(_("source"), max_length=40)
+    employer = models.CharField(_("employer"), max_length=80)
+    monthly_income = models.DecimalField(_("monthly income"), **MONEY)
+
+    class Meta:
+        verbose_name = _("external income record")
+        verbose_name_plural = _("external income records")
+        indexes = [models.Index(fields=["line", "occurred_at"], name="income_line_at")]
+
+
+class ProfileUpdate(Event):
+    employer = models.CharField(_("employer"), max_length=80, blank=True)
+    monthly_income = models.DecimalField(_("monthly income"), **MONEY, null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("profile update")
+        verbose_name_plural = _("profile updates")
+        indexes = [models.Index(fields=["line", "occurred_at"], name="profileupdate_line_at")]
+
+
+# --- Rules and signals
+
+
+class Severity(models.TextChoices):
+    LOW = "low", _("low")
+    MEDIUM = "medium", _("medium")
+    HIGH = "high", _("high")
+
+
+SEVERITY_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3}
+
+
+class RuleCode(models.TextChoices):
+    MULTI_HEAD = "MULTI_HEAD", _("multi-head borrowing")
+    OVERDUE = "OVERDUE", _("overdue repayment")
+    ABNORMAL_USE = "ABNORMAL_USE", _("abnormal use of loan money")
+    PROFILE_STALE = "PROFILE_STALE", _("stale profile")
+
+
+class RuleAction(models.TextChoices):
+    FREEZE = "freeze", _("freeze")
+    CUT = "cut", _("cut available limit")
+    REMIND = "remind", _("remind")
+
+
+class RuleSet(models.Model):
+    """A versioned set of rule parameters; exactly one is active."""
+
+    version = models.PositiveIntegerField(unique=True)
+    is_active = models.BooleanField(default=False)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("ruleset")
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_ruleset")
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version}"
+
+
+class Rule(models.Model):
+    ruleset = models.ForeignKey(RuleSet, on_delete=models.PROTECT, related_name="rules")
+    code = models.CharField(max_length=20, choices=RuleCode.choices)
+    params = models.JSONField()
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    action = models.CharField(max_length=10, choices=RuleAction.choices)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ruleset", "code"], name="rule_code_per_ruleset")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.ruleset})"
+
+
+class SignalStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    CLEARED = "cleared", _("cleared")
+    OVERTURNED = "overturned", _("overturned")
+
+
+class Signal(models.Model):
+    """A rule that fired for an account, with what it saw.
+
+    `evidence` holds the event ids per kind, the computed values and the thresholds, so a reader
+    can see exactly why. At most one active signal per (line, code, severity).
+    """
+
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="signals")
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="+")
+    code = models.CharField(max_length=20, choices=RuleCode.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    action = models.CharField(max_length=10, choices=RuleAction.choices)
+    ruleset_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=SignalStatus.choices, default=SignalStatus.ACTIVE)
+    fired_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    evidence = models.JSONField()
+    case = models.ForeignKey("Case", null=True, blank=True, on_delete=models.PROTECT, related_name="signals")
+
+    class Meta:
+        verbose_name = _("signal")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["line", "code", "severity"], condition=Q(status="active"), name="one_active_signal"
+            )
+        ]
+        indexes = [models.Index(fields=["line", "status"], name="signal_line_status")]
+
+    def __str__(self) -> str:
+        return f"{self.code}/{self.severity} on line {self.line_id}"
+
+
+class Suppression(models.Model):
+    """After a person overturns a signal, the same evidence must not fire it again.
+
+    The signal is suppressed while every event it would cite is in `event_ids`; a new qualifying
+    event (an id not listed) lets it fire.
+    """
+
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="suppressions")
+    code = models.CharField(max_length=20, choices=RuleCode.choices)
+    event_ids = models.JSONField()
+    signal = models.ForeignKey(Signal, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["line", "code"], name="suppression_line_code")]
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", _("open")
+    RESOLVED = "resolved", _("resolved")
+
+
+class Case(models.Model):
+    """One review unit per flagged account; at most one open per account."""
+
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="cases")
+    status = models.CharField(max_length=10, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    severity_rank = models.PositiveSmallIntegerField(default=0)
+    opened_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=30, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
+    )
+
+    class Meta:
+        verbose_name = _("case")
+        constraints = [
+            models.UniqueConstraint(fields=["line"], condition=Q(status="open"), name="one_open_case_per_line")
+        ]
+        indexes = [
+            models.Index(
+                fields=["-severity_rank", "opened_at"], name="case_open_priority", condition=Q(status="open")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"case #{self.pk}"
+
+
+# --- Notifications to borrowers: an outbox, sent after commit by a pluggable sender.
+
+
+class NotificationKind(models.TextChoices):
+    FREEZE = "freeze", _("line frozen")
+    LIMIT_CUT = "limit_cut", _("available limit cut")
+    PROFILE_UPDATE_REQUEST = "profile_update", _("profile update request")
+    OVERDUE_REMINDER = "overdue_reminder", _("overdue reminder")
+
+
+class Notification(models.Model):
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    channel = models.CharField(max_length=10, default="sms")
+    # Same key, same message: the outbox never holds a notification twice.
+    dedupe_key = models.CharField(max_length=100, unique=True)
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        indexes = [
+            models.Index(fields=["created_at"], name="notification_pending", condition=Q(sent_at__isnull=True))
+        ]

@@ -1,0 +1,127 @@
+"""Borrower notifications: an outbox table, sent after commit by a pluggable sender.
+
+Like Django's email backends, the sender is a dotted path in NOTIFICATION_SENDER:
+`ConsoleSender` (logs, masked), `FileSender` (appends JSON lines to NOTIFICATION_FILE_PATH), or
+a gateway of your own with the same `send(notification, phone)` method.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from accounts.masking import mask_phone
+from accounts.models import Notification, NotificationKind
+
+logger = logging.getLogger(__name__)
+
+# Borrowers read these in Chinese; no personal data goes into the body.
+TEMPLATES = {
+    NotificationKind.FREEZE: "【借呗】您的额度已暂时冻结，原因：{reason}。如有异议，可在 App 内提交申诉，我们将在 72 小时内处理。",
+    NotificationKind.LIMIT_CUT: "【借呗】您的可用额度已调整为 ¥{available}，原因：{reason}。更新个人信息后可申请恢复。",
+    NotificationKind.PROFILE_UPDATE_REQUEST: "【借呗】您的工作或收入信息可能已变化，请在 App 内更新个人资料，以免影响额度。",
+    NotificationKind.OVERDUE_REMINDER: "【借呗】您有一笔 ¥{amount} 的还款已逾期 {days} 天，请尽快还款，按时还款有助于维护您的信用记录。",
+}
+
+REASON_ZH = {
+    "MULTI_HEAD": "近期多头借贷",
+    "OVERDUE": "还款逾期",
+    "ABNORMAL_USE": "借款资金用途异常",
+    "PROFILE_STALE": "个人信息变更未及时更新",
+}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    line_id: int
+    kind: str
+    dedupe_key: str
+    params: dict[str, object]
+
+
+def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
+    """Add notifications to the outbox (one INSERT); duplicates by dedupe_key are ignored.
+
+    Sending is scheduled after the surrounding transaction commits.
+    """
+    if not items:
+        return 0
+    rows = [
+        Notification(
+            line_id=i.line_id,
+            kind=i.kind,
+            dedupe_key=i.dedupe_key,
+            body=TEMPLATES[NotificationKind(i.kind)].format(**i.params),
+            created_at=at,
+        )
+        for i in items
+    ]
+    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+    transaction.on_commit(_schedule_send)
+    return len(rows)
+
+
+def _schedule_send() -> None:
+    from accounts.tasks import notifications_send_pending
+
+    try:
+        notifications_send_pending.delay()
+    except Exception:  # noqa: BLE001 - the periodic sweep sends it later; nothing is lost
+        logger.warning("could not schedule notification sending; the periodic sweep will send them")
+
+
+def notifications_send_pending(*, limit: int = 500) -> int:
+    """Send up to `limit` unsent notifications; safe to run on many workers at once."""
+    sender = import_string(settings.NOTIFICATION_SENDER)()
+    sent = 0
+    with transaction.atomic():
+        pending = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(sent_at__isnull=True, attempts__lt=10)
+            .select_related("line__borrower")
+            .order_by("created_at")[:limit]
+        )
+        for n in pending:
+            n.attempts += 1
+            try:
+                sender.send(n, n.line.borrower.phone)
+            except Exception as exc:  # noqa: BLE001 - a gateway error must not lose the others
+                n.last_error = str(exc)[:500]
+                logger.warning("notification %s to %s failed: %s", n.pk, mask_phone(n.line.borrower.phone), exc)
+            else:
+                n.sent_at = timezone.now()
+                sent += 1
+        Notification.objects.bulk_update(pending, ["attempts", "sent_at", "last_error"])
+    return sent
+
+
+class ConsoleSender:
+    """Logs each message with the phone number masked."""
+
+    def send(self, notification: Notification, phone: str) -> None:
+        logger.info("SMS to %s [%s]: %s", mask_phone(phone), notification.kind, notification.body)
+
+
+class FileSender:
+    """Appends one JSON line per message to NOTIFICATION_FILE_PATH (phone masked)."""
+
+    def send(self, notification: Notification, phone: str) -> None:
+        path = Path(settings.NOTIFICATION_FILE_PATH)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "id": notification.pk,
+            "to": mask_phone(phone),
+            "kind": notification.kind,
+            "body": notification.body,
+            "at": timezone.now().isoformat(),
+        }
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")

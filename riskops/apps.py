@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RiskopsConfig(AppConfig):
+    name = "riskops"
+    verbose_name = "RiskOps"

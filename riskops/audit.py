@@ -1,0 +1,71 @@
+"""Writing audit events. Services call these inside their own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from riskops.models import ActorKind, AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who or what causes a change: an operator, the engine, a job, a borrower or the system."""
+
+    kind: str
+    user: AbstractBaseUser | AnonymousUser | None = None
+    label: str = ""
+
+    @classmethod
+    def engine(cls, label: str = "engine") -> Actor:
+        return cls(ActorKind.ENGINE, None, label)
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(ActorKind.SYSTEM, None, label)
+
+    @classmethod
+    def operator(cls, user: AbstractBaseUser) -> Actor:
+        return cls(ActorKind.OPERATOR, user, user.get_username())
+
+    @property
+    def user_id(self) -> int | None:
+        return getattr(self.user, "pk", None) if self.user is not None else None
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str
+    object_type: str
+    object_id: int
+    account_id: int | None
+    before: Any = None
+    after: Any = None
+    reason: str = ""
+
+
+def audit_write(*, actor: Actor, at: datetime, changes: Iterable[Change]) -> int:
+    """Write one audit event per change in one INSERT; return how many were written."""
+    rows = [
+        AuditEvent(
+            at=at,
+            actor_kind=actor.kind,
+            actor_user_id=actor.user_id,
+            actor_label=actor.label[:100],
+            action=c.action,
+            object_type=c.object_type,
+            object_id=c.object_id,
+            account_id=c.account_id,
+            before=c.before,
+            after=c.after,
+            reason=c.reason,
+        )
+        for c in changes
+    ]
+    if rows:
+        AuditEvent.objects.bulk_create(rows, batch_size=5000)
+    return len(rows)

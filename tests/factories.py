@@ -1,0 +1,117 @@
+"""Small factories for tests: real rows in the real database, nothing mocked."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from accounts.models import (
+    Borrower,
+    CreditInquiry,
+    CreditLine,
+    Drawdown,
+    ExternalIncomeRecord,
+    Installment,
+    ProfileUpdate,
+    Transfer,
+)
+
+_seq = itertools.count(1)
+
+# A fixed "now" keeps boundary tests exact: noon in Shanghai.
+NOW = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{next(_seq)}"
+
+
+def make_line(
+    *,
+    limit: str = "20000.00",
+    available: str | None = None,
+    outstanding: str = "5000.00",
+    status: str = "active",
+    income: str = "10000.00",
+    employer: str = "杭州云栖科技有限公司",
+    name: str = "王小明",
+    phone: str = "13812345678",
+    national_id: str = "330102199001011234",
+    profile_updated_at: datetime | None = None,
+) -> CreditLine:
+    n = next(_seq)
+    borrower = Borrower.objects.create(
+        name=name,
+        phone=phone,
+        national_id=national_id,
+        city="杭州",
+        occupation="软件工程师",
+        employer=employer,
+        declared_monthly_income=Decimal(income),
+        profile_updated_at=profile_updated_at or NOW - timedelta(days=400),
+        created_at=NOW - timedelta(days=500),
+    )
+    return CreditLine.objects.create(
+        account_no=f"JB{n:010d}",
+        borrower=borrower,
+        limit=Decimal(limit),
+        available=Decimal(available if available is not None else limit),
+        outstanding=Decimal(outstanding),
+        status=status,
+        frozen_since=NOW - timedelta(days=1) if status == "frozen" else None,
+        opened_at=NOW - timedelta(days=500),
+        updated_at=NOW - timedelta(days=1),
+    )
+
+
+def inquiry(line: CreditLine, at: datetime, institution: str) -> CreditInquiry:
+    return CreditInquiry.objects.create(line=line, upstream_id=uid("inq"), occurred_at=at, institution=institution)
+
+
+def drawdown(line: CreditLine, at: datetime, amount: str, term: int = 12) -> Drawdown:
+    return Drawdown.objects.create(
+        line=line, upstream_id=uid("dd"), occurred_at=at, amount=Decimal(amount), term_months=term
+    )
+
+
+def installment(
+    line: CreditLine, due: date, amount: str = "1000.00", paid_at: datetime | None = None
+) -> Installment:
+    return Installment.objects.create(
+        line=line,
+        upstream_id=uid("ins"),
+        occurred_at=datetime.combine(due, datetime.min.time(), tzinfo=UTC) - timedelta(days=30),
+        due_date=due,
+        amount=Decimal(amount),
+        paid_at=paid_at,
+        paid_amount=Decimal(amount) if paid_at else Decimal("0"),
+    )
+
+
+def transfer(line: CreditLine, at: datetime, amount: str, category: str) -> Transfer:
+    return Transfer.objects.create(
+        line=line,
+        upstream_id=uid("tr"),
+        occurred_at=at,
+        amount=Decimal(amount),
+        counterparty=f"{category} counterparty",
+        counterparty_category=category,
+    )
+
+
+def income_record(line: CreditLine, at: datetime, income: str, employer: str | None = None) -> ExternalIncomeRecord:
+    return ExternalIncomeRecord.objects.create(
+        line=line,
+        upstream_id=uid("inc"),
+        occurred_at=at,
+        source="社保",
+        employer=employer if employer is not None else line.borrower.employer,
+        monthly_income=Decimal(income),
+    )
+
+
+def profile_update(line: CreditLine, at: datetime) -> ProfileUpdate:
+    return ProfileUpdate.objects.create(line=line, upstream_id=uid("pu"), occurred_at=at)
