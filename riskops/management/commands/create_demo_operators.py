@@ -1,0 +1,30 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+
+from riskops.roles import ADMIN, ROLES
+
+DEMO_PASSWORD_SUFFIX = "-demo"
+
+
+class Command(BaseCommand):
+    help = "Create one demo operator per role (username = role, password = role + '-demo') and print the logins."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="allow it with DEBUG off (never in production)")
+
+    def handle(self, *args, force: bool = False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError("refusing to create demo operators with DEBUG off; pass --force if you really mean it")
+        User = get_user_model()
+        self.stdout.write("Demo operators (username / password):")
+        for role in ROLES:
+            user, created = User.objects.get_or_create(username=role)
+            if created:
+                user.set_password(role + DEMO_PASSWORD_SUFFIX)
+            user.is_staff = role == ADMIN
+            user.is_superuser = role == ADMIN
+            user.save()
+            user.groups.set([Group.objects.get(name=role)])
+            self.stdout.write(f"  {role:<16} {role + DEMO_PASSWORD_SUFFIX}")

@@ -1,0 +1,117 @@
+"""`make run`: database, migrations, demo data, demo operators, then a Celery worker, beat and the web server.
+
+Ctrl-C stops everything this script started, including the embedded PostgreSQL; the next run
+reuses the data under var/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskops.settings")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1 or value > 5_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range 1..5000000")
+    return value
+
+
+def _interrupt(*_args: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("RISKOPS_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=positive_int, default=int(os.environ.get("RISKOPS_PORT", "8000")))
+    parser.add_argument("--accounts", type=positive_int, default=int(os.environ.get("DEMO_ACCOUNTS", "20000")),
+                        help="demo accounts to load on the first start (default 20000)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+
+    embedded = not os.environ.get("DATABASE_URL")
+    python = sys.executable
+    manage = [python, str(ROOT / "manage.py")]
+    env = dict(os.environ)
+    if embedded:
+        from riskops.embedded_db import ensure_running
+
+        env["DATABASE_URL"] = ensure_running()
+        print("PostgreSQL: embedded server under var/pg (set DATABASE_URL to use another)")
+    else:
+        print("PostgreSQL: DATABASE_URL")
+    children: list[subprocess.Popen] = []
+
+    def stop_all(*_args: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded:
+            from riskops.embedded_db import stop
+
+            stop()
+            print("Stopped the worker, beat, the web server and the embedded PostgreSQL.")
+        else:
+            print("Stopped the worker, beat and the web server.")
+
+    try:
+        subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
+        has_data = subprocess.run(
+            [*manage, "shell", "-c", "from accounts.models import CreditLine; print(CreditLine.objects.exists())"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip().endswith("True")
+        if not has_data:
+            print(f"Loading {args.accounts} demo accounts (first start only)...")
+            subprocess.run([*manage, "seed_demo", "--accounts", str(args.accounts), "--seed", str(args.seed)],
+                           env=env, check=True)
+        subprocess.run([*manage, "create_demo_operators"], env=env, check=True)
+
+        celery = [python, "-m", "celery", "-A", "riskops"]
+        children.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], env=env))
+        children.append(subprocess.Popen([*celery, "beat", "--loglevel", "INFO"], env=env))
+        children.append(subprocess.Popen(
+            [*manage, "runserver", "--noreload", f"{args.host}:{args.port}"], env=env))
+        url = f"http://{args.host}:{args.port}/"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "healthz", timeout=1)  # noqa: S310 - our own local server
+                break
+            except OSError:
+                time.sleep(0.2)
+        print(f"\nRiskOps console: {url}  (log in with a demo operator above; Ctrl-C stops everything)\n")
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("A process stopped unexpectedly; stopping the rest.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except subprocess.CalledProcessError as exc:
+        print(f"`{' '.join(map(str, exc.cmd[1:3]))}` failed with exit code {exc.returncode}", file=sys.stderr)
+        return exc.returncode or 1
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""End-to-end checks of the two README commands' promises; also run against the embedded default."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.smoke
+
+
+def _env_without_services(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DEBUG", "maybe", "DEBUG='maybe' is not a boolean"),
+        ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE='Mars/Olympus' is not a known time zone"),
+        ("LANGUAGE_CODE", "fr", "LANGUAGE_CODE='fr' is not supported"),
+        ("DATABASE_URL", "mysql://root@localhost/riskops", "DATABASE_URL must be a PostgreSQL URL"),
+        ("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/", "DATABASE_URL has no database name"),
+        ("CELERY_BROKER_URL", "sqs://queue", "CELERY_BROKER_URL has an unsupported scheme 'sqs'"),
+        ("ENGINE_BATCH_SIZE", "lots", "ENGINE_BATCH_SIZE='lots' is not an integer"),
+        ("ENGINE_BATCH_SIZE", "0", "ENGINE_BATCH_SIZE='0' must be at least 1"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_naming_the_variable(name: str, value: str, message: str) -> None:
+    env = dict(os.environ, **{name: value})
+    if name != "DATABASE_URL":
+        env.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/unused")
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured" in proc.stderr
+    assert message in proc.stderr
+
+
+def test_secret_key_is_required_when_debug_is_off() -> None:
+    env = dict(os.environ, DEBUG="false", DATABASE_URL="postgresql://postgres@127.0.0.1:5432/unused")
+    env.pop("SECRET_KEY", None)
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is false" in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Browser:
+    """A cookie-keeping HTTP client, like a person's browser session (no JavaScript needed here)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path: str) -> tuple[int, str]:
+        with self.opener.open(self.base + path, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+
+    def post(self, path: str, data: dict[str, str]) -> tuple[int, str, str]:
+        body = urllib.parse.urlencode(data).encode()
+        req = urllib.request.Request(self.base + path, data=body, headers={"Referer": self.base + path})
+        with self.opener.open(req, timeout=30) as resp:
+            return resp.status, resp.geturl(), resp.read().decode()
+
+
+def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: Path) -> None:
+    """`scripts/run.py` (what `make run` runs) on an empty embedded database, end to end."""
+    port = _free_port()
+    pgdata = tmp_path / "pg"
+    notifications = tmp_path / "notifications.log"
+    env = _env_without_services(
+        RISKOPS_PGDATA=str(pgdata),
+        RISKOPS_VAR_DIR=str(tmp_path / "var"),
+        NOTIFICATION_SENDER="accounts.notifications.FileSender",
+        NOTIFICATION_FILE_PATH=str(notifications),
+    )
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/run.py", "--port", str(port), "--accounts", "400"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        browser = Browser(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                status, page = browser.get("/login/")
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "run.log").read_text()
+                assert time.monotonic() < deadline, "the console did not come up in 240 s"
+                time.sleep(0.5)
+        assert status == 200
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token
+        status, url, home = browser.post(
+            "/login/", {"username": "analyst", "password": "analyst-demo", "csrfmiddlewaretoken": token.group(1)}
+        )
+        assert status == 200
+        assert url.endswith(f":{port}/")
+        assert 'class="case sev-' in home
+        assert re.search(r"JB\d{10}", home)
+        assert 'class="code sev-high"' in home
+        output = (tmp_path / "run.log").read_text()
+        assert "analyst          analyst-demo" in output
+
+        # The real worker sends what the engine queued while loading the demo data.
+        deadline = time.monotonic() + 120
+        while not (notifications.exists() and notifications.read_text().count("\n") > 0):
+            assert time.monotonic() < deadline, "the Celery worker sent no notification in 120 s"
+            time.sleep(1)
+        assert re.search(r'"to": "1\d\d\*\*\*\*\d{4}"', notifications.read_text())
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "run.log").read_text()
+    assert not (pgdata / "postmaster.pid").exists(), "Ctrl-C left the embedded PostgreSQL running"
