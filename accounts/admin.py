@@ -25,9 +25,17 @@ class BorrowerAdmin(ReadOnlyAdmin):
     """Personal data stays masked here too; revealing it is a permissioned, audited action elsewhere."""
 
     list_display = ["id", "masked_name", "masked_phone", "masked_national_id", "city", "occupation"]
-    fields = ["masked_name", "masked_phone", "masked_national_id", "city", "occupation", "employer",
-              "declared_monthly_income", "profile_updated_at", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "masked_name",
+        "masked_phone",
+        "masked_national_id",
+        "city",
+        "occupation",
+        "employer",
+        "declared_monthly_income",
+        "profile_updated_at",
+        "created_at",
+    )
     search_fields = ["=id"]
 
 

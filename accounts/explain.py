@@ -17,17 +17,28 @@ def explain(signal: Signal) -> str:
     v = signal.evidence.get("values", {})
     t = signal.evidence.get("thresholds", {})
     if signal.code == "MULTI_HEAD":
-        return _(
-            "%(n)s inquiries from %(k)s institutions in %(days)s days; threshold %(tn)s from %(tk)s"
-        ) % {"n": v.get("inquiries"), "k": v.get("institutions"), "days": t.get("window_days"),
-             "tn": t.get("min_inquiries"), "tk": t.get("min_institutions")}
+        return _("%(n)s inquiries from %(k)s institutions in %(days)s days; threshold %(tn)s from %(tk)s") % {
+            "n": v.get("inquiries"),
+            "k": v.get("institutions"),
+            "days": t.get("window_days"),
+            "tn": t.get("min_inquiries"),
+            "tk": t.get("min_institutions"),
+        }
     if signal.code == "OVERDUE":
         if signal.severity == "low":
-            return _("An installment is %(days)s days overdue (¥%(amount)s unpaid); reminder from %(low)s days, freeze from %(high)s") % {
-                "days": v.get("max_days_past_due"), "amount": v.get("overdue_amount"),
-                "low": t.get("reminder_min_days_past_due"), "high": t.get("min_days_past_due")}
+            return _(
+                "An installment is %(days)s days overdue (¥%(amount)s unpaid); reminder from %(low)s days, freeze from %(high)s"
+            ) % {
+                "days": v.get("max_days_past_due"),
+                "amount": v.get("overdue_amount"),
+                "low": t.get("reminder_min_days_past_due"),
+                "high": t.get("min_days_past_due"),
+            }
         return _("An installment is %(days)s days overdue (¥%(amount)s unpaid); threshold %(high)s days") % {
-            "days": v.get("max_days_past_due"), "amount": v.get("overdue_amount"), "high": t.get("min_days_past_due")}
+            "days": v.get("max_days_past_due"),
+            "amount": v.get("overdue_amount"),
+            "high": t.get("min_days_past_due"),
+        }
     if signal.code == "ABNORMAL_USE":
         return _(
             "%(share)s of a drawdown went to securities, futures, crypto or gambling within %(days)s days; threshold %(min)s"
@@ -37,9 +48,14 @@ def explain(signal: Signal) -> str:
             head = _("An external record shows a new employer")
         else:
             head = _("An external record shows income ¥%(ext)s against ¥%(declared)s declared (a %(drop)s drop)") % {
-                "ext": v.get("external_income"), "declared": v.get("declared_income"),
-                "drop": _pct(v.get("income_drop", "0"))}
+                "ext": v.get("external_income"),
+                "declared": v.get("declared_income"),
+                "drop": _pct(v.get("income_drop", "0")),
+            }
         return _("%(head)s; profile not updated for %(days)s days; thresholds %(min)s drop, %(grace)s days") % {
-            "head": head, "days": v.get("days_since_record"), "min": _pct(t.get("min_income_drop", "0")),
-            "grace": t.get("grace_days")}
+            "head": head,
+            "days": v.get("days_since_record"),
+            "min": _pct(t.get("min_income_drop", "0")),
+            "grace": t.get("grace_days"),
+        }
     return signal.code

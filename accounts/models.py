@@ -7,7 +7,6 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.masking import mask_name, mask_national_id, mask_phone
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
 class Borrower(models.Model):
@@ -19,7 +18,7 @@ class Borrower(models.Model):
     city = models.CharField(_("city"), max_length=30)
     occupation = models.CharField(_("occupation"), max_length=40)
     employer = models.CharField(_("employer"), max_length=80)
-    declared_monthly_income = models.DecimalField(_("declared monthly income"), **MONEY)
+    declared_monthly_income = models.DecimalField(_("declared monthly income"), max_digits=14, decimal_places=2)
     profile_updated_at = models.DateTimeField(_("profile last updated"))
     created_at = models.DateTimeField(_("created at"))
 
@@ -54,9 +53,9 @@ class CreditLine(models.Model):
 
     account_no = models.CharField(_("account number"), max_length=20, unique=True)
     borrower = models.OneToOneField(Borrower, on_delete=models.PROTECT, related_name="credit_line")
-    limit = models.DecimalField(_("limit"), **MONEY)
-    available = models.DecimalField(_("available"), **MONEY)
-    outstanding = models.DecimalField(_("outstanding principal"), **MONEY, default=Decimal("0"))
+    limit = models.DecimalField(_("limit"), max_digits=14, decimal_places=2)
+    available = models.DecimalField(_("available"), max_digits=14, decimal_places=2)
+    outstanding = models.DecimalField(_("outstanding principal"), max_digits=14, decimal_places=2, default=Decimal("0"))
     status = models.CharField(_("status"), max_length=10, choices=LineStatus.choices, default=LineStatus.ACTIVE)
     frozen_since = models.DateTimeField(_("frozen since"), null=True, blank=True)
     opened_at = models.DateTimeField(_("opened at"))
@@ -91,10 +90,10 @@ class LineChange(models.Model):
     kind = models.CharField(max_length=20)  # freeze, unfreeze, cut_available, limit_change
     status_before = models.CharField(max_length=10)
     status_after = models.CharField(max_length=10)
-    limit_before = models.DecimalField(**MONEY)
-    limit_after = models.DecimalField(**MONEY)
-    available_before = models.DecimalField(**MONEY)
-    available_after = models.DecimalField(**MONEY)
+    limit_before = models.DecimalField(max_digits=14, decimal_places=2)
+    limit_after = models.DecimalField(max_digits=14, decimal_places=2)
+    available_before = models.DecimalField(max_digits=14, decimal_places=2)
+    available_after = models.DecimalField(max_digits=14, decimal_places=2)
     reason = models.TextField(blank=True)
     signal = models.ForeignKey("Signal", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
@@ -114,6 +113,9 @@ class Event(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.upstream_id}"
+
 
 class CreditInquiry(Event):
     institution = models.CharField(_("institution"), max_length=80)
@@ -125,7 +127,7 @@ class CreditInquiry(Event):
 
 
 class Drawdown(Event):
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     term_months = models.PositiveSmallIntegerField(_("term (months)"))
 
     class Meta:
@@ -139,9 +141,9 @@ class Installment(Event):
 
     drawdown = models.ForeignKey(Drawdown, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     due_date = models.DateField(_("due date"))
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
-    paid_amount = models.DecimalField(_("paid amount"), **MONEY, default=Decimal("0"))
+    paid_amount = models.DecimalField(_("paid amount"), max_digits=14, decimal_places=2, default=Decimal("0"))
 
     class Meta:
         verbose_name = _("installment")
@@ -149,9 +151,7 @@ class Installment(Event):
         indexes = [
             models.Index(fields=["line", "due_date"], name="installment_line_due"),
             # The overdue rule only ever reads unpaid installments.
-            models.Index(
-                fields=["line", "due_date"], name="installment_unpaid", condition=Q(paid_at__isnull=True)
-            ),
+            models.Index(fields=["line", "due_date"], name="installment_unpaid", condition=Q(paid_at__isnull=True)),
         ]
 
 
@@ -166,7 +166,7 @@ class CounterpartyCategory(models.TextChoices):
 
 
 class Transfer(Event):
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     counterparty = models.CharField(_("counterparty"), max_length=80)
     counterparty_category = models.CharField(
         _("counterparty category"), max_length=20, choices=CounterpartyCategory.choices
@@ -181,7 +181,7 @@ class Transfer(Event):
 class ExternalIncomeRecord(Event):
     source = models.CharField(_("source"), max_length=40)
     employer = models.CharField(_("employer"), max_length=80)
-    monthly_income = models.DecimalField(_("monthly income"), **MONEY)
+    monthly_income = models.DecimalField(_("monthly income"), max_digits=14, decimal_places=2)
 
     class Meta:
         verbose_name = _("external income record")
@@ -191,7 +191,7 @@ class ExternalIncomeRecord(Event):
 
 class ProfileUpdate(Event):
     employer = models.CharField(_("employer"), max_length=80, blank=True)
-    monthly_income = models.DecimalField(_("monthly income"), **MONEY, null=True, blank=True)
+    monthly_income = models.DecimalField(_("monthly income"), max_digits=14, decimal_places=2, null=True, blank=True)
 
     class Meta:
         verbose_name = _("profile update")
@@ -338,11 +338,7 @@ class Case(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["line"], condition=Q(status="open"), name="one_open_case_per_line")
         ]
-        indexes = [
-            models.Index(
-                fields=["-severity_rank", "id"], name="case_open_priority", condition=Q(status="open")
-            )
-        ]
+        indexes = [models.Index(fields=["-severity_rank", "id"], name="case_open_priority", condition=Q(status="open"))]
 
     def __str__(self) -> str:
         return f"case #{self.pk}"
@@ -372,6 +368,4 @@ class Notification(models.Model):
 
     class Meta:
         verbose_name = _("notification")
-        indexes = [
-            models.Index(fields=["created_at"], name="notification_pending", condition=Q(sent_at__isnull=True))
-        ]
+        indexes = [models.Index(fields=["created_at"], name="notification_pending", condition=Q(sent_at__isnull=True))]

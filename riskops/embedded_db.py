@@ -53,9 +53,7 @@ def _ensure_database(socket_dir: str, port: int | None) -> None:
     with psycopg.connect(
         host=socket_dir, port=port or 5432, user="postgres", dbname="postgres", autocommit=True
     ) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 

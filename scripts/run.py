@@ -38,8 +38,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("RISKOPS_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=positive_int, default=int(os.environ.get("RISKOPS_PORT", "8000")))
-    parser.add_argument("--accounts", type=positive_int, default=int(os.environ.get("DEMO_ACCOUNTS", "20000")),
-                        help="demo accounts to load on the first start (default 20000)")
+    parser.add_argument(
+        "--accounts",
+        type=positive_int,
+        default=int(os.environ.get("DEMO_ACCOUNTS", "20000")),
+        help="demo accounts to load on the first start (default 20000)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
@@ -76,21 +80,28 @@ def main() -> int:
 
     try:
         subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
-        has_data = subprocess.run(
-            [*manage, "shell", "-c", "from accounts.models import CreditLine; print(CreditLine.objects.exists())"],
-            env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip().endswith("True")
+        has_data = (
+            subprocess.run(
+                [*manage, "shell", "-c", "from accounts.models import CreditLine; print(CreditLine.objects.exists())"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .endswith("True")
+        )
         if not has_data:
             print(f"Loading {args.accounts} demo accounts (first start only)...")
-            subprocess.run([*manage, "seed_demo", "--accounts", str(args.accounts), "--seed", str(args.seed)],
-                           env=env, check=True)
+            subprocess.run(
+                [*manage, "seed_demo", "--accounts", str(args.accounts), "--seed", str(args.seed)], env=env, check=True
+            )
         subprocess.run([*manage, "create_demo_operators"], env=env, check=True)
 
         celery = [python, "-m", "celery", "-A", "riskops"]
         children.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], env=env))
         children.append(subprocess.Popen([*celery, "beat", "--loglevel", "INFO"], env=env))
-        children.append(subprocess.Popen(
-            [*manage, "runserver", "--noreload", f"{args.host}:{args.port}"], env=env))
+        children.append(subprocess.Popen([*manage, "runserver", "--noreload", f"{args.host}:{args.port}"], env=env))
         url = f"http://{args.host}:{args.port}/"
         for _ in range(100):
             try:

@@ -8,7 +8,6 @@ def _celery_eager():
     """Tasks run in-process in tests; `make run` uses a real worker."""
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
-    yield
 
 
 def pytest_configure(config):

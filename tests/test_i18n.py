@@ -16,4 +16,6 @@ def test_translations_keep_their_placeholders() -> None:
 
     po = polib.pofile(str(ROOT / "locale/zh_Hans/LC_MESSAGES/django.po"))
     for entry in po:
-        assert sorted(re.findall(r"%\(\w+\)s", entry.msgid)) == sorted(re.findall(r"%\(\w+\)s", entry.msgstr)), entry.msgid
+        assert sorted(re.findall(r"%\(\w+\)s", entry.msgid)) == sorted(re.findall(r"%\(\w+\)s", entry.msgstr)), (
+            entry.msgid
+        )

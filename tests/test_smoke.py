@@ -100,7 +100,11 @@ def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: 
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "scripts/run.py", "--port", str(port), "--accounts", "400"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         browser = Browser(f"http://127.0.0.1:{port}")

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.db import connection
 
 from accounts.engine import evaluate_lines
 from tests.factories import NOW, inquiry, make_line

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from riskops.roles import ADMIN, ROLES
 
-DEMO_PASSWORD_SUFFIX = "-demo"
+DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 
 
 class Command(BaseCommand):
