@@ -11,6 +11,7 @@ events -> rule queries (`_find_*`) -> findings -> minus suppressed -> diff with 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Find
         """
         SELECT line_id, count(*), count(DISTINCT institution), array_agg(id ORDER BY occurred_at, id)
         FROM accounts_creditinquiry
-        WHERE line_id = ANY(%(ids)s) AND occurred_at > %(now)s - make_interval(days => %(days)s)
+        WHERE line_id = ANY(%(ids)s) AND occurred_at >= %(now)s - make_interval(days => %(days)s)
           AND occurred_at <= %(now)s
         GROUP BY line_id
         HAVING count(*) >= %(n)s AND count(DISTINCT institution) >= %(k)s
@@ -96,7 +97,11 @@ def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Find
     )
     for line_id, n, k, event_ids in rows:
         yield Finding(
-            line_id, rule.code, rule.severity, rule.action, rule,
+            line_id,
+            rule.code,
+            rule.severity,
+            rule.action,
+            rule,
             {
                 "events": {"inquiry": event_ids},
                 "values": {"inquiries": n, "institutions": k},
@@ -124,11 +129,23 @@ def _find_overdue(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding
     for line_id, max_dpd, all_ids, high_ids, amount in rows:
         values = {"max_days_past_due": max_dpd, "overdue_amount": _dec(amount), "as_of": today.isoformat()}
         if max_dpd >= p["min_days_past_due"]:
-            yield Finding(line_id, rule.code, rule.severity, rule.action, rule,
-                          {"events": {"installment": high_ids}, "values": values, "thresholds": thresholds})
+            yield Finding(
+                line_id,
+                rule.code,
+                rule.severity,
+                rule.action,
+                rule,
+                {"events": {"installment": high_ids}, "values": values, "thresholds": thresholds},
+            )
         else:
-            yield Finding(line_id, rule.code, Severity.LOW, RuleAction.REMIND, rule,
-                          {"events": {"installment": all_ids}, "values": values, "thresholds": thresholds})
+            yield Finding(
+                line_id,
+                rule.code,
+                Severity.LOW,
+                RuleAction.REMIND,
+                rule,
+                {"events": {"installment": all_ids}, "values": values, "thresholds": thresholds},
+            )
 
 
 def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
@@ -148,8 +165,14 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
         HAVING sum(t.amount) >= d.amount * %(share)s
         ORDER BY d.line_id, d.id
         """,
-        {"ids": ids, "now": now, "window": p["window_days"], "cats": p["categories"],
-         "lookback": p["lookback_days"], "share": Decimal(p["min_share"])},
+        {
+            "ids": ids,
+            "now": now,
+            "window": p["window_days"],
+            "cats": p["categories"],
+            "lookback": p["lookback_days"],
+            "share": Decimal(p["min_share"]),
+        },
     )
     by_line: dict[int, list[tuple]] = defaultdict(list)
     for row in rows:
@@ -157,12 +180,21 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
     thresholds = {k: p[k] for k in ("min_share", "window_days", "categories", "lookback_days")}
     for line_id, items in by_line.items():
         drawdowns = [
-            {"drawdown_id": r[1], "amount": _dec(r[2]), "risky_transfers": _dec(r[3]),
-             "share": str((Decimal(r[3]) / Decimal(r[2])).quantize(Decimal("0.0001"))), "categories": sorted(r[5])}
+            {
+                "drawdown_id": r[1],
+                "amount": _dec(r[2]),
+                "risky_transfers": _dec(r[3]),
+                "share": str((Decimal(r[3]) / Decimal(r[2])).quantize(Decimal("0.0001"))),
+                "categories": sorted(r[5]),
+            }
             for r in items
         ]
         yield Finding(
-            line_id, rule.code, rule.severity, rule.action, rule,
+            line_id,
+            rule.code,
+            rule.severity,
+            rule.action,
+            rule,
             {
                 "events": {"drawdown": [r[1] for r in items], "transfer": sorted({t for r in items for t in r[4]})},
                 "values": {"drawdowns": drawdowns, "max_share": max(d["share"] for d in drawdowns)},
@@ -190,8 +222,13 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
           )
         ORDER BY r.line_id, r.occurred_at, r.id
         """,
-        {"ids": ids, "now": now, "grace": p["grace_days"], "lookback": p["lookback_days"],
-         "drop": Decimal(p["min_income_drop"])},
+        {
+            "ids": ids,
+            "now": now,
+            "grace": p["grace_days"],
+            "lookback": p["lookback_days"],
+            "drop": Decimal(p["min_income_drop"]),
+        },
     )
     by_line: dict[int, list[tuple]] = defaultdict(list)
     for row in rows:
@@ -201,13 +238,19 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
         _l, _rid, ext_employer, ext_income, employer, declared, days = items[-1]
         drop = (Decimal(declared) - Decimal(ext_income)) / Decimal(declared) if declared else Decimal(0)
         yield Finding(
-            line_id, rule.code, rule.severity, rule.action, rule,
+            line_id,
+            rule.code,
+            rule.severity,
+            rule.action,
+            rule,
             {
                 "events": {"income_record": [r[1] for r in items]},
                 "values": {
-                    "declared_income": _dec(declared), "external_income": _dec(ext_income),
+                    "declared_income": _dec(declared),
+                    "external_income": _dec(ext_income),
                     "income_drop": str(drop.quantize(Decimal("0.0001"))),
-                    "employer_changed": ext_employer != employer, "days_since_record": days,
+                    "employer_changed": ext_employer != employer,
+                    "days_since_record": days,
                 },
                 "thresholds": thresholds,
             },
@@ -223,7 +266,10 @@ FINDERS = {
 
 
 def evaluate_lines(
-    line_ids: Iterable[int], *, now: datetime | None = None, actor: Actor | None = None,
+    line_ids: Iterable[int],
+    *,
+    now: datetime | None = None,
+    actor: Actor | None = None,
     rules: dict[str, Rule] | None = None,
 ) -> EvaluationResult:
     """Evaluate the active rules for these lines and apply what changed, in one transaction.
@@ -263,6 +309,9 @@ def evaluate_lines(
             cur.execute("SELECT line_id, code, event_ids FROM accounts_suppression WHERE line_id = ANY(%s)", [ids])
             suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
             for line_id, code, keys in cur.fetchall():
+                # Django has psycopg load jsonb as text (JSONField decodes it); a raw cursor gets the text.
+                if isinstance(keys, str):
+                    keys = json.loads(keys)
                 suppressed_keys[(line_id, code)].update(keys if isinstance(keys, list) else [])
 
         new: list[Finding] = []
@@ -280,7 +329,9 @@ def evaluate_lines(
         )
         created = services.signals_fire(
             signals=[
-                services.NewSignal(f.line_id, f.rule.pk, f.code, f.severity, f.action, f.rule.ruleset.version, f.evidence)
+                services.NewSignal(
+                    f.line_id, f.rule.pk, f.code, f.severity, f.action, f.rule.ruleset.version, f.evidence
+                )
                 for f in new
             ],
             actor=actor,
@@ -315,43 +366,54 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
 
     result.frozen = len(
         services.lines_freeze(
-            line_ids=freeze, actor=actor, at=now,
+            line_ids=freeze,
+            actor=actor,
+            at=now,
             reasons={i: reason(s) for i, s in freeze.items()},
             codes={i: s.code for i, s in freeze.items()},
             signal_by_line={i: s.pk for i, s in freeze.items()},
         )
     )
     if cut:
-        ratio = Decimal(rules[RuleCode.PROFILE_STALE].params.get("cut_ratio", "0.5"))
         result.cut = len(
             services.lines_cut_available(
-                cuts={i: ratio for i in cut}, actor=actor, at=now,
+                cuts={i: Decimal(rules[s.code].params.get("cut_ratio", "0.5")) for i, s in cut.items()},
+                actor=actor,
+                at=now,
                 reasons={i: reason(s) for i, s in cut.items()},
                 codes={i: s.code for i, s in cut.items()},
                 signal_by_line={i: s.pk for i, s in cut.items()},
             )
         )
     outgoing = [
-        Outgoing(s.line_id, NotificationKind.PROFILE_UPDATE_REQUEST, f"profile_update:{s.pk}", {})
-        for s in cut.values()
+        Outgoing(s.line_id, NotificationKind.PROFILE_UPDATE_REQUEST, f"profile_update:{s.pk}", {}) for s in cut.values()
     ] + [
         Outgoing(
-            s.line_id, NotificationKind.OVERDUE_REMINDER, f"overdue_reminder:{s.pk}",
-            {"amount": s.evidence["values"]["overdue_amount"], "days": s.evidence["values"]["max_days_past_due"]},
+            s.line_id,
+            NotificationKind.OVERDUE_REMINDER,
+            f"overdue_reminder:{s.pk}",
+            {
+                "amount": f"{Decimal(s.evidence['values']['overdue_amount']):,.2f}",
+                "days": s.evidence["values"]["max_days_past_due"],
+            },
         )
         for s in remind
     ]
     notifications_queue(outgoing, at=now)
     result.reminded = len(remind)
     opened = services.cases_open_or_raise(
-        severity_by_line=severity_by_line, signal_ids_by_line=signals_by_line, actor=actor, at=now,
+        severity_by_line=severity_by_line,
+        signal_ids_by_line=signals_by_line,
+        actor=actor,
+        at=now,
         reason="risk signals fired",
     )
     result.cases_opened = len(opened["opened"])
 
 
-def evaluate_all(*, now: datetime | None = None, batch_size: int | None = None,
-                 actor: Actor | None = None) -> EvaluationResult:
+def evaluate_all(
+    *, now: datetime | None = None, batch_size: int | None = None, actor: Actor | None = None
+) -> EvaluationResult:
     """Evaluate every active or frozen line, batch by batch in id order (keyset, no OFFSET)."""
     batch_size = batch_size or settings.ENGINE_BATCH_SIZE
     now = now or timezone.now()
@@ -375,5 +437,3 @@ def line_id_batches(batch_size: int) -> Iterator[list[int]]:
             return
         yield ids
         last = ids[-1]
-
-

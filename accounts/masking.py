@@ -15,9 +15,11 @@ def mask_name(name: str) -> str:
 def mask_phone(phone: str) -> str:
     """13812345678 -> 138****5678."""
     digits = phone.strip()
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    if len(digits) >= 11:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    if len(digits) >= 8:
+        return "*" * (len(digits) - 4) + digits[-4:]
+    return "*" * len(digits)
 
 
 def mask_national_id(national_id: str) -> str:

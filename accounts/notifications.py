@@ -84,7 +84,8 @@ def notifications_send_pending(*, limit: int = 500) -> int:
     sent = 0
     with transaction.atomic():
         pending = list(
-            Notification.objects.select_for_update(skip_locked=True)
+            # Lock only the outbox rows: the joined line and borrower stay free for the engine.
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(sent_at__isnull=True, attempts__lt=10)
             .select_related("line__borrower")
             .order_by("created_at")[:limit]

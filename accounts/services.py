@@ -18,8 +18,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import (
-    Case,
-    CreditLine,
     LineChange,
     LineStatus,
     NotificationKind,
@@ -91,8 +89,16 @@ def _record_line_changes(
                 object_type="credit_line",
                 object_id=u.line_id,
                 account_id=u.line_id,
-                before={"status": u.status_before, "limit": _money(u.limit_before), "available": _money(u.available_before)},
-                after={"status": u.status_after, "limit": _money(u.limit_after), "available": _money(u.available_after)},
+                before={
+                    "status": u.status_before,
+                    "limit": _money(u.limit_before),
+                    "available": _money(u.available_before),
+                },
+                after={
+                    "status": u.status_after,
+                    "limit": _money(u.limit_after),
+                    "available": _money(u.available_after),
+                },
                 reason=reasons.get(u.line_id, ""),
             )
             for u in updates
@@ -134,7 +140,12 @@ def lines_freeze(
         )
         updates = [LineUpdate(r[0], r[1], r[2], r[3], LineStatus.FROZEN, r[2], r[3]) for r in cur.fetchall()]
         _record_line_changes(
-            updates, kind="freeze", action="line.freeze", actor=actor, at=at, reasons=reasons,
+            updates,
+            kind="freeze",
+            action="line.freeze",
+            actor=actor,
+            at=at,
+            reasons=reasons,
             signal_by_line=signal_by_line,
         )
         notifications_queue(
@@ -190,7 +201,12 @@ def lines_cut_available(
         )
         updates = [LineUpdate(r[0], r[1], r[2], r[3], r[1], r[2], r[4]) for r in cur.fetchall()]
         _record_line_changes(
-            updates, kind="cut_available", action="line.cut_available", actor=actor, at=at, reasons=reasons,
+            updates,
+            kind="cut_available",
+            action="line.cut_available",
+            actor=actor,
+            at=at,
+            reasons=reasons,
             signal_by_line=signal_by_line,
         )
         notifications_queue(
@@ -199,7 +215,10 @@ def lines_cut_available(
                     u.line_id,
                     NotificationKind.LIMIT_CUT,
                     f"cut:{u.line_id}:{at.isoformat()}",
-                    {"available": f"{u.available_after:,.2f}", "reason": REASON_ZH.get(codes.get(u.line_id, ""), "风险核查")},
+                    {
+                        "available": f"{u.available_after:,.2f}",
+                        "reason": REASON_ZH.get(codes.get(u.line_id, ""), "风险核查"),
+                    },
                 )
                 for u in updates
             ],
@@ -233,7 +252,8 @@ def signals_fire(*, signals: list[NewSignal], actor: Actor, at: datetime) -> lis
     """Record fired signals (one INSERT) with their audit events.
 
     A signal that is already active for the same (line, code, severity) is not duplicated: the
-    partial unique index turns a concurrent second insert into a no-op.
+    partial unique index makes a concurrent duplicate fail loudly; evaluate_lines prevents that
+    by locking the batch's lines first.
     """
     if not signals:
         return []
@@ -262,8 +282,12 @@ def signals_fire(*, signals: list[NewSignal], actor: Actor, at: datetime) -> lis
                     object_type="signal",
                     object_id=s.pk,
                     account_id=s.line_id,
-                    after={"code": s.code, "severity": s.severity, "ruleset_version": s.ruleset_version,
-                           "values": s.evidence.get("values")},
+                    after={
+                        "code": s.code,
+                        "severity": s.severity,
+                        "ruleset_version": s.ruleset_version,
+                        "values": s.evidence.get("values"),
+                    },
                 )
                 for s in created
             ),
@@ -360,8 +384,12 @@ def evidence_event_keys(evidence: dict) -> list[str]:
 
 
 def cases_open_or_raise(
-    *, severity_by_line: Mapping[int, int], signal_ids_by_line: Mapping[int, list[int]], actor: Actor,
-    at: datetime, reason: str,
+    *,
+    severity_by_line: Mapping[int, int],
+    signal_ids_by_line: Mapping[int, list[int]],
+    actor: Actor,
+    at: datetime,
+    reason: str,
 ) -> dict[str, list[int]]:
     """Open a case for each flagged line without an open one; raise the severity of open ones.
 
@@ -420,5 +448,3 @@ def cases_open_or_raise(
             ],
         )
     return {"opened": [r[0] for r in opened], "raised": [r[0] for r in raised]}
-
-

@@ -10,7 +10,14 @@ from riskops.audit import Actor
 
 @shared_task(name="accounts.tasks.notifications_send_pending", acks_late=True)
 def notifications_send_pending() -> int:
-    return notifications.notifications_send_pending()
+    """Drain the outbox in chunks; what fails stays for the periodic sweep."""
+    total = 0
+    for _ in range(100):
+        sent = notifications.notifications_send_pending(limit=500)
+        total += sent
+        if sent < 500:
+            break
+    return total
 
 
 @shared_task(name="accounts.tasks.engine_evaluate_lines", acks_late=True)

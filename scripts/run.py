@@ -51,6 +51,10 @@ def main() -> int:
     python = sys.executable
     manage = [python, str(ROOT / "manage.py")]
     env = dict(os.environ)
+    # Borrower SMS go to a file in the demo rather than flooding the console.
+    env.setdefault("NOTIFICATION_SENDER", "accounts.notifications.FileSender")
+    var_dir = Path(os.environ.get("RISKOPS_VAR_DIR", str(ROOT / "var")))
+    env.setdefault("NOTIFICATION_FILE_PATH", str(var_dir / "notifications.log"))
     if embedded:
         from riskops.embedded_db import ensure_running
 
@@ -109,7 +113,8 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.2)
-        print(f"\nRiskOps console: {url}  (log in with a demo operator above; Ctrl-C stops everything)\n")
+        print(f"\nRiskOps console: {url}  (log in with a demo operator above; Ctrl-C stops everything)")
+        print(f"Borrower notifications are written to {env['NOTIFICATION_FILE_PATH']}\n")
         signal.signal(signal.SIGTERM, _interrupt)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

@@ -77,9 +77,7 @@ def drawdown(line: CreditLine, at: datetime, amount: str, term: int = 12) -> Dra
     )
 
 
-def installment(
-    line: CreditLine, due: date, amount: str = "1000.00", paid_at: datetime | None = None
-) -> Installment:
+def installment(line: CreditLine, due: date, amount: str = "1000.00", paid_at: datetime | None = None) -> Installment:
     return Installment.objects.create(
         line=line,
         upstream_id=uid("ins"),
@@ -135,3 +133,7 @@ def make_operator(username: str | None = None):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_user(username=username or uid("operator"), password=uid("pw"))
+
+
+# The platform's calendar day at NOW (TIME_ZONE, Asia/Shanghai by default): days past due count from it.
+TODAY = timezone.localdate(NOW)
