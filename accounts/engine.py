@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
 from accounts import services
@@ -88,7 +88,7 @@ def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Find
         """
         SELECT line_id, count(*), count(DISTINCT institution), array_agg(id ORDER BY occurred_at, id)
         FROM accounts_creditinquiry
-        WHERE line_id = ANY(%(ids)s) AND occurred_at >= %(now)s - make_interval(days => %(days)s)
+        WHERE line_id = ANY(%(ids)s::bigint[]) AND occurred_at >= %(now)s - make_interval(days => %(days)s)
           AND occurred_at <= %(now)s
         GROUP BY line_id
         HAVING count(*) >= %(n)s AND count(DISTINCT institution) >= %(k)s
@@ -120,7 +120,7 @@ def _find_overdue(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding
                array_agg(id ORDER BY due_date, id) FILTER (WHERE %(today)s::date - due_date >= %(high)s),
                sum(amount - paid_amount)
         FROM accounts_installment
-        WHERE line_id = ANY(%(ids)s) AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
+        WHERE line_id = ANY(%(ids)s::bigint[]) AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
         GROUP BY line_id
         """,
         {"ids": ids, "today": today, "high": p["min_days_past_due"], "low": p["reminder_min_days_past_due"]},
@@ -159,7 +159,7 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
           ON t.line_id = d.line_id AND t.occurred_at >= d.occurred_at
          AND t.occurred_at <= d.occurred_at + make_interval(days => %(window)s)
          AND t.occurred_at <= %(now)s AND t.counterparty_category = ANY(%(cats)s)
-        WHERE d.line_id = ANY(%(ids)s) AND d.occurred_at <= %(now)s
+        WHERE d.line_id = ANY(%(ids)s::bigint[]) AND d.occurred_at <= %(now)s
           AND d.occurred_at > %(now)s - make_interval(days => %(lookback)s)
         GROUP BY d.line_id, d.id, d.amount
         HAVING sum(t.amount) >= d.amount * %(share)s
@@ -212,13 +212,13 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
         FROM accounts_externalincomerecord r
         JOIN accounts_creditline l ON l.id = r.line_id
         JOIN accounts_borrower b ON b.id = l.borrower_id
-        WHERE r.line_id = ANY(%(ids)s)
+        WHERE r.line_id = ANY(%(ids)s::bigint[]) AND l.id = ANY(%(ids)s::bigint[])
           AND r.occurred_at <= %(now)s - make_interval(days => %(grace)s)
           AND r.occurred_at > %(now)s - make_interval(days => %(lookback)s)
           AND (r.employer <> b.employer OR r.monthly_income <= b.declared_monthly_income * (1 - %(drop)s))
           AND NOT EXISTS (
               SELECT 1 FROM accounts_profileupdate u
-              WHERE u.line_id = r.line_id AND u.occurred_at >= r.occurred_at AND u.occurred_at <= %(now)s
+              WHERE u.line_id = r.line_id AND u.line_id = ANY(%(ids)s::bigint[]) AND u.occurred_at >= r.occurred_at AND u.occurred_at <= %(now)s
           )
         ORDER BY r.line_id, r.occurred_at, r.id
         """,
@@ -286,7 +286,7 @@ def evaluate_lines(
         with connection.cursor() as cur:
             # Lock the batch's lines first: concurrent evaluations of the same account serialise here.
             cur.execute(
-                "SELECT id FROM accounts_creditline WHERE id = ANY(%s) AND status <> 'closed' ORDER BY id FOR UPDATE",
+                "SELECT id FROM accounts_creditline WHERE id = ANY(%s::bigint[]) AND status <> 'closed' ORDER BY id FOR UPDATE",
                 [requested],
             )
             ids = [r[0] for r in cur.fetchall()]
@@ -302,11 +302,13 @@ def evaluate_lines(
 
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT id, line_id, code, severity FROM accounts_signal WHERE line_id = ANY(%s) AND status = 'active'",
+                "SELECT id, line_id, code, severity FROM accounts_signal WHERE line_id = ANY(%s::bigint[]) AND status = 'active'",
                 [ids],
             )
             active = {(r[1], r[2], r[3]): r[0] for r in cur.fetchall()}
-            cur.execute("SELECT line_id, code, event_ids FROM accounts_suppression WHERE line_id = ANY(%s)", [ids])
+            cur.execute(
+                "SELECT line_id, code, event_ids FROM accounts_suppression WHERE line_id = ANY(%s::bigint[])", [ids]
+            )
             suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
             for line_id, code, keys in cur.fetchall():
                 # Django has psycopg load jsonb as text (JSONField decodes it); a raw cursor gets the text.
@@ -421,6 +423,7 @@ def evaluate_all(
     rules = active_rules()
     for ids in line_id_batches(batch_size):
         total.add(evaluate_lines(ids, now=now, actor=actor, rules=rules))
+        reset_queries()  # with DEBUG on, Django would keep every batch's SQL in memory
     return total
 
 

@@ -8,7 +8,6 @@ from django.utils.translation import gettext_lazy as _
 from accounts.masking import mask_name, mask_national_id, mask_phone
 
 
-
 class Borrower(models.Model):
     """The person behind a credit line. Personal fields are stored whole and shown masked."""
 

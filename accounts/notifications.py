@@ -65,7 +65,9 @@ def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
         for i in items
     ]
     Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
-    transaction.on_commit(_schedule_send)
+    conn = transaction.get_connection()
+    if not any(callback[1] is _schedule_send for callback in conn.run_on_commit):
+        transaction.on_commit(_schedule_send)
     return len(rows)
 
 

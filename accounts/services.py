@@ -130,7 +130,7 @@ def lines_freeze(
             """
             WITH old AS (
                 SELECT id, status, "limit", available FROM accounts_creditline
-                WHERE id = ANY(%s) AND status = 'active' ORDER BY id FOR UPDATE
+                WHERE id = ANY(%s::bigint[]) AND status = 'active' ORDER BY id FOR UPDATE
             )
             UPDATE accounts_creditline l SET status = 'frozen', frozen_since = %s, updated_at = %s
             FROM old WHERE l.id = old.id
@@ -307,7 +307,7 @@ def signals_clear(*, signal_ids: Iterable[int], actor: Actor, at: datetime, reas
         cur.execute(
             """
             UPDATE accounts_signal SET status = 'cleared', cleared_at = %s
-            WHERE id = ANY(%s) AND status = 'active'
+            WHERE id = ANY(%s::bigint[]) AND status = 'active'
             RETURNING id, line_id, code, severity
             """,
             [at, ids],
@@ -430,8 +430,9 @@ def cases_open_or_raise(
         if signal_ids:
             cur.execute(
                 """
-                UPDATE accounts_signal s SET case_id = c.id FROM accounts_case c
-                WHERE s.id = ANY(%s) AND c.line_id = s.line_id AND c.status = 'open' AND s.case_id IS NULL
+                UPDATE accounts_signal s
+                SET case_id = (SELECT c.id FROM accounts_case c WHERE c.line_id = s.line_id AND c.status = 'open')
+                WHERE s.id = ANY(%s::bigint[]) AND s.case_id IS NULL
                 """,
                 [signal_ids],
             )
