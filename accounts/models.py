@@ -174,7 +174,16 @@ class Transfer(Event):
     class Meta:
         verbose_name = _("transfer")
         verbose_name_plural = _("transfers")
-        indexes = [models.Index(fields=["line", "occurred_at"], name="transfer_line_at")]
+        indexes = [
+            models.Index(fields=["line", "occurred_at"], name="transfer_line_at"),
+            # ABNORMAL_USE reads only the risky categories (about 4% of transfers). The default ruleset's
+            # categories; a ruleset with others still works, through transfer_line_at.
+            models.Index(
+                fields=["line", "occurred_at"],
+                name="transfer_risky_line_at",
+                condition=Q(counterparty_category__in=["securities", "futures", "crypto", "gambling"]),
+            ),
+        ]
 
 
 class ExternalIncomeRecord(Event):

@@ -260,9 +260,17 @@ def main() -> None:
             f"({first.evaluated / first_seconds:,.0f}/s); fired {first.fired:,}, frozen {first.frozen:,}, "
             f"cut {first.cut:,}, cases opened {first.cases_opened:,}"
         )
-        started = time.monotonic()
-        steady = evaluate_all(now=now, batch_size=args.batch_size)
-        steady_seconds = time.monotonic() - started
+        # What autovacuum does after such a write burst in production (it is off on this host): statistics for
+        # the new signals and cases, hint bits and the visibility map for the rows just written.
+        with connection.cursor() as cur:
+            for table in ("accounts_signal", "accounts_case", "accounts_creditline", "accounts_notification"):
+                cur.execute(f"VACUUM ANALYZE {table}")
+        steady_runs = []
+        for _ in range(2):
+            started = time.monotonic()
+            steady = evaluate_all(now=now, batch_size=args.batch_size)
+            steady_runs.append(time.monotonic() - started)
+        steady_seconds = min(steady_runs)
         print(
             f"re-evaluation: {steady.evaluated:,} accounts in {steady_seconds:.2f} s "
             f"({steady.evaluated / steady_seconds:,.0f}/s); fired {steady.fired}, cleared {steady.cleared}"
