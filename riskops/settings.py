@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("RISKOPS_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # beat's schedule, the filesystem broker, notification files
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -205,6 +206,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.notifications_send_pending",
         "schedule": 60.0,
     },
+    "cases-release-idle-claims": {
+        "task": "accounts.tasks.cases_release_idle_claims",
+        "schedule": 300.0,
+    },
     "reevaluate-all-nightly": {
         "task": "accounts.tasks.engine_evaluate_all",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(hour=2, minute=0),
@@ -218,6 +223,14 @@ NOTIFICATION_FILE_PATH = os.environ.get("NOTIFICATION_FILE_PATH", str(VAR_DIR / 
 
 # --- Risk engine
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 2000, minimum=1)
+
+# --- Case review
+CASE_SLA_HOURS = env_int("CASE_SLA_HOURS", 48, minimum=1)
+CASE_DUE_SOON_HOURS = env_int("CASE_DUE_SOON_HOURS", 8, minimum=1)
+CASE_CLAIM_IDLE_MINUTES = env_int("CASE_CLAIM_IDLE_MINUTES", 30, minimum=1)
+# Restoring a limit of this much or more (CNY) needs a second reviewer.
+FOUR_EYES_LIMIT = env_int("FOUR_EYES_LIMIT", 50000, minimum=0)
+QUEUE_PAGE_SIZE = env_int("QUEUE_PAGE_SIZE", 50, minimum=5)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

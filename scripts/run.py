@@ -65,6 +65,8 @@ def main() -> int:
     children: list[subprocess.Popen] = []
 
     def stop_all(*_args: object) -> None:
+        # A second Ctrl-C while shutting down must not leave PostgreSQL running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
