@@ -29,6 +29,9 @@ TEMPLATES = {
     NotificationKind.LIMIT_CUT: "【借呗】您的可用额度已调整为 ¥{available}，原因：{reason}。更新个人信息后可申请恢复。",
     NotificationKind.PROFILE_UPDATE_REQUEST: "【借呗】您的工作或收入信息可能已变化，请在 App 内更新个人资料，以免影响额度。",
     NotificationKind.OVERDUE_REMINDER: "【借呗】您有一笔 ¥{amount} 的还款已逾期 {days} 天，请尽快还款，按时还款有助于维护您的信用记录。",
+    NotificationKind.UNFREEZE: "【借呗】经人工复核，您的额度已恢复使用，当前额度 ¥{limit}。感谢您的配合，请合理用款、按时还款。",
+    NotificationKind.LIMIT_CHANGE: "【借呗】经人工复核，您的额度已调整为 ¥{limit}。如有疑问，可在 App 内联系客服或提交申诉。",
+    NotificationKind.CREDIT_EDUCATION: "【借呗】温馨提示：同时向多家机构借款、逾期还款或将借款用于投资、博彩，都会影响您的信用。理性借贷，按时还款。",
 }
 
 REASON_ZH = {

@@ -11,16 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import (
+    Case,
+    CaseStatus,
+    CreditLine,
+    Decision,
+    DecisionKind,
+    DecisionStatus,
     LineChange,
     LineStatus,
+    Note,
     NotificationKind,
+    ReasonCode,
     Signal,
     SignalStatus,
     Suppression,
@@ -403,13 +412,15 @@ def cases_open_or_raise(
     with transaction.atomic(savepoint=False), connection.cursor() as cur:
         cur.execute(
             """
-            INSERT INTO accounts_case (line_id, status, severity_rank, opened_at, updated_at, outcome)
-            SELECT v.line_id, 'open', v.rank, %s, %s, ''
+            INSERT INTO accounts_case
+                (line_id, status, severity_rank, exposure, opened_at, updated_at, sla_due_at, outcome, version)
+            SELECT v.line_id, 'open', v.rank, l.outstanding, %s, %s, %s, '', 1
             FROM unnest(%s::bigint[], %s::int[]) AS v(line_id, rank)
-            ON CONFLICT (line_id) WHERE status = 'open' DO NOTHING
+            JOIN accounts_creditline l ON l.id = v.line_id
+            ON CONFLICT (line_id) WHERE status <> 'resolved' DO NOTHING
             RETURNING id, line_id, severity_rank
             """,
-            [at, at, line_ids, ranks],
+            [at, at, at + timedelta(hours=settings.CASE_SLA_HOURS), line_ids, ranks],
         )
         opened = cur.fetchall()
         cur.execute(
@@ -417,9 +428,9 @@ def cases_open_or_raise(
             WITH v AS (SELECT * FROM unnest(%s::bigint[], %s::int[]) AS v(line_id, rank)),
             old AS (
                 SELECT c.id, c.severity_rank, v.rank FROM accounts_case c JOIN v ON v.line_id = c.line_id
-                WHERE c.status = 'open' AND c.severity_rank < v.rank ORDER BY c.id FOR UPDATE OF c
+                WHERE c.status <> 'resolved' AND c.severity_rank < v.rank ORDER BY c.id FOR UPDATE OF c
             )
-            UPDATE accounts_case c SET severity_rank = old.rank, updated_at = %s
+            UPDATE accounts_case c SET severity_rank = old.rank, updated_at = %s, version = c.version + 1
             FROM old WHERE c.id = old.id
             RETURNING c.id, c.line_id, old.severity_rank, c.severity_rank
             """,
@@ -431,7 +442,9 @@ def cases_open_or_raise(
             cur.execute(
                 """
                 UPDATE accounts_signal s
-                SET case_id = (SELECT c.id FROM accounts_case c WHERE c.line_id = s.line_id AND c.status = 'open')
+                SET case_id = (
+                    SELECT c.id FROM accounts_case c WHERE c.line_id = s.line_id AND c.status <> 'resolved'
+                )
                 WHERE s.id = ANY(%s::bigint[]) AND s.case_id IS NULL
                 """,
                 [signal_ids],
@@ -449,3 +462,521 @@ def cases_open_or_raise(
             ],
         )
     return {"opened": [r[0] for r in opened], "raised": [r[0] for r in raised]}
+
+
+# --- Case review: claims, decisions, four-eyes approvals, notes, reveals
+
+
+class ConflictError(DomainError):
+    """Someone else changed the case first; the caller shows the fresh state."""
+
+
+class NotAllowed(DomainError):
+    """The operator's role does not allow this action."""
+
+
+def _require(actor: Actor, perm: str, message: str) -> None:
+    user = actor.user
+    if user is None or not user.is_active or not user.has_perm(perm):  # type: ignore[union-attr]
+        raise NotAllowed(message)
+
+
+def _lock_case(case_id: int) -> Case:
+    """Lock the case and its line (in that order everywhere, so two decisions never deadlock)."""
+    try:
+        return Case.objects.select_for_update(of=("self", "line")).select_related("line").get(pk=case_id)
+    except Case.DoesNotExist:
+        raise DomainError(f"case {case_id} does not exist") from None
+
+
+def _check_version(case: Case, expected_version: int | None) -> None:
+    if expected_version is not None and case.version != expected_version:
+        raise ConflictError(
+            "This case changed while you were looking at it (someone else acted, or the engine re-evaluated it). "
+            "Review the current state below and decide again."
+        )
+
+
+def _save_case(case: Case, actor: Actor, at: datetime, fields: list[str]) -> None:
+    case.version += 1
+    case.updated_at = at
+    if case.assignee_id is not None and case.assignee_id == actor.user_id:
+        case.last_activity_at = at
+        fields.append("last_activity_at")
+    case.save(update_fields=[*fields, "version", "updated_at"])
+
+
+def _case_change(action: str, case: Case, before: dict, after: dict, reason: str = "") -> Change:
+    return Change(action, "case", case.pk, case.line_id, before, after, reason)
+
+
+def case_claim_next(*, actor: Actor) -> Case | None:
+    """Claim the highest-priority unassigned case (or one whose claim went idle) for this operator.
+
+    `FOR UPDATE SKIP LOCKED`: two operators pressing "next" at once never get the same case.
+    """
+    _require(actor, "accounts.decide_case", "Your role cannot claim cases")
+    at = timezone.now()
+    idle_since = at - timedelta(minutes=settings.CASE_CLAIM_IDLE_MINUTES)
+    statuses = ["open", "escalated"] if actor.user.has_perm("accounts.approve_decision") else ["open"]  # type: ignore[union-attr]
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH next AS (
+                SELECT id, assignee_id FROM accounts_case
+                WHERE status = ANY(%s) AND (assignee_id IS NULL OR last_activity_at < %s)
+                ORDER BY queue_key, id LIMIT 1 FOR UPDATE SKIP LOCKED
+            )
+            UPDATE accounts_case c
+            SET assignee_id = %s, claimed_at = %s, last_activity_at = %s, updated_at = %s, version = c.version + 1
+            FROM next WHERE c.id = next.id
+            RETURNING c.id, c.line_id, next.assignee_id
+            """,
+            [statuses, idle_since, actor.user_id, at, at, at],
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=[
+                Change("case.claim", "case", row[0], row[1], {"assignee_id": row[2]}, {"assignee_id": actor.user_id})
+            ],
+        )
+    return Case.objects.select_related("line").get(pk=row[0])
+
+
+def case_claim(*, case_id: int, actor: Actor, expected_version: int | None = None) -> Case:
+    """Claim one case: it must be unassigned, idle, or already mine."""
+    _require(actor, "accounts.decide_case", "Your role cannot claim cases")
+    at = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        if case.is_resolved:
+            raise DomainError("This case is resolved")
+        if case.assignee_id == actor.user_id:
+            return case
+        idle_since = at - timedelta(minutes=settings.CASE_CLAIM_IDLE_MINUTES)
+        if case.assignee_id is not None and (case.last_activity_at or at) >= idle_since:
+            raise ConflictError(f"This case is already claimed by {case.assignee}")  # type: ignore[union-attr]
+        _check_version(case, expected_version)
+        before = {"assignee_id": case.assignee_id}
+        case.assignee_id, case.claimed_at, case.last_activity_at = actor.user_id, at, at
+        _save_case(case, actor, at, ["assignee", "claimed_at"])
+        audit_write(
+            actor=actor, at=at, changes=[_case_change("case.claim", case, before, {"assignee_id": actor.user_id})]
+        )
+    return case
+
+
+def cases_assign(*, case_ids: Iterable[int], assignee_id: int | None, actor: Actor, reason: str = "") -> list[int]:
+    """Assign (or, with assignee_id None, release) unresolved cases; one audit event per case changed.
+
+    Releasing your own cases needs no special role; anything else needs `assign_case`.
+    """
+    ids = sorted(set(case_ids))
+    if not ids:
+        return []
+    at = timezone.now()
+    own_only = assignee_id is None and not actor.user.has_perm("accounts.assign_case")  # type: ignore[union-attr]
+    if not own_only:
+        _require(actor, "accounts.assign_case", "Your role cannot assign cases to others")
+    if assignee_id is not None:
+        from django.contrib.auth import get_user_model
+
+        if not get_user_model().objects.filter(pk=assignee_id, is_active=True).exists():
+            raise DomainError(f"operator {assignee_id} does not exist or is inactive")
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH old AS (
+                SELECT id, line_id, assignee_id FROM accounts_case
+                WHERE id = ANY(%s::bigint[]) AND status <> 'resolved' AND assignee_id IS DISTINCT FROM %s
+                  AND (%s = false OR assignee_id = %s)
+                ORDER BY id FOR UPDATE
+            )
+            UPDATE accounts_case c
+            SET assignee_id = %s, claimed_at = CASE WHEN %s::bigint IS NULL THEN NULL ELSE %s::timestamptz END,
+                last_activity_at = %s, updated_at = %s, version = c.version + 1
+            FROM old WHERE c.id = old.id
+            RETURNING c.id, c.line_id, old.assignee_id
+            """,
+            [ids, assignee_id, own_only, actor.user_id, assignee_id, assignee_id, at, at, at],
+        )
+        rows = cur.fetchall()
+        action = "case.assign" if assignee_id is not None else "case.release"
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=[
+                Change(action, "case", r[0], r[1], {"assignee_id": r[2]}, {"assignee_id": assignee_id}, reason)
+                for r in rows
+            ],
+        )
+    return [r[0] for r in rows]
+
+
+def cases_release_idle_claims() -> list[int]:
+    """Release claims idle for longer than CASE_CLAIM_IDLE_MINUTES (a periodic task)."""
+    at = timezone.now()
+    idle_since = at - timedelta(minutes=settings.CASE_CLAIM_IDLE_MINUTES)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH old AS (
+                SELECT id, line_id, assignee_id FROM accounts_case
+                WHERE status <> 'resolved' AND assignee_id IS NOT NULL AND last_activity_at < %s
+                ORDER BY id FOR UPDATE SKIP LOCKED
+            )
+            UPDATE accounts_case c SET assignee_id = NULL, claimed_at = NULL, updated_at = %s, version = c.version + 1
+            FROM old WHERE c.id = old.id
+            RETURNING c.id, c.line_id, old.assignee_id
+            """,
+            [idle_since, at],
+        )
+        rows = cur.fetchall()
+        audit_write(
+            actor=Actor.system("claim expiry"),
+            at=at,
+            changes=[
+                Change("case.release", "case", r[0], r[1], {"assignee_id": r[2]}, {"assignee_id": None}, "claim idle")
+                for r in rows
+            ],
+        )
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    decision: Decision
+    applied: bool
+    replayed: bool = False
+
+
+def needs_second_reviewer(line: CreditLine, new_limit: Decimal) -> list[str]:
+    """Why an unfreeze needs four eyes (empty when one operator may apply it)."""
+    reasons = []
+    if Signal.objects.filter(line=line, status=SignalStatus.ACTIVE, severity="high").exists():
+        reasons.append("the account has an active high-severity signal")
+    if new_limit >= Decimal(settings.FOUR_EYES_LIMIT):
+        reasons.append(f"the restored limit is ¥{settings.FOUR_EYES_LIMIT:,} or more")
+    return reasons
+
+
+def case_decide(
+    *,
+    case_id: int,
+    actor: Actor,
+    kind: str,
+    reason_code: str,
+    note: str = "",
+    new_limit: Decimal | None = None,
+    expected_version: int | None,
+    idempotency_key: str,
+) -> DecisionOutcome:
+    """Record an operator's decision on a case and apply it, or propose it when it needs four eyes."""
+    _require(actor, "accounts.decide_case", "Your role cannot decide cases")
+    if kind not in DecisionKind.values:
+        raise DomainError(f"unknown decision {kind!r}")
+    if reason_code not in ReasonCode.values:
+        raise DomainError(f"unknown reason code {reason_code!r}")
+    if not idempotency_key or len(idempotency_key) > 64:
+        raise DomainError("the form token is missing; reload the page")
+    at = timezone.now()
+    with transaction.atomic():
+        replay = Decision.objects.filter(idempotency_key=idempotency_key).first()
+        if replay is not None:
+            return DecisionOutcome(replay, applied=replay.status != DecisionStatus.PROPOSED, replayed=True)
+        case = _lock_case(case_id)
+        if case.is_resolved:
+            raise ConflictError("This case is already resolved")
+        _check_version(case, expected_version)
+        line = case.line
+        if case.status == CaseStatus.AWAITING_APPROVAL and kind not in (DecisionKind.REMIND, DecisionKind.EDUCATE):
+            raise DomainError("A proposal on this case is waiting for a second reviewer; approve or reject it first")
+        decision = Decision(
+            case=case,
+            line=line,
+            kind=kind,
+            reason_code=reason_code,
+            note=note.strip(),
+            new_limit=new_limit,
+            proposed_by_id=actor.user_id,
+            proposed_at=at,
+            idempotency_key=idempotency_key,
+            status=DecisionStatus.APPLIED,
+        )
+        reason = f"{reason_code}: {note.strip()}" if note.strip() else reason_code
+        case_before = {"status": case.status, "assignee_id": case.assignee_id}
+        fields = ["status"]
+        if kind == DecisionKind.KEEP_FROZEN:
+            if line.status != LineStatus.FROZEN:
+                raise DomainError("The line is not frozen; nothing to keep frozen")
+            _resolve(case, "kept_frozen", at, fields)
+        elif kind == DecisionKind.UNFREEZE:
+            if line.status != LineStatus.FROZEN:
+                raise DomainError("The line is not frozen")
+            limit = line.limit if new_limit is None else new_limit
+            if limit <= 0 or limit > line.limit:
+                raise DomainError(f"The new limit must be above ¥0.00 and at most the current limit ¥{line.limit:,.2f}")
+            decision.new_limit = limit
+            if needs_second_reviewer(line, limit):
+                decision.status = DecisionStatus.PROPOSED
+                case.status = CaseStatus.AWAITING_APPROVAL
+            else:
+                _apply_unfreeze(line, limit, actor, reason, at)
+                _resolve(case, "unfrozen", at, fields)
+        elif kind == DecisionKind.CUT_LIMIT:
+            if new_limit is None or new_limit < 0 or new_limit >= line.limit:
+                raise DomainError(f"A cut needs a new limit from ¥0.00 up to below the current ¥{line.limit:,.2f}")
+            _apply_limit(line, new_limit, actor, reason, at)
+            _resolve(case, "limit_cut", at, fields)
+        elif kind in (DecisionKind.REMIND, DecisionKind.EDUCATE):
+            notification = (
+                NotificationKind.OVERDUE_REMINDER if kind == DecisionKind.REMIND else NotificationKind.CREDIT_EDUCATION
+            )
+            notifications_queue(
+                [Outgoing(line.pk, notification, f"decision:{idempotency_key}", _notice_params(line, notification))],
+                at=at,
+            )
+        elif kind == DecisionKind.ESCALATE:
+            case.status = CaseStatus.ESCALATED
+            case.assignee_id = None
+            case.claimed_at = None
+            fields += ["assignee", "claimed_at"]
+        decision.save()
+        _save_case(case, actor, at, fields)
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=[
+                Change(
+                    "decision.propose" if decision.status == DecisionStatus.PROPOSED else "decision.apply",
+                    "decision",
+                    decision.pk,
+                    line.pk,
+                    None,
+                    {
+                        "kind": kind,
+                        "new_limit": None if decision.new_limit is None else _money(decision.new_limit),
+                        "status": decision.status,
+                        "case_id": case.pk,
+                    },
+                    reason,
+                ),
+                _case_change(
+                    "case.update", case, case_before, {"status": case.status, "assignee_id": case.assignee_id}
+                ),
+            ],
+        )
+    return DecisionOutcome(decision, applied=decision.status == DecisionStatus.APPLIED)
+
+
+def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str = "") -> Decision:
+    """A second reviewer approves (and so applies) or rejects a proposed decision.
+
+    Nobody reviews their own proposal, whatever the entry point.
+    """
+    _require(actor, "accounts.approve_decision", "Only a senior reviewer can approve or reject a proposal")
+    at = timezone.now()
+    with transaction.atomic():
+        head = Decision.objects.filter(pk=decision_id).values_list("case_id", flat=True).first()
+        if head is None:
+            raise DomainError(f"decision {decision_id} does not exist")
+        case = _lock_case(head)
+        decision = Decision.objects.select_for_update().get(pk=decision_id)
+        if decision.status != DecisionStatus.PROPOSED:
+            raise ConflictError(f"This proposal was already {decision.get_status_display()}")
+        if decision.proposed_by_id == actor.user_id:
+            raise NotAllowed("You cannot approve or reject your own proposal; another senior reviewer must")
+        line = case.line
+        reason = f"approved proposal #{decision.pk} ({decision.reason_code})" + (
+            f": {note.strip()}" if note.strip() else ""
+        )
+        case_before = {"status": case.status}
+        fields = ["status"]
+        if approve:
+            if line.status != LineStatus.FROZEN:
+                raise DomainError("The line is no longer frozen; reject this proposal")
+            assert decision.new_limit is not None
+            _apply_unfreeze(line, decision.new_limit, actor, reason, at)
+            decision.status = DecisionStatus.APPROVED
+            _resolve(case, "unfrozen", at, fields)
+        else:
+            decision.status = DecisionStatus.REJECTED
+            case.status = CaseStatus.OPEN
+        decision.reviewed_by_id = actor.user_id
+        decision.reviewed_at = at
+        decision.review_note = note.strip()
+        decision.save(update_fields=["status", "reviewed_by", "reviewed_at", "review_note"])
+        _save_case(case, actor, at, fields)
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=[
+                Change(
+                    "decision.approve" if approve else "decision.reject",
+                    "decision",
+                    decision.pk,
+                    line.pk,
+                    {"status": "proposed", "proposed_by_id": decision.proposed_by_id},
+                    {"status": decision.status},
+                    note.strip(),
+                ),
+                _case_change("case.update", case, case_before, {"status": case.status}),
+            ],
+        )
+    return decision
+
+
+def _resolve(case: Case, outcome: str, at: datetime, fields: list[str]) -> None:
+    case.status = CaseStatus.RESOLVED
+    case.outcome = outcome
+    case.resolved_at = at
+    fields += ["outcome", "resolved_at"]
+
+
+def _notice_params(line: CreditLine, kind: str) -> dict[str, object]:
+    if kind == NotificationKind.OVERDUE_REMINDER:
+        overdue = line.signals.filter(code="OVERDUE", status=SignalStatus.ACTIVE).first()
+        values = overdue.evidence.get("values", {}) if overdue else {}
+        return {"amount": values.get("overdue_amount", "0.00"), "days": values.get("max_days_past_due", 0)}
+    return {}
+
+
+def _apply_unfreeze(line: CreditLine, new_limit: Decimal, actor: Actor, reason: str, at: datetime) -> None:
+    """Unfreeze a locked line at `new_limit`; its active freezing signals are overturned (and suppressed)."""
+    active = list(Signal.objects.select_for_update().filter(line=line, status=SignalStatus.ACTIVE, action="freeze"))
+    for signal in active:
+        signal.status = SignalStatus.OVERTURNED
+        signal.cleared_at = at
+    Signal.objects.bulk_update(active, ["status", "cleared_at"])
+    Suppression.objects.bulk_create(
+        [
+            Suppression(
+                line=line,
+                code=s.code,
+                event_ids=evidence_event_keys(s.evidence),
+                signal=s,
+                created_at=at,
+                created_by_id=actor.user_id,
+                reason=reason,
+            )
+            for s in active
+        ]
+    )
+    before = LineUpdate(line.pk, line.status, line.limit, line.available, "", line.limit, line.available)
+    available = (
+        line.available
+        if new_limit >= line.limit
+        else max(Decimal(0), min(line.available, new_limit - line.outstanding))
+    )
+    line.status, line.frozen_since, line.limit, line.available, line.updated_at = (
+        LineStatus.ACTIVE,
+        None,
+        new_limit,
+        available,
+        at,
+    )
+    line.save(update_fields=["status", "frozen_since", "limit", "available", "updated_at"])
+    update = LineUpdate(
+        line.pk,
+        before.status_before,
+        before.limit_before,
+        before.available_before,
+        line.status,
+        line.limit,
+        line.available,
+    )
+    _record_line_changes(
+        [update], kind="unfreeze", action="line.unfreeze", actor=actor, at=at, reasons={line.pk: reason}
+    )
+    audit_write(
+        actor=actor,
+        at=at,
+        changes=[
+            Change("signal.overturn", "signal", s.pk, line.pk, {"status": "active"}, {"status": "overturned"}, reason)
+            for s in active
+        ],
+    )
+    notifications_queue(
+        [
+            Outgoing(
+                line.pk,
+                NotificationKind.UNFREEZE,
+                f"unfreeze:{line.pk}:{at.isoformat()}",
+                {"limit": f"{new_limit:,.2f}"},
+            )
+        ],
+        at=at,
+    )
+
+
+def _apply_limit(line: CreditLine, new_limit: Decimal, actor: Actor, reason: str, at: datetime) -> None:
+    before = (line.status, line.limit, line.available)
+    line.limit = new_limit
+    line.available = min(line.available, new_limit)
+    line.updated_at = at
+    line.save(update_fields=["limit", "available", "updated_at"])
+    update = LineUpdate(line.pk, before[0], before[1], before[2], line.status, line.limit, line.available)
+    _record_line_changes(
+        [update], kind="limit_change", action="line.limit_change", actor=actor, at=at, reasons={line.pk: reason}
+    )
+    notifications_queue(
+        [
+            Outgoing(
+                line.pk,
+                NotificationKind.LIMIT_CHANGE,
+                f"limit:{line.pk}:{at.isoformat()}",
+                {"limit": f"{new_limit:,.2f}"},
+            )
+        ],
+        at=at,
+    )
+
+
+def note_add(*, case_id: int, actor: Actor, text: str) -> Note:
+    """Append a note to the case's account (notes are never edited or deleted)."""
+    text = text.strip()
+    if not text:
+        raise DomainError("A note cannot be empty")
+    if len(text) > 5000:
+        raise DomainError("A note is at most 5,000 characters")
+    if actor.user is None or not actor.user.is_authenticated:
+        raise NotAllowed("Log in to add notes")
+    at = timezone.now()
+    with transaction.atomic():
+        case = _lock_case(case_id)
+        note = Note.objects.create(line_id=case.line_id, case=case, author_id=actor.user_id, text=text, created_at=at)
+        audit_write(
+            actor=actor, at=at, changes=[Change("note.add", "note", note.pk, case.line_id, None, {"case_id": case.pk})]
+        )
+    return note
+
+
+REVEALABLE = {"name", "phone", "national_id"}
+
+
+def borrower_reveal(*, case_id: int, actor: Actor, fields: Iterable[str], reason: str) -> dict[str, str]:
+    """Return unmasked personal data for a permitted operator, audited with the typed reason."""
+    _require(actor, "accounts.reveal_pii", "Your role cannot reveal personal data")
+    wanted = sorted(set(fields))
+    if not wanted or not set(wanted) <= REVEALABLE:
+        raise DomainError("Choose what to reveal: name, phone or national id")
+    if len(reason.strip()) < 10:
+        raise DomainError("Type the reason for revealing personal data (at least 10 characters)")
+    at = timezone.now()
+    with transaction.atomic():
+        case = Case.objects.select_related("line__borrower").get(pk=case_id)
+        borrower = case.line.borrower
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=[
+                Change(
+                    "borrower.reveal", "borrower", borrower.pk, case.line_id, None, {"fields": wanted}, reason.strip()
+                )
+            ],
+        )
+    return {f: getattr(borrower, f) for f in wanted}

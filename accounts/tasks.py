@@ -36,3 +36,10 @@ def engine_evaluate_all() -> int:
         engine_evaluate_lines.delay(ids)
         batches += 1
     return batches
+
+
+@shared_task(name="accounts.tasks.cases_release_idle_claims", acks_late=True)
+def cases_release_idle_claims() -> int:
+    from accounts.services import cases_release_idle_claims as release
+
+    return len(release())

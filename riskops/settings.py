@@ -5,6 +5,7 @@ A bad value stops start-up with ImproperlyConfigured naming the variable.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import zoneinfo
 from pathlib import Path
@@ -164,7 +165,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the plotly package itself (never a CDN).
+_PLOTLY_DIR = Path(importlib.util.find_spec("plotly").origin).parent / "package_data"  # type: ignore[arg-type,union-attr]
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _PLOTLY_DIR)]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(BASE_DIR / "static_root")))
 
 # --- Celery: the broker is CELERY_BROKER_URL; when unset, kombu's filesystem transport under

@@ -1,6 +1,10 @@
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 register = template.Library()
 
@@ -16,3 +20,24 @@ def money(value: object) -> str:
         return str(value)
     sign = "-" if amount < 0 else ""
     return f"{sign}¥{abs(amount):,.2f}"
+
+
+@register.simple_tag
+def sla(due: datetime | None) -> str:
+    """An SLA clock: time left, or how long ago it was breached."""
+    if due is None:
+        return ""
+    left = due - timezone.now()
+    hours = int(abs(left.total_seconds()) // 3600)
+    minutes = int(abs(left.total_seconds()) % 3600 // 60)
+    if left.total_seconds() < 0:
+        return format_html(
+            '<span class="sla breached">{}</span>', _("breached %(h)dh %(m)02dm ago") % {"h": hours, "m": minutes}
+        )
+    css = "due-soon" if hours < 8 else "ok"
+    return format_html('<span class="sla {}">{}</span>', css, _("%(h)dh %(m)02dm left") % {"h": hours, "m": minutes})
+
+
+@register.filter
+def get_item(mapping: dict, key: object) -> object:
+    return mapping.get(key) if mapping else None
