@@ -34,8 +34,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Benchmarks reseed databases whose names contain "bench" or "pages"; see bench/README.md.
 bench: $(STAMP)
-	$(PY) bench/engine.py
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/riskops_bench} $(PY) bench/engine.py
+	DATABASE_URL=$${PAGES_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/riskops_pages} $(PY) bench/pages.py
 
 # Stops the embedded PostgreSQL and deletes var/ (the embedded database, the broker folder).
 clean-data: $(STAMP)

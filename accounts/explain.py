@@ -13,6 +13,10 @@ def _pct(value: str | Decimal) -> str:
     return f"{Decimal(value) * 100:.1f}%"
 
 
+def _money(value: str | Decimal) -> str:
+    return f"¥{Decimal(value):,.2f}"
+
+
 def explain(signal: Signal) -> str:
     v = signal.evidence.get("values", {})
     t = signal.evidence.get("thresholds", {})
@@ -27,16 +31,16 @@ def explain(signal: Signal) -> str:
     if signal.code == "OVERDUE":
         if signal.severity == "low":
             return _(
-                "An installment is %(days)s days overdue (¥%(amount)s unpaid); reminder from %(low)s days, freeze from %(high)s"
+                "An installment is %(days)s days overdue (%(amount)s unpaid); reminder from %(low)s days, freeze from %(high)s"
             ) % {
                 "days": v.get("max_days_past_due"),
-                "amount": v.get("overdue_amount"),
+                "amount": _money(v.get("overdue_amount", "0")),
                 "low": t.get("reminder_min_days_past_due"),
                 "high": t.get("min_days_past_due"),
             }
-        return _("An installment is %(days)s days overdue (¥%(amount)s unpaid); threshold %(high)s days") % {
+        return _("An installment is %(days)s days overdue (%(amount)s unpaid); threshold %(high)s days") % {
             "days": v.get("max_days_past_due"),
-            "amount": v.get("overdue_amount"),
+            "amount": _money(v.get("overdue_amount", "0")),
             "high": t.get("min_days_past_due"),
         }
     if signal.code == "ABNORMAL_USE":
@@ -47,9 +51,9 @@ def explain(signal: Signal) -> str:
         if v.get("employer_changed"):
             head = _("An external record shows a new employer")
         else:
-            head = _("An external record shows income ¥%(ext)s against ¥%(declared)s declared (a %(drop)s drop)") % {
-                "ext": v.get("external_income"),
-                "declared": v.get("declared_income"),
+            head = _("An external record shows income %(ext)s against %(declared)s declared (a %(drop)s drop)") % {
+                "ext": _money(v.get("external_income", "0")),
+                "declared": _money(v.get("declared_income", "0")),
                 "drop": _pct(v.get("income_drop", "0")),
             }
         return _("%(head)s; profile not updated for %(days)s days; thresholds %(min)s drop, %(grace)s days") % {

@@ -77,7 +77,7 @@ class NoteForm(forms.Form):
 
 
 class RevealForm(forms.Form):
-    fields = forms.MultipleChoiceField(
+    targets = forms.MultipleChoiceField(
         label=_("Reveal"),
         choices=[("name", _("name")), ("phone", _("phone")), ("national_id", _("national id"))],
         widget=forms.CheckboxSelectMultiple,
@@ -94,7 +94,7 @@ class BulkForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Any id is syntactically fine here; the service decides which cases can change.
         raw = self.data.getlist("case_ids") if hasattr(self.data, "getlist") else []
-        self.fields["case_ids"].choices = [(v, v) for v in raw]
+        self.fields["case_ids"].choices = [(v, v) for v in raw]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -1,9 +1,10 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Cast, Least
+from django.db.models.functions import Cast, Least, Right
 from django.utils.translation import gettext_lazy as _
 
 from accounts.masking import mask_name, mask_national_id, mask_phone
@@ -25,6 +26,8 @@ class Borrower(models.Model):
     class Meta:
         verbose_name = _("borrower")
         verbose_name_plural = _("borrowers")
+        # The queue's search by the last 4 digits of a phone number.
+        indexes = [models.Index(Right("phone", 4), name="borrower_phone_last4")]
 
     def __str__(self) -> str:
         return f"{self.masked_name} ({self.masked_phone})"
@@ -370,6 +373,8 @@ class Case(models.Model):
     last_activity_at = models.DateTimeField(null=True, blank=True)
     # Every change bumps it; a form carries the version it was rendered with, so a stale form is refused.
     version = models.PositiveIntegerField(default=1)
+    # The families of every signal linked to the case (kept by the engine), for the queue's family filter.
+    signal_codes = ArrayField(models.CharField(max_length=20), default=list, blank=True)
 
     class Meta:
         verbose_name = _("case")
@@ -380,6 +385,15 @@ class Case(models.Model):
             models.Index(fields=["queue_key", "id"], name="case_queue", condition=UNRESOLVED),
             models.Index(fields=["assignee", "queue_key", "id"], name="case_queue_assignee", condition=UNRESOLVED),
             models.Index(fields=["sla_due_at"], name="case_sla", condition=UNRESOLVED),
+            # One queue index per signal family: a family filter reads its own cases in queue order.
+            *(
+                models.Index(
+                    fields=["queue_key", "id"],
+                    name=f"case_queue_{code.lower()}"[:30],
+                    condition=UNRESOLVED & Q(signal_codes__contains=[code]),
+                )
+                for code in ("MULTI_HEAD", "OVERDUE", "ABNORMAL_USE", "PROFILE_STALE")
+            ),
         ]
         permissions = [
             ("decide_case", "Can decide cases and propose four-eyes decisions"),
@@ -450,7 +464,18 @@ class Decision(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["case"], condition=Q(status="proposed"), name="one_pending_proposal_per_case"
-            )
+            ),
+            # Four eyes, whatever the entry point (page, API, shell, admin): nobody reviews their own proposal.
+            models.CheckConstraint(
+                condition=Q(reviewed_by__isnull=True) | ~Q(reviewed_by=F("proposed_by")),
+                name="decision_reviewer_is_not_proposer",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="proposed", reviewed_by__isnull=True)
+                | Q(status="applied", reviewed_by__isnull=True)
+                | Q(status__in=["approved", "rejected"], reviewed_by__isnull=False),
+                name="decision_reviewed_iff_reviewed_status",
+            ),
         ]
         indexes = [models.Index(fields=["line", "proposed_at"], name="decision_line_at")]
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import BooleanField, Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Right
 from django.utils import timezone
@@ -34,6 +34,16 @@ from accounts.models import (
 from riskops.models import AuditEvent
 
 QUEUE_COUNT_CAP = 1000
+SEVERITY_ORDER = {"high": 3, "medium": 2, "low": 1}
+
+# queue_key = -(severity_rank * 10**12 + exposure in cents): each tier is a range of it (see models.RISK_TIER).
+_T = 10**12
+TIER_QUEUE_KEYS = {
+    1: (-(10 * _T), -(3 * _T + 5_000_000)),
+    2: (-(3 * _T + 5_000_000), -3 * _T),
+    3: (-(3 * _T), -2 * _T),
+    4: (-(2 * _T), 0),
+}
 
 
 @dataclass
@@ -52,7 +62,7 @@ class QueueFilters:
 
 @dataclass
 class QueuePage:
-    cases: list[Case]
+    cases: list[dict[str, Any]]
     next_cursor: str
     count: int
     count_capped: bool
@@ -72,9 +82,11 @@ def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime 
     qs = Case.objects.all()
     qs = qs.filter(status=filters.status) if filters.status else qs.exclude(status=CaseStatus.RESOLVED)
     if filters.family:
-        qs = qs.filter(Exists(Signal.objects.filter(case_id=OuterRef("pk"), code=filters.family)))
+        qs = qs.filter(signal_codes__contains=[filters.family])
     if filters.tier:
-        qs = qs.filter(risk_tier=filters.tier)
+        # Tiers are contiguous stretches of the queue order; the queue_key range lets the index skip to them.
+        low, high = TIER_QUEUE_KEYS[filters.tier]
+        qs = qs.filter(risk_tier=filters.tier, queue_key__gt=low, queue_key__lte=high)
     if filters.assignee == "me":
         qs = qs.filter(assignee_id=user_id)
     elif filters.assignee == "unassigned":
@@ -102,6 +114,23 @@ def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime 
     return qs
 
 
+QUEUE_ROW_FIELDS = (
+    "id",
+    "status",
+    "severity_rank",
+    "exposure",
+    "queue_key",
+    "risk_tier",
+    "opened_at",
+    "sla_due_at",
+    "line__account_no",
+    "line__status",
+    "line__borrower__name",
+    "line__borrower__phone",
+    "assignee__username",
+)
+
+
 def queue_page(
     filters: QueueFilters, *, user_id: int | None, after: tuple[int, int] | None, page_size: int
 ) -> QueuePage:
@@ -113,16 +142,24 @@ def queue_page(
         page_qs = page_qs.filter(
             RawSQL('("accounts_case"."queue_key", "accounts_case"."id") > (%s, %s)', after, output_field=BooleanField())
         )
-    cases = list(
-        page_qs.select_related("line__borrower", "assignee")
-        .prefetch_related(
-            Prefetch("signals", queryset=Signal.objects.order_by("-severity", "code"), to_attr="all_signals")
-        )
-        .order_by("queue_key", "id")[: page_size + 1]
-    )
+    # Plain rows, not model instances: only what a queue row shows (never the evidence JSON).
+    cases = list(page_qs.order_by("queue_key", "id").values(*QUEUE_ROW_FIELDS)[: page_size + 1])
     has_more = len(cases) > page_size
     cases = cases[:page_size]
-    next_cursor = f"{cases[-1].queue_key}:{cases[-1].pk}" if has_more and cases else ""
+    signals: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+    if cases:
+        rows = (
+            Signal.objects.filter(case_id__in=[c["id"] for c in cases])
+            .order_by("-severity", "code")
+            .values_list("case_id", "code", "severity", "status")
+        )
+        for case_id, code, severity, status in rows:
+            signals[case_id].append((code, severity, status))
+        for items in signals.values():
+            items.sort(key=lambda item: (item[2] != "active", -SEVERITY_ORDER.get(item[1], 0), item[0]))
+    for c in cases:
+        c["signals"] = signals[c["id"]]
+    next_cursor = f"{cases[-1]['queue_key']}:{cases[-1]['id']}" if has_more and cases else ""
     return QueuePage(cases, next_cursor, min(count, QUEUE_COUNT_CAP), count > QUEUE_COUNT_CAP)
 
 

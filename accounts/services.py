@@ -17,6 +17,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import (
     Case,
@@ -413,8 +414,9 @@ def cases_open_or_raise(
         cur.execute(
             """
             INSERT INTO accounts_case
-                (line_id, status, severity_rank, exposure, opened_at, updated_at, sla_due_at, outcome, version)
-            SELECT v.line_id, 'open', v.rank, l.outstanding, %s, %s, %s, '', 1
+                (line_id, status, severity_rank, exposure, opened_at, updated_at, sla_due_at, outcome, version,
+                 signal_codes)
+            SELECT v.line_id, 'open', v.rank, l.outstanding, %s, %s, %s, '', 1, '{}'
             FROM unnest(%s::bigint[], %s::int[]) AS v(line_id, rank)
             JOIN accounts_creditline l ON l.id = v.line_id
             ON CONFLICT (line_id) WHERE status <> 'resolved' DO NOTHING
@@ -446,6 +448,19 @@ def cases_open_or_raise(
                     SELECT c.id FROM accounts_case c WHERE c.line_id = s.line_id AND c.status <> 'resolved'
                 )
                 WHERE s.id = ANY(%s::bigint[]) AND s.case_id IS NULL
+                """,
+                [signal_ids],
+            )
+            cur.execute(
+                """
+                UPDATE accounts_case c SET signal_codes = f.codes
+                FROM (
+                    SELECT case_id, array_agg(DISTINCT code ORDER BY code)::varchar(20)[] AS codes
+                    FROM accounts_signal
+                    WHERE case_id IN (SELECT case_id FROM accounts_signal WHERE id = ANY(%s::bigint[]))
+                    GROUP BY case_id
+                ) f
+                WHERE c.id = f.case_id AND c.signal_codes IS DISTINCT FROM f.codes
                 """,
                 [signal_ids],
             )
@@ -481,19 +496,41 @@ def _require(actor: Actor, perm: str, message: str) -> None:
         raise NotAllowed(message)
 
 
+def _operator_id(actor: Actor) -> int:
+    if actor.user_id is None:
+        raise NotAllowed(_("Only a logged-in operator can do this"))
+    return int(actor.user_id)
+
+
+def _require_senior_for_escalated(case: Case, actor: Actor) -> None:
+    if case.status == CaseStatus.ESCALATED and not actor.user.has_perm("accounts.approve_decision"):
+        raise NotAllowed(_("This case was escalated; a senior reviewer decides it"))
+
+
 def _lock_case(case_id: int) -> Case:
-    """Lock the case and its line (in that order everywhere, so two decisions never deadlock)."""
-    try:
-        return Case.objects.select_for_update(of=("self", "line")).select_related("line").get(pk=case_id)
-    except Case.DoesNotExist:
-        raise DomainError(f"case {case_id} does not exist") from None
+    """Lock the case's line, then the case.
+
+    The engine locks a batch's lines and then their cases; taking them in the same order means a
+    decision and an evaluation of the same account wait for each other instead of deadlocking.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT l.id FROM accounts_creditline l JOIN accounts_case c ON c.line_id = l.id "
+            "WHERE c.id = %s FOR UPDATE OF l",
+            [case_id],
+        )
+        if cur.fetchone() is None:
+            raise DomainError(_("Case %(id)s does not exist") % {"id": case_id})
+    return Case.objects.select_for_update(of=("self", "line")).select_related("line").get(pk=case_id)
 
 
 def _check_version(case: Case, expected_version: int | None) -> None:
     if expected_version is not None and case.version != expected_version:
         raise ConflictError(
-            "This case changed while you were looking at it (someone else acted, or the engine re-evaluated it). "
-            "Review the current state below and decide again."
+            _(
+                "This case changed while you were looking at it (someone else acted, or the engine re-evaluated "
+                "it). Review the current state below and decide again."
+            )
         )
 
 
@@ -515,7 +552,7 @@ def case_claim_next(*, actor: Actor) -> Case | None:
 
     `FOR UPDATE SKIP LOCKED`: two operators pressing "next" at once never get the same case.
     """
-    _require(actor, "accounts.decide_case", "Your role cannot claim cases")
+    _require(actor, "accounts.decide_case", _("Your role cannot claim cases"))
     at = timezone.now()
     idle_since = at - timedelta(minutes=settings.CASE_CLAIM_IDLE_MINUTES)
     statuses = ["open", "escalated"] if actor.user.has_perm("accounts.approve_decision") else ["open"]  # type: ignore[union-attr]
@@ -549,17 +586,18 @@ def case_claim_next(*, actor: Actor) -> Case | None:
 
 def case_claim(*, case_id: int, actor: Actor, expected_version: int | None = None) -> Case:
     """Claim one case: it must be unassigned, idle, or already mine."""
-    _require(actor, "accounts.decide_case", "Your role cannot claim cases")
+    _require(actor, "accounts.decide_case", _("Your role cannot claim cases"))
     at = timezone.now()
     with transaction.atomic():
         case = _lock_case(case_id)
         if case.is_resolved:
-            raise DomainError("This case is resolved")
+            raise DomainError(_("This case is resolved"))
+        _require_senior_for_escalated(case, actor)
         if case.assignee_id == actor.user_id:
             return case
         idle_since = at - timedelta(minutes=settings.CASE_CLAIM_IDLE_MINUTES)
         if case.assignee_id is not None and (case.last_activity_at or at) >= idle_since:
-            raise ConflictError(f"This case is already claimed by {case.assignee}")  # type: ignore[union-attr]
+            raise ConflictError(_("This case is already claimed by %(who)s") % {"who": case.assignee})  # type: ignore[union-attr]
         _check_version(case, expected_version)
         before = {"assignee_id": case.assignee_id}
         case.assignee_id, case.claimed_at, case.last_activity_at = actor.user_id, at, at
@@ -580,13 +618,20 @@ def cases_assign(*, case_ids: Iterable[int], assignee_id: int | None, actor: Act
         return []
     at = timezone.now()
     own_only = assignee_id is None and not actor.user.has_perm("accounts.assign_case")  # type: ignore[union-attr]
-    if not own_only:
-        _require(actor, "accounts.assign_case", "Your role cannot assign cases to others")
+    if own_only:
+        _require(actor, "accounts.decide_case", _("Your role cannot release cases"))
+    else:
+        _require(actor, "accounts.assign_case", _("Your role cannot assign cases to others"))
     if assignee_id is not None:
         from django.contrib.auth import get_user_model
 
-        if not get_user_model().objects.filter(pk=assignee_id, is_active=True).exists():
-            raise DomainError(f"operator {assignee_id} does not exist or is inactive")
+        from riskops.roles import GRANTS
+
+        deciders = [role for role, perms in GRANTS.items() if "decide_case" in perms]
+        if not get_user_model().objects.filter(pk=assignee_id, is_active=True, groups__name__in=deciders).exists():
+            raise DomainError(
+                _("operator %(id)s does not exist, is inactive or cannot decide cases") % {"id": assignee_id}
+            )
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
             """
@@ -676,25 +721,27 @@ def case_decide(
     idempotency_key: str,
 ) -> DecisionOutcome:
     """Record an operator's decision on a case and apply it, or propose it when it needs four eyes."""
-    _require(actor, "accounts.decide_case", "Your role cannot decide cases")
+    _require(actor, "accounts.decide_case", _("Your role cannot decide cases"))
     if kind not in DecisionKind.values:
-        raise DomainError(f"unknown decision {kind!r}")
+        raise DomainError(_("unknown decision %(kind)r") % {"kind": kind})
     if reason_code not in ReasonCode.values:
-        raise DomainError(f"unknown reason code {reason_code!r}")
+        raise DomainError(_("unknown reason code %(code)r") % {"code": reason_code})
     if not idempotency_key or len(idempotency_key) > 64:
-        raise DomainError("the form token is missing; reload the page")
+        raise DomainError(_("the form token is missing; reload the page"))
     at = timezone.now()
     with transaction.atomic():
+        case = _lock_case(case_id)
+        # Looked up under the case's lock: a double submit that raced the first one finds its decision here.
         replay = Decision.objects.filter(idempotency_key=idempotency_key).first()
         if replay is not None:
             return DecisionOutcome(replay, applied=replay.status != DecisionStatus.PROPOSED, replayed=True)
-        case = _lock_case(case_id)
         if case.is_resolved:
-            raise ConflictError("This case is already resolved")
+            raise ConflictError(_("This case is already resolved"))
+        _require_senior_for_escalated(case, actor)
         _check_version(case, expected_version)
         line = case.line
         if case.status == CaseStatus.AWAITING_APPROVAL and kind not in (DecisionKind.REMIND, DecisionKind.EDUCATE):
-            raise DomainError("A proposal on this case is waiting for a second reviewer; approve or reject it first")
+            raise DomainError(_("A proposal on this case is waiting for a second reviewer; approve or reject it first"))
         decision = Decision(
             case=case,
             line=line,
@@ -702,7 +749,7 @@ def case_decide(
             reason_code=reason_code,
             note=note.strip(),
             new_limit=new_limit,
-            proposed_by_id=actor.user_id,
+            proposed_by_id=_operator_id(actor),
             proposed_at=at,
             idempotency_key=idempotency_key,
             status=DecisionStatus.APPLIED,
@@ -712,14 +759,17 @@ def case_decide(
         fields = ["status"]
         if kind == DecisionKind.KEEP_FROZEN:
             if line.status != LineStatus.FROZEN:
-                raise DomainError("The line is not frozen; nothing to keep frozen")
+                raise DomainError(_("The line is not frozen; nothing to keep frozen"))
             _resolve(case, "kept_frozen", at, fields)
         elif kind == DecisionKind.UNFREEZE:
             if line.status != LineStatus.FROZEN:
-                raise DomainError("The line is not frozen")
+                raise DomainError(_("The line is not frozen"))
             limit = line.limit if new_limit is None else new_limit
             if limit <= 0 or limit > line.limit:
-                raise DomainError(f"The new limit must be above ¥0.00 and at most the current limit ¥{line.limit:,.2f}")
+                raise DomainError(
+                    _("The new limit must be above ¥0.00 and at most the current limit ¥%(limit)s")
+                    % {"limit": f"{line.limit:,.2f}"}
+                )
             decision.new_limit = limit
             if needs_second_reviewer(line, limit):
                 decision.status = DecisionStatus.PROPOSED
@@ -729,17 +779,20 @@ def case_decide(
                 _resolve(case, "unfrozen", at, fields)
         elif kind == DecisionKind.CUT_LIMIT:
             if new_limit is None or new_limit < 0 or new_limit >= line.limit:
-                raise DomainError(f"A cut needs a new limit from ¥0.00 up to below the current ¥{line.limit:,.2f}")
+                raise DomainError(
+                    _("A cut needs a new limit from ¥0.00 up to below the current ¥%(limit)s")
+                    % {"limit": f"{line.limit:,.2f}"}
+                )
             _apply_limit(line, new_limit, actor, reason, at)
             _resolve(case, "limit_cut", at, fields)
         elif kind in (DecisionKind.REMIND, DecisionKind.EDUCATE):
             notification = (
                 NotificationKind.OVERDUE_REMINDER if kind == DecisionKind.REMIND else NotificationKind.CREDIT_EDUCATION
             )
-            notifications_queue(
-                [Outgoing(line.pk, notification, f"decision:{idempotency_key}", _notice_params(line, notification))],
-                at=at,
-            )
+            params = _notice_params(line, notification)
+            if params is None:
+                raise DomainError(_("Nothing is overdue on this account; send a credit-education notice instead"))
+            notifications_queue([Outgoing(line.pk, notification, f"decision:{idempotency_key}", params)], at=at)
         elif kind == DecisionKind.ESCALATE:
             case.status = CaseStatus.ESCALATED
             case.assignee_id = None
@@ -778,18 +831,18 @@ def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str 
 
     Nobody reviews their own proposal, whatever the entry point.
     """
-    _require(actor, "accounts.approve_decision", "Only a senior reviewer can approve or reject a proposal")
+    _require(actor, "accounts.approve_decision", _("Only a senior reviewer can approve or reject a proposal"))
     at = timezone.now()
     with transaction.atomic():
         head = Decision.objects.filter(pk=decision_id).values_list("case_id", flat=True).first()
         if head is None:
-            raise DomainError(f"decision {decision_id} does not exist")
+            raise DomainError(_("Decision %(id)s does not exist") % {"id": decision_id})
         case = _lock_case(head)
         decision = Decision.objects.select_for_update().get(pk=decision_id)
         if decision.status != DecisionStatus.PROPOSED:
-            raise ConflictError(f"This proposal was already {decision.get_status_display()}")
+            raise ConflictError(_("This proposal was already %(status)s") % {"status": decision.get_status_display()})
         if decision.proposed_by_id == actor.user_id:
-            raise NotAllowed("You cannot approve or reject your own proposal; another senior reviewer must")
+            raise NotAllowed(_("You cannot approve or reject your own proposal; another senior reviewer must"))
         line = case.line
         reason = f"approved proposal #{decision.pk} ({decision.reason_code})" + (
             f": {note.strip()}" if note.strip() else ""
@@ -798,7 +851,7 @@ def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str 
         fields = ["status"]
         if approve:
             if line.status != LineStatus.FROZEN:
-                raise DomainError("The line is no longer frozen; reject this proposal")
+                raise DomainError(_("The line is no longer frozen; reject this proposal"))
             assert decision.new_limit is not None
             _apply_unfreeze(line, decision.new_limit, actor, reason, at)
             decision.status = DecisionStatus.APPROVED
@@ -837,11 +890,15 @@ def _resolve(case: Case, outcome: str, at: datetime, fields: list[str]) -> None:
     fields += ["outcome", "resolved_at"]
 
 
-def _notice_params(line: CreditLine, kind: str) -> dict[str, object]:
+def _notice_params(line: CreditLine, kind: str) -> dict[str, object] | None:
+    """The reminder's numbers, from the active OVERDUE signal; None when nothing is overdue."""
     if kind == NotificationKind.OVERDUE_REMINDER:
-        overdue = line.signals.filter(code="OVERDUE", status=SignalStatus.ACTIVE).first()
-        values = overdue.evidence.get("values", {}) if overdue else {}
-        return {"amount": values.get("overdue_amount", "0.00"), "days": values.get("max_days_past_due", 0)}
+        overdue = line.signals.filter(code="OVERDUE", status=SignalStatus.ACTIVE).order_by("-fired_at").first()
+        if overdue is None:
+            return None
+        values = overdue.evidence.get("values", {})
+        # Same wording as the engine's own reminder (¥1,000.00).
+        return {"amount": f"{Decimal(values['overdue_amount']):,.2f}", "days": values["max_days_past_due"]}
     return {}
 
 
@@ -916,7 +973,8 @@ def _apply_unfreeze(line: CreditLine, new_limit: Decimal, actor: Actor, reason: 
 def _apply_limit(line: CreditLine, new_limit: Decimal, actor: Actor, reason: str, at: datetime) -> None:
     before = (line.status, line.limit, line.available)
     line.limit = new_limit
-    line.available = min(line.available, new_limit)
+    # What is already drawn counts against the new limit too.
+    line.available = max(Decimal(0), min(line.available, new_limit - line.outstanding))
     line.updated_at = at
     line.save(update_fields=["limit", "available", "updated_at"])
     update = LineUpdate(line.pk, before[0], before[1], before[2], line.status, line.limit, line.available)
@@ -940,15 +998,16 @@ def note_add(*, case_id: int, actor: Actor, text: str) -> Note:
     """Append a note to the case's account (notes are never edited or deleted)."""
     text = text.strip()
     if not text:
-        raise DomainError("A note cannot be empty")
+        raise DomainError(_("A note cannot be empty"))
     if len(text) > 5000:
-        raise DomainError("A note is at most 5,000 characters")
-    if actor.user is None or not actor.user.is_authenticated:
-        raise NotAllowed("Log in to add notes")
+        raise DomainError(_("A note is at most 5,000 characters"))
+    _require(actor, "accounts.decide_case", _("Your role cannot add notes"))
     at = timezone.now()
     with transaction.atomic():
         case = _lock_case(case_id)
-        note = Note.objects.create(line_id=case.line_id, case=case, author_id=actor.user_id, text=text, created_at=at)
+        note = Note.objects.create(
+            line_id=case.line_id, case=case, author_id=_operator_id(actor), text=text, created_at=at
+        )
         audit_write(
             actor=actor, at=at, changes=[Change("note.add", "note", note.pk, case.line_id, None, {"case_id": case.pk})]
         )
@@ -960,12 +1019,12 @@ REVEALABLE = {"name", "phone", "national_id"}
 
 def borrower_reveal(*, case_id: int, actor: Actor, fields: Iterable[str], reason: str) -> dict[str, str]:
     """Return unmasked personal data for a permitted operator, audited with the typed reason."""
-    _require(actor, "accounts.reveal_pii", "Your role cannot reveal personal data")
+    _require(actor, "accounts.reveal_pii", _("Your role cannot reveal personal data"))
     wanted = sorted(set(fields))
     if not wanted or not set(wanted) <= REVEALABLE:
-        raise DomainError("Choose what to reveal: name, phone or national id")
+        raise DomainError(_("Choose what to reveal: name, phone or national id"))
     if len(reason.strip()) < 10:
-        raise DomainError("Type the reason for revealing personal data (at least 10 characters)")
+        raise DomainError(_("Type the reason for revealing personal data (at least 10 characters)"))
     at = timezone.now()
     with transaction.atomic():
         case = Case.objects.select_related("line__borrower").get(pk=case_id)

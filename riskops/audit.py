@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
 from riskops.models import ActorKind, AuditEvent
 
 
@@ -17,7 +15,7 @@ class Actor:
     """Who or what causes a change: an operator, the engine, a job, a borrower or the system."""
 
     kind: str
-    user: AbstractBaseUser | AnonymousUser | None = None
+    user: Any = None  # the operator (a User) or None for the engine, jobs and the system
     label: str = ""
 
     @classmethod
@@ -29,7 +27,7 @@ class Actor:
         return cls(ActorKind.SYSTEM, None, label)
 
     @classmethod
-    def operator(cls, user: AbstractBaseUser) -> Actor:
+    def operator(cls, user: Any) -> Actor:
         return cls(ActorKind.OPERATOR, user, user.get_username())
 
     @property

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "rest_framework",
     "django_htmx",
     "riskops",
@@ -163,6 +164,16 @@ except (zoneinfo.ZoneInfoNotFoundError, ValueError):
     raise ImproperlyConfigured(f"TIME_ZONE={TIME_ZONE!r} is not a known time zone (e.g. Asia/Shanghai)") from None
 USE_I18N = True
 USE_TZ = True
+
+# Sessions are read on every page: from the cache first, the database when the cache misses.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    if urlparse(CACHE_URL).scheme not in {"redis", "rediss"}:
+        raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL; got {CACHE_URL!r}")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 STATIC_URL = "static/"
 # plotly.js comes from the plotly package itself (never a CDN).

@@ -20,3 +20,18 @@ def pytest_configure(config):
 
         trans_real._translations.clear()
         trans_real._default = None
+
+
+@pytest.fixture(autouse=True)
+def _english_by_default():
+    """Service messages are translated; tests read them in English unless a request asks for Chinese."""
+    from django.conf import settings
+    from django.utils import translation
+
+    previous = settings.LANGUAGE_CODE
+    settings.LANGUAGE_CODE = "en"  # what LocaleMiddleware falls back to when a request names no language
+    try:
+        with translation.override("en"):
+            yield
+    finally:
+        settings.LANGUAGE_CODE = previous

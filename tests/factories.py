@@ -137,3 +137,54 @@ def make_operator(username: str | None = None):
 
 # The platform's calendar day at NOW (TIME_ZONE, Asia/Shanghai by default): days past due count from it.
 TODAY = timezone.localdate(NOW)
+
+
+# --- Case review: operators with a role, and lines flagged by the real engine.
+
+INSTITUTIONS = ["招商银行", "平安普惠", "微众银行", "京东金融", "度小满"]
+
+
+def make_role_operator(role: str, username: str | None = None):
+    """An operator in one of riskops.roles.ROLES (the groups and their permissions come from the migrations)."""
+    from django.contrib.auth.models import Group
+
+    from riskops.roles import ensure_roles
+
+    ensure_roles()  # a transactional test's flush empties the groups the migrations made
+    user = make_operator(username)
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def flag(
+    line: CreditLine,
+    *codes: str,
+    now: datetime | None = None,
+    inquiries: int = 5,
+    overdue_days: int = 31,
+):
+    """Give `line` the events that fire each signal family in `codes` and let the engine evaluate it.
+
+    Evaluated at `now` (default: the real clock, as the pages' services use it). MULTI_HEAD cites
+    `inquiries` inquiries from 4 institutions; OVERDUE one installment `overdue_days` past due (under
+    30 it is a low reminder and opens no case). Returns the line's unresolved case, if any.
+    """
+    from accounts.engine import evaluate_lines
+    from accounts.models import Case
+
+    now = now or timezone.now()
+    for code in codes:
+        if code == "MULTI_HEAD":
+            for i in range(inquiries):
+                inquiry(line, now - timedelta(days=1, hours=i), INSTITUTIONS[i % 4])
+        elif code == "OVERDUE":
+            installment(line, timezone.localdate(now) - timedelta(days=overdue_days))
+        elif code == "ABNORMAL_USE":
+            d = drawdown(line, now - timedelta(days=5), "10000.00")
+            transfer(line, d.occurred_at + timedelta(days=1), "6000.00", "securities")
+        elif code == "PROFILE_STALE":
+            income_record(line, now - timedelta(days=90), f"{line.borrower.declared_monthly_income / 2:.2f}")
+        else:
+            raise ValueError(f"unknown signal family {code!r}")
+    evaluate_lines([line.pk], now=now)
+    return Case.objects.filter(line=line).exclude(status="resolved").first()

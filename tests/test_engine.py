@@ -883,8 +883,8 @@ def test_each_flagged_line_gets_its_own_case():
 
 # Savepoint in and out (2); lock the batch, read the rules, 4 rule queries, read active signals and
 # suppressions (8); fire: insert + audit (2); freeze: update + history + audit + outbox (4); cut: the
-# same four (4); outbox for update requests and reminders (1); cases: open + raise + link + audit (4).
-EVALUATION_QUERIES = 25
+# same four (4); outbox for update requests and reminders (1); cases: open + raise + link + families + audit (5).
+EVALUATION_QUERIES = 26
 
 
 def mixed_batch(groups: int) -> list[CreditLine]:
@@ -1028,7 +1028,7 @@ def test_console_sender_logs_the_phone_masked(caplog):
     assert "13812345678" not in caplog.text
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_sending_does_not_skip_a_notification_whose_line_is_being_evaluated(recording_sender):
     # The sweep claims outbox rows only: an evaluation holding the line's lock must neither hold up
     # nor be held up by a slow gateway.

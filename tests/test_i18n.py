@@ -14,8 +14,9 @@ def test_every_message_has_a_chinese_translation() -> None:
 def test_translations_keep_their_placeholders() -> None:
     import re
 
+    placeholder = re.compile(r"%\(\w+\)\w")
     po = polib.pofile(str(ROOT / "locale/zh_Hans/LC_MESSAGES/django.po"))
     for entry in po:
-        assert sorted(re.findall(r"%\(\w+\)s", entry.msgid)) == sorted(re.findall(r"%\(\w+\)s", entry.msgstr)), (
-            entry.msgid
-        )
+        translations = list(entry.msgstr_plural.values()) if entry.msgid_plural else [entry.msgstr]
+        for text in translations:
+            assert sorted(placeholder.findall(entry.msgid)) == sorted(placeholder.findall(text)), entry.msgid

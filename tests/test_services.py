@@ -168,7 +168,7 @@ def test_freezing_an_account_by_hand_reports_whether_it_changed():
     assert LineChange.objects.get(line=line).reason == "疑似盗用"
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_concurrent_evaluations_of_one_account_freeze_it_once():
     default_ruleset()
     line = make_line()

@@ -125,10 +125,10 @@ def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: 
             "/login/", {"username": "analyst", "password": "analyst-demo", "csrfmiddlewaretoken": token.group(1)}
         )
         assert status == 200
-        assert url.endswith(f":{port}/")
+        assert url.endswith(f":{port}/queue/")
         assert 'class="case sev-' in home
         assert re.search(r"JB\d{10}", home)
-        assert 'class="code sev-high"' in home
+        assert 'class="badge sev-high' in home
         output = (tmp_path / "run.log").read_text()
         assert "analyst          analyst-demo" in output
 

@@ -1,7 +1,8 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -34,7 +35,8 @@ def sla(due: datetime | None) -> str:
         return format_html(
             '<span class="sla breached">{}</span>', _("breached %(h)dh %(m)02dm ago") % {"h": hours, "m": minutes}
         )
-    css = "due-soon" if hours < 8 else "ok"
+    # The same threshold as the queue's "due soon" filter.
+    css = "due-soon" if left < timedelta(hours=settings.CASE_DUE_SOON_HOURS) else "ok"
     return format_html('<span class="sla {}">{}</span>', css, _("%(h)dh %(m)02dm left") % {"h": hours, "m": minutes})
 
 

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-from riskops.roles import ADMIN, ROLES
+from riskops.roles import ADMIN, ROLES, ensure_roles
 
 DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 
@@ -17,6 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, force: bool = False, **options):
         if not settings.DEBUG and not force:
             raise CommandError("refusing to create demo operators with DEBUG off; pass --force if you really mean it")
+        ensure_roles()
         User = get_user_model()
         self.stdout.write("Demo operators (username / password):")
         for role in ROLES:
