@@ -27,11 +27,16 @@ def _english_by_default():
     """Service messages are translated; tests read them in English unless a request asks for Chinese."""
     from django.conf import settings
     from django.utils import translation
+    from django.utils.translation import trans_real
 
     previous = settings.LANGUAGE_CODE
-    settings.LANGUAGE_CODE = "en"  # what LocaleMiddleware falls back to when a request names no language
+    # What LocaleMiddleware falls back to when a request names no language, and what threads without an active
+    # language use (Django caches that default catalog, hence the resets).
+    settings.LANGUAGE_CODE = "en"
+    trans_real._default = None
     try:
         with translation.override("en"):
             yield
     finally:
         settings.LANGUAGE_CODE = previous
+        trans_real._default = None
