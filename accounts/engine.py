@@ -359,6 +359,7 @@ def evaluate_lines(
         result.fired = len(created)
         result.fired_signal_ids = [s.pk for s in created]
         _apply_policy(created, rules, actor, now, result)
+        services.cases_refresh_exposure(line_ids=ids, at=now)
     return result
 
 

@@ -479,6 +479,26 @@ def cases_open_or_raise(
     return {"opened": [r[0] for r in opened], "raised": [r[0] for r in raised]}
 
 
+def cases_refresh_exposure(*, line_ids: list[int], at: datetime) -> int:
+    """Keep the queue's exposure (outstanding principal) of unresolved cases in step with their lines.
+
+    Only cases whose exposure changed are touched; the queue order follows through the generated queue_key.
+    """
+    if not line_ids:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE accounts_case c SET exposure = l.outstanding, updated_at = %s, version = c.version + 1
+            FROM accounts_creditline l
+            WHERE l.id = c.line_id AND c.line_id = ANY(%s::bigint[]) AND c.status <> 'resolved'
+              AND c.exposure IS DISTINCT FROM l.outstanding
+            """,
+            [at, "{" + ",".join(str(int(i)) for i in line_ids) + "}"],
+        )
+        return cur.rowcount
+
+
 # --- Case review: claims, decisions, four-eyes approvals, notes, reveals
 
 

@@ -1,6 +1,7 @@
 import pytest
 
 from riskops.celery import app as celery_app
+from tests.factories import make_role_operator
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +41,29 @@ def _english_by_default():
     finally:
         settings.LANGUAGE_CODE = previous
         trans_real._default = None
+
+
+# Operators in each role, shared by the case-review tests (the groups come from riskops.roles).
+@pytest.fixture
+def analyst():
+    return make_role_operator("analyst", "ana")
+
+
+@pytest.fixture
+def analyst2():
+    return make_role_operator("analyst", "bo")
+
+
+@pytest.fixture
+def senior():
+    return make_role_operator("senior_reviewer", "sen")
+
+
+@pytest.fixture
+def senior2():
+    return make_role_operator("senior_reviewer", "sue")
+
+
+@pytest.fixture
+def auditor():
+    return make_role_operator("auditor", "aud")

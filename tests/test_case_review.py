@@ -54,31 +54,6 @@ def ruleset():
     return default_ruleset()
 
 
-@pytest.fixture
-def analyst():
-    return make_role_operator("analyst", "ana")
-
-
-@pytest.fixture
-def analyst2():
-    return make_role_operator("analyst", "bo")
-
-
-@pytest.fixture
-def senior():
-    return make_role_operator("senior_reviewer", "sen")
-
-
-@pytest.fixture
-def senior2():
-    return make_role_operator("senior_reviewer", "sue")
-
-
-@pytest.fixture
-def auditor():
-    return make_role_operator("auditor", "aud")
-
-
 # --- helpers
 
 
@@ -1050,3 +1025,17 @@ def test_resolved_cases_are_not_assigned(senior, analyst):
 
     assert services.cases_assign(case_ids=[case.pk], assignee_id=analyst.pk, actor=op(senior)) == []
     assert fresh(case).assignee_id is None
+
+
+def test_re_evaluation_keeps_the_queue_exposure_in_step_with_the_outstanding_principal():
+    case = flag(make_line(outstanding="5000.00"), "MULTI_HEAD")
+    assert fresh(case).exposure == Decimal("5000.00")
+    key_before = fresh(case).queue_key
+
+    CreditLine.objects.filter(pk=case.line_id).update(outstanding=Decimal("60000.00"))
+    evaluate_lines([case.line_id])
+
+    case = fresh(case)
+    assert case.exposure == Decimal("60000.00")
+    assert case.queue_key < key_before  # higher exposure, earlier in the queue
+    assert case.risk_tier == 1

@@ -883,8 +883,8 @@ def test_each_flagged_line_gets_its_own_case():
 
 # Savepoint in and out (2); lock the batch, read the rules, 4 rule queries, read active signals and
 # suppressions (8); fire: insert + audit (2); freeze: update + history + audit + outbox (4); cut: the
-# same four (4); outbox for update requests and reminders (1); cases: open + raise + link + families + audit (5).
-EVALUATION_QUERIES = 26
+# same four (4); outbox for update requests and reminders (1); cases: open + raise + link + families + audit (5); refresh exposure (1).
+EVALUATION_QUERIES = 27
 
 
 def mixed_batch(groups: int) -> list[CreditLine]:

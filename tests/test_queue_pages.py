@@ -42,7 +42,6 @@ from tests.factories import (
     installment,
     make_line,
     make_operator,
-    make_role_operator,
 )
 
 pytestmark = pytest.mark.django_db
@@ -58,31 +57,6 @@ STALE = (
 @pytest.fixture(autouse=True)
 def ruleset():
     return default_ruleset()
-
-
-@pytest.fixture
-def analyst():
-    return make_role_operator("analyst", "ana")
-
-
-@pytest.fixture
-def analyst2():
-    return make_role_operator("analyst", "bo")
-
-
-@pytest.fixture
-def senior():
-    return make_role_operator("senior_reviewer", "sen")
-
-
-@pytest.fixture
-def senior2():
-    return make_role_operator("senior_reviewer", "sue")
-
-
-@pytest.fixture
-def auditor():
-    return make_role_operator("auditor", "aud")
 
 
 # --- helpers
