@@ -118,6 +118,8 @@ def main() -> int:
         print(f"\nRiskOps console: {url}  (log in with a demo operator above; Ctrl-C stops everything)")
         print(f"Borrower notifications are written to {env['NOTIFICATION_FILE_PATH']}\n")
         signal.signal(signal.SIGTERM, _interrupt)
+        # Also when started from a script, where SIGINT may arrive ignored: Ctrl-C always stops everything.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("A process stopped unexpectedly; stopping the rest.", file=sys.stderr)
