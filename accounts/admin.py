@@ -5,10 +5,12 @@ from accounts.models import (
     Case,
     CreditInquiry,
     CreditLine,
+    Decision,
     Drawdown,
     ExternalIncomeRecord,
     Installment,
     LineChange,
+    Note,
     Notification,
     ProfileUpdate,
     Rule,
@@ -103,3 +105,20 @@ class RuleInline(admin.TabularInline):
 class RuleSetAdmin(admin.ModelAdmin):
     list_display = ["version", "is_active", "note", "created_at"]
     inlines = [RuleInline]
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    """Decisions are made on the case page, through accounts.services; here they are only read."""
+
+    list_display = ["id", "case", "kind", "status", "proposed_by", "reviewed_by", "proposed_at"]
+    list_filter = ["kind", "status"]
+    raw_id_fields = ["case", "line", "proposed_by", "reviewed_by"]
+
+
+@admin.register(Note)
+class NoteAdmin(ReadOnlyAdmin):
+    """Notes are append-only."""
+
+    list_display = ["id", "line", "case", "author", "created_at"]
+    raw_id_fields = ["line", "case", "author"]

@@ -53,3 +53,11 @@ def test_admin_shows_borrowers_masked(client: Client) -> None:
     body = client.get("/admin/accounts/borrower/").content.decode()
     assert "王*明" in body and "****1234" in body
     assert "13812345678" not in body and "330102199001011234" not in body
+
+
+def test_decisions_and_notes_are_read_only_in_the_admin(client: Client) -> None:
+    admin = User.objects.create_superuser("root2", password="pw-12345678")
+    client.force_login(admin)
+    for path in ("/admin/accounts/decision/", "/admin/accounts/note/"):
+        assert client.get(path).status_code == 200
+        assert client.get(path + "add/").status_code == 403
