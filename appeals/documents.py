@@ -1,0 +1,139 @@
+"""Appeal documents are hostile until proven otherwise.
+
+The type is decided by the bytes, never by the file name or the declared content type: a PDF must start with
+`%PDF-` and end with an `%%EOF` marker, a PNG must be a well-formed chunk sequence from its signature to `IEND`
+with nothing after it, a JPEG must run from SOI to EOI through well-formed segments. Anything else (HTML behind a
+PNG header, an executable renamed .pdf, an empty or truncated file) is refused with a message for the borrower,
+and nothing is written. Accepted files are stored outside the static and web roots under random names.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import unicodedata
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_FILES = 5
+
+PDF, PNG, JPEG = "application/pdf", "image/png", "image/jpeg"
+EXTENSIONS = {PDF: ".pdf", PNG: ".png", JPEG: ".jpg"}
+
+
+class DocumentRejected(ValueError):
+    """The message says what is wrong in words a borrower understands."""
+
+
+@dataclass(frozen=True)
+class CheckedDocument:
+    original_name: str
+    content_type: str
+    size: int
+    data: bytes
+
+
+def safe_name(name: str) -> str:
+    """The name to show reviewers: no directories, no control characters, at most 120 characters."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
+    return name[:120] or "document"
+
+
+def _looks_like_pdf(data: bytes) -> bool:
+    if not data.startswith(b"%PDF-") or len(data) < 32:
+        return False
+    # Writers may append whitespace after the final marker; a truncated file has none in its tail.
+    return b"%%EOF" in data[-1024:]
+
+
+def _looks_like_png(data: bytes) -> bool:
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    pos, seen_header = 8, False
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return False
+        chunk = data[pos + 4 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : end])
+        if zlib.crc32(chunk) & 0xFFFFFFFF != crc:
+            return False
+        if not seen_header:
+            if kind != b"IHDR":
+                return False
+            seen_header = True
+        if kind == b"IEND":
+            return end == len(data)  # nothing may hide after the image
+        pos = end
+    return False
+
+
+def _looks_like_jpeg(data: bytes) -> bool:
+    if not data.startswith(b"\xff\xd8\xff") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return False
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return True
+        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if length < 2 or pos + 2 + length > len(data):
+            return False
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the end marker
+            return True
+        pos += 2 + length
+    return False
+
+
+def sniff(data: bytes) -> str | None:
+    """The document's real type from its bytes, or None."""
+    if _looks_like_pdf(data):
+        return PDF
+    if _looks_like_png(data):
+        return PNG
+    if _looks_like_jpeg(data):
+        return JPEG
+    return None
+
+
+def check_document(name: str, data: bytes) -> CheckedDocument:
+    """Accept a PDF, PNG or JPEG of at most 10 MB, whatever it is called; refuse anything else."""
+    if "/" in (name or "") or "\\" in (name or "") or ".." in (name or ""):
+        raise DocumentRejected(f"the file name {name!r} contains a path; send the file itself")
+    if not data:
+        raise DocumentRejected(f"{safe_name(name)} is empty")
+    if len(data) > MAX_BYTES:
+        raise DocumentRejected(f"{safe_name(name)} is larger than 10 MB")
+    content_type = sniff(data)
+    if content_type is None:
+        raise DocumentRejected(f"{safe_name(name)} is not a complete PDF, PNG or JPEG file")
+    return CheckedDocument(safe_name(name), content_type, len(data), data)
+
+
+def check_documents(files: list[tuple[str, bytes]]) -> list[CheckedDocument]:
+    """All or nothing: one bad file refuses the whole upload."""
+    if len(files) > MAX_FILES:
+        raise DocumentRejected(f"at most {MAX_FILES} documents per appeal ({len(files)} sent)")
+    return [check_document(name, data) for name, data in files]
+
+
+def store(document: CheckedDocument, root: Path) -> str:
+    """Write the file under `root` with a random name; returns the name (relative to root)."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stored = secrets.token_hex(16) + EXTENSIONS[document.content_type]
+    path = root / stored
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(document.data)
+    return stored

@@ -1,0 +1,149 @@
+"""Appeal documents: the type comes from the bytes, and every hostile file is refused before anything is stored."""
+
+from __future__ import annotations
+
+import stat
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from appeals.documents import (
+    JPEG,
+    MAX_BYTES,
+    PDF,
+    PNG,
+    DocumentRejected,
+    check_document,
+    check_documents,
+    safe_name,
+    store,
+)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def png() -> bytes:
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", pixels) + _chunk(b"IEND", b"")
+
+
+def jpeg() -> bytes:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof = b"\xff\xc0" + struct.pack(">H", 11) + b"\x08\x00\x01\x00\x01\x01\x01\x11\x00"
+    sos = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x00\x00\x3f\x00"
+    return b"\xff\xd8" + app0 + sof + sos + b"\x12\x34\x56" + b"\xff\xd9"
+
+
+def pdf() -> bytes:
+    return (
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+        b"trailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type"),
+    [
+        ("收入证明.pdf", pdf(), PDF),
+        ("photo.png", png(), PNG),
+        ("IMG_0001.JPG", jpeg(), JPEG),
+        ("no-extension", png(), PNG),
+    ],
+)
+def test_a_pdf_png_or_jpeg_is_accepted_by_its_content_whatever_its_name(name, data, content_type):
+    document = check_document(name, data)
+    assert (document.content_type, document.size, document.original_name) == (content_type, len(data), name)
+
+
+def test_a_pdf_called_photo_png_is_still_a_pdf():
+    assert check_document("photo.png", pdf()).content_type == PDF
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.pdf", b"", "empty.pdf is empty"),
+        (
+            "evil.png",
+            b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>",
+            "evil.png is not a complete PDF, PNG or JPEG file",
+        ),
+        (
+            "evil2.png",
+            png() + b"<html><script>alert(1)</script></html>",
+            "evil2.png is not a complete PDF, PNG or JPEG file",
+        ),
+        (
+            "setup.pdf",
+            b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 200,
+            "setup.pdf is not a complete PDF, PNG or JPEG file",
+        ),
+        ("tool.pdf", b"\x7fELF\x02\x01\x01" + b"\x00" * 200, "tool.pdf is not a complete PDF, PNG or JPEG file"),
+        ("cut.pdf", pdf()[:-8], "cut.pdf is not a complete PDF, PNG or JPEG file"),
+        ("cut.png", png()[:-6], "cut.png is not a complete PDF, PNG or JPEG file"),
+        ("cut.jpg", jpeg()[:-2], "cut.jpg is not a complete PDF, PNG or JPEG file"),
+        ("page.html", b"<!doctype html><p>%PDF-1.4</p>", "page.html is not a complete PDF, PNG or JPEG file"),
+        ("../../x.pdf", pdf(), "the file name '../../x.pdf' contains a path; send the file itself"),
+        ("C:\\x\\a.pdf", pdf(), "the file name 'C:\\\\x\\\\a.pdf' contains a path; send the file itself"),
+        ("big.pdf", b"%PDF-1.4\n" + b"0" * MAX_BYTES + b"\n%%EOF\n", "big.pdf is larger than 10 MB"),
+    ],
+    ids=[
+        "empty",
+        "png-header-html",
+        "png-then-html",
+        "exe-as-pdf",
+        "elf-as-pdf",
+        "truncated-pdf",
+        "truncated-png",
+        "truncated-jpeg",
+        "html",
+        "path-traversal",
+        "windows-path",
+        "oversize",
+    ],
+)
+def test_hostile_files_are_refused_with_a_clear_message(name, data, message):
+    with pytest.raises(DocumentRejected) as excinfo:
+        check_document(name, data)
+    assert str(excinfo.value) == message
+
+
+def test_one_bad_file_refuses_the_whole_upload_and_six_files_are_too_many(tmp_path: Path):
+    with pytest.raises(DocumentRejected) as excinfo:
+        check_documents([("a.pdf", pdf()), ("b.png", b"")])
+    assert str(excinfo.value) == "b.png is empty"
+    with pytest.raises(DocumentRejected) as excinfo:
+        check_documents([(f"{i}.png", png()) for i in range(6)])
+    assert str(excinfo.value) == "at most 5 documents per appeal (6 sent)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_accepted_file_is_stored_under_a_random_name_readable_only_by_the_app(tmp_path: Path):
+    root = tmp_path / "appeal-documents"
+    first = store(check_document("收入证明.pdf", pdf()), root)
+    second = store(check_document("收入证明.pdf", pdf()), root)
+
+    assert first != second
+    assert first.endswith(".pdf")
+    assert "收入" not in first
+    assert (root / first).read_bytes() == pdf()
+    assert stat.S_IMODE((root / first).stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("收入证明.pdf", "收入证明.pdf"),
+        ("a\x00b\x1b[31m.png", "ab[31m.png"),
+        (".hidden.pdf", "hidden.pdf"),
+        ("", "document"),
+    ],
+)
+def test_names_shown_to_reviewers_are_cleaned(raw, shown):
+    assert safe_name(raw) == shown
