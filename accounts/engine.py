@@ -39,12 +39,21 @@ from riskops.audit import Actor
 
 @dataclass
 class Finding:
-    line_id: int
-    code: str
-    severity: str
-    action: str
+    """A rule holding for a line. Its severity and action are the rule's, except OVERDUE's reminder tier."""
+
     rule: Rule
+    line_id: int
     evidence: dict[str, Any]
+    severity: str = ""
+    action: str = ""
+
+    def __post_init__(self) -> None:
+        self.severity = self.severity or self.rule.severity
+        self.action = self.action or self.rule.action
+
+    @property
+    def code(self) -> str:
+        return self.rule.code
 
     @property
     def event_keys(self) -> set[str]:
@@ -77,16 +86,11 @@ def _dec(value: Any) -> str:
     return str(Decimal(value).quantize(Decimal("0.01")))
 
 
-def id_array(ids: Iterable[int]) -> str:
-    """A bigint[] literal: psycopg adapts a 2,000-int list element by element, a string in one go."""
-    return "{" + ",".join(str(int(i)) for i in ids) + "}"
-
-
 def _rows(sql: str, params: dict[str, Any]) -> list[tuple]:
     ids = params["ids"]
     # The id range next to the exact list lets the planner estimate the batch's size and use the
     # (line, time) indexes; batches are id ranges, so the range adds no rows.
-    params = {**params, "ids": id_array(ids), "lo": min(ids), "hi": max(ids)}
+    params = {**params, "ids": services.id_array(ids), "lo": min(ids), "hi": max(ids)}
     with connection.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()
@@ -107,11 +111,8 @@ def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Find
     )
     for line_id, n, k, event_ids in rows:
         yield Finding(
-            line_id,
-            rule.code,
-            rule.severity,
-            rule.action,
             rule,
+            line_id,
             {
                 "events": {"inquiry": event_ids},
                 "values": {"inquiries": n, "institutions": k},
@@ -140,21 +141,17 @@ def _find_overdue(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding
         values = {"max_days_past_due": max_dpd, "overdue_amount": _dec(amount), "as_of": today.isoformat()}
         if max_dpd >= p["min_days_past_due"]:
             yield Finding(
-                line_id,
-                rule.code,
-                rule.severity,
-                rule.action,
                 rule,
+                line_id,
                 {"events": {"installment": high_ids}, "values": values, "thresholds": thresholds},
             )
         else:
             yield Finding(
-                line_id,
-                rule.code,
-                Severity.LOW,
-                RuleAction.REMIND,
                 rule,
+                line_id,
                 {"events": {"installment": all_ids}, "values": values, "thresholds": thresholds},
+                severity=Severity.LOW,
+                action=RuleAction.REMIND,
             )
 
 
@@ -205,11 +202,8 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
             for r in items
         ]
         yield Finding(
-            line_id,
-            rule.code,
-            rule.severity,
-            rule.action,
             rule,
+            line_id,
             {
                 "events": {"drawdown": [r[1] for r in items], "transfer": sorted({t for r in items for t in r[4]})},
                 "values": {"drawdowns": drawdowns, "max_share": max(d["share"] for d in drawdowns)},
@@ -254,11 +248,8 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
         _l, _rid, ext_employer, ext_income, employer, declared, days = items[-1]
         drop = (Decimal(declared) - Decimal(ext_income)) / Decimal(declared) if declared else Decimal(0)
         yield Finding(
-            line_id,
-            rule.code,
-            rule.severity,
-            rule.action,
             rule,
+            line_id,
             {
                 "events": {"income_record": [r[1] for r in items]},
                 "values": {
@@ -303,7 +294,7 @@ def evaluate_lines(
             # Lock the batch's lines first: concurrent evaluations of the same account serialise here.
             cur.execute(
                 "SELECT id FROM accounts_creditline WHERE id = ANY(%s::bigint[]) AND status <> 'closed' ORDER BY id FOR UPDATE",
-                [id_array(requested)],
+                [services.id_array(requested)],
             )
             ids = [r[0] for r in cur.fetchall()]
         result.evaluated = len(ids)
@@ -319,12 +310,12 @@ def evaluate_lines(
         with connection.cursor() as cur:
             cur.execute(
                 "SELECT id, line_id, code, severity FROM accounts_signal WHERE line_id = ANY(%s::bigint[]) AND status = 'active'",
-                [id_array(ids)],
+                [services.id_array(ids)],
             )
             active = {(r[1], r[2], r[3]): r[0] for r in cur.fetchall()}
             cur.execute(
                 "SELECT line_id, code, event_ids FROM accounts_suppression WHERE line_id = ANY(%s::bigint[])",
-                [id_array(ids)],
+                [services.id_array(ids)],
             )
             suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
             for line_id, code, keys in cur.fetchall():

@@ -28,7 +28,6 @@ from accounts.models import (
     LineChange,
     Note,
     Signal,
-    SignalStatus,
     Transfer,
 )
 from riskops.models import AuditEvent
@@ -341,7 +340,3 @@ def operators_for_assignment() -> QuerySet:
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.filter(is_active=True, groups__isnull=False).distinct().order_by("username")
-
-
-def active_high_signal_exists(line: CreditLine) -> bool:
-    return Signal.objects.filter(line=line, status=SignalStatus.ACTIVE, severity="high").exists()

@@ -43,6 +43,11 @@ class DomainError(Exception):
     """A change that is not allowed in the current state; the message is shown to the user."""
 
 
+def id_array(ids: Iterable[int]) -> str:
+    """A bigint[] literal: psycopg adapts a list of ints element by element, a string in one go."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
 def _money(value: Decimal) -> str:
     return f"{value:.2f}"
 
@@ -146,7 +151,7 @@ def lines_freeze(
             FROM old WHERE l.id = old.id
             RETURNING l.id, old.status, old."limit", old.available
             """,
-            [ids, at, at],
+            [id_array(ids), at, at],
         )
         updates = [LineUpdate(r[0], r[1], r[2], r[3], LineStatus.FROZEN, r[2], r[3]) for r in cur.fetchall()]
         _record_line_changes(
@@ -320,7 +325,7 @@ def signals_clear(*, signal_ids: Iterable[int], actor: Actor, at: datetime, reas
             WHERE id = ANY(%s::bigint[]) AND status = 'active'
             RETURNING id, line_id, code, severity
             """,
-            [at, ids],
+            [at, id_array(ids)],
         )
         rows = cur.fetchall()
         audit_write(
@@ -354,34 +359,40 @@ def signal_overturn(*, signal_id: int, actor: Actor, reason: str) -> Signal:
         signal = Signal.objects.select_for_update().get(pk=signal_id)
         if signal.status != SignalStatus.ACTIVE:
             raise DomainError(f"signal {signal_id} is {signal.status}, not active; nothing to overturn")
+        _overturn([signal], actor=actor, reason=reason, at=at)
+    return signal
+
+
+def _overturn(signals: list[Signal], *, actor: Actor, reason: str, at: datetime) -> None:
+    """Overturn locked active signals: status, one suppression and one audit event each (fixed queries)."""
+    for signal in signals:
         signal.status = SignalStatus.OVERTURNED
         signal.cleared_at = at
-        signal.save(update_fields=["status", "cleared_at"])
-        Suppression.objects.create(
-            line_id=signal.line_id,
-            code=signal.code,
-            event_ids=evidence_event_keys(signal.evidence),
-            signal=signal,
-            created_at=at,
-            created_by_id=actor.user_id,
-            reason=reason,
-        )
-        audit_write(
-            actor=actor,
-            at=at,
-            changes=[
-                Change(
-                    action="signal.overturn",
-                    object_type="signal",
-                    object_id=signal.pk,
-                    account_id=signal.line_id,
-                    before={"status": "active"},
-                    after={"status": "overturned"},
-                    reason=reason,
-                )
-            ],
-        )
-    return signal
+    Signal.objects.bulk_update(signals, ["status", "cleared_at"])
+    Suppression.objects.bulk_create(
+        [
+            Suppression(
+                line_id=sig.line_id,
+                code=sig.code,
+                event_ids=evidence_event_keys(sig.evidence),
+                signal=sig,
+                created_at=at,
+                created_by_id=actor.user_id,
+                reason=reason,
+            )
+            for sig in signals
+        ]
+    )
+    audit_write(
+        actor=actor,
+        at=at,
+        changes=[
+            Change(
+                "signal.overturn", "signal", sig.pk, sig.line_id, {"status": "active"}, {"status": "overturned"}, reason
+            )
+            for sig in signals
+        ],
+    )
 
 
 def evidence_event_keys(evidence: dict) -> list[str]:
@@ -449,7 +460,7 @@ def cases_open_or_raise(
                 )
                 WHERE s.id = ANY(%s::bigint[]) AND s.case_id IS NULL
                 """,
-                [signal_ids],
+                [id_array(signal_ids)],
             )
             cur.execute(
                 """
@@ -462,7 +473,7 @@ def cases_open_or_raise(
                 ) f
                 WHERE c.id = f.case_id AND c.signal_codes IS DISTINCT FROM f.codes
                 """,
-                [signal_ids],
+                [id_array(signal_ids)],
             )
         audit_write(
             actor=actor,
@@ -494,7 +505,7 @@ def cases_refresh_exposure(*, line_ids: list[int], at: datetime) -> int:
             WHERE l.id = c.line_id AND c.line_id = ANY(%s::bigint[]) AND c.status <> 'resolved'
               AND c.exposure IS DISTINCT FROM l.outstanding
             """,
-            [at, "{" + ",".join(str(int(i)) for i in line_ids) + "}"],
+            [at, id_array(line_ids)],
         )
         return cur.rowcount
 
@@ -925,25 +936,7 @@ def _notice_params(line: CreditLine, kind: str) -> dict[str, object] | None:
 def _apply_unfreeze(line: CreditLine, new_limit: Decimal, actor: Actor, reason: str, at: datetime) -> None:
     """Unfreeze a locked line at `new_limit`; its active freezing signals are overturned (and suppressed)."""
     active = list(Signal.objects.select_for_update().filter(line=line, status=SignalStatus.ACTIVE, action="freeze"))
-    for signal in active:
-        signal.status = SignalStatus.OVERTURNED
-        signal.cleared_at = at
-    Signal.objects.bulk_update(active, ["status", "cleared_at"])
-    Suppression.objects.bulk_create(
-        [
-            Suppression(
-                line=line,
-                code=s.code,
-                event_ids=evidence_event_keys(s.evidence),
-                signal=s,
-                created_at=at,
-                created_by_id=actor.user_id,
-                reason=reason,
-            )
-            for s in active
-        ]
-    )
-    before = LineUpdate(line.pk, line.status, line.limit, line.available, "", line.limit, line.available)
+    before = (line.status, line.limit, line.available)
     available = (
         line.available
         if new_limit >= line.limit
@@ -957,26 +950,11 @@ def _apply_unfreeze(line: CreditLine, new_limit: Decimal, actor: Actor, reason: 
         at,
     )
     line.save(update_fields=["status", "frozen_since", "limit", "available", "updated_at"])
-    update = LineUpdate(
-        line.pk,
-        before.status_before,
-        before.limit_before,
-        before.available_before,
-        line.status,
-        line.limit,
-        line.available,
-    )
+    update = LineUpdate(line.pk, *before, line.status, line.limit, line.available)
     _record_line_changes(
         [update], kind="unfreeze", action="line.unfreeze", actor=actor, at=at, reasons={line.pk: reason}
     )
-    audit_write(
-        actor=actor,
-        at=at,
-        changes=[
-            Change("signal.overturn", "signal", s.pk, line.pk, {"status": "active"}, {"status": "overturned"}, reason)
-            for s in active
-        ],
-    )
+    _overturn(active, actor=actor, reason=reason, at=at)
     notifications_queue(
         [
             Outgoing(
@@ -997,7 +975,7 @@ def _apply_limit(line: CreditLine, new_limit: Decimal, actor: Actor, reason: str
     line.available = max(Decimal(0), min(line.available, new_limit - line.outstanding))
     line.updated_at = at
     line.save(update_fields=["limit", "available", "updated_at"])
-    update = LineUpdate(line.pk, before[0], before[1], before[2], line.status, line.limit, line.available)
+    update = LineUpdate(line.pk, *before, line.status, line.limit, line.available)
     _record_line_changes(
         [update], kind="limit_change", action="line.limit_change", actor=actor, at=at, reasons={line.pk: reason}
     )

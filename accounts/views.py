@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -181,7 +181,10 @@ def queue_bulk(request: HttpRequest) -> HttpResponse:
 
 
 def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str, Any]:
-    detail = selectors.case_detail(case_id)
+    try:
+        detail = selectors.case_detail(case_id)
+    except Case.DoesNotExist:
+        raise Http404(_("No such case")) from None
     user = request.user
     explained = [(s, explain(s), detail.evidence.get(s.pk, {})) for s in detail.signals]
     return {
@@ -206,7 +209,6 @@ def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str,
 @operator_required
 @require_GET
 def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
-    get_object_or_404(Case, pk=case_id)
     return render(request, "accounts/case.html", _case_context(request, case_id))
 
 
