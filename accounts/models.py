@@ -375,6 +375,9 @@ class Case(models.Model):
     version = models.PositiveIntegerField(default=1)
     # The families of every signal linked to the case (kept by the engine), for the queue's family filter.
     signal_codes = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    # The open appeal's state and deadline (kept by appeals.services), so the queue marks appeals without a join.
+    appeal_state = models.CharField(max_length=20, blank=True, default="", db_default="")
+    appeal_due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("case")
@@ -385,6 +388,9 @@ class Case(models.Model):
             models.Index(fields=["queue_key", "id"], name="case_queue", condition=UNRESOLVED),
             models.Index(fields=["assignee", "queue_key", "id"], name="case_queue_assignee", condition=UNRESOLVED),
             models.Index(fields=["sla_due_at"], name="case_sla", condition=UNRESOLVED),
+            models.Index(
+                fields=["queue_key", "id"], name="case_queue_appeal", condition=UNRESOLVED & ~Q(appeal_state="")
+            ),
             # One queue index per signal family: a family filter reads its own cases in queue order.
             *(
                 models.Index(
@@ -507,6 +513,10 @@ class NotificationKind(models.TextChoices):
     UNFREEZE = "unfreeze", _("line unfrozen")
     LIMIT_CHANGE = "limit_change", _("limit changed")
     CREDIT_EDUCATION = "credit_education", _("credit-education notice")
+    APPEAL_RECEIVED = "appeal_received", _("appeal received")
+    APPEAL_MORE_INFO = "appeal_more_info", _("appeal: more information requested")
+    APPEAL_APPROVED = "appeal_approved", _("appeal approved")
+    APPEAL_REJECTED = "appeal_rejected", _("appeal rejected")
 
 
 class Notification(models.Model):

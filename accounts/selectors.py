@@ -57,6 +57,7 @@ class QueueFilters:
     exposure_min: Decimal | None = None
     exposure_max: Decimal | None = None
     q: str = ""
+    appeal: str = ""  # "", "open": only cases with an open appeal
 
 
 @dataclass
@@ -82,6 +83,8 @@ def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime 
     qs = qs.filter(status=filters.status) if filters.status else qs.exclude(status=CaseStatus.RESOLVED)
     if filters.family:
         qs = qs.filter(signal_codes__contains=[filters.family])
+    if filters.appeal:
+        qs = qs.exclude(appeal_state="")
     if filters.tier:
         # Tiers are contiguous stretches of the queue order; the queue_key range lets the index skip to them.
         low, high = TIER_QUEUE_KEYS[filters.tier]
@@ -127,6 +130,8 @@ QUEUE_ROW_FIELDS = (
     "line__borrower__name",
     "line__borrower__phone",
     "assignee__username",
+    "appeal_state",
+    "appeal_due_at",
 )
 
 
@@ -187,6 +192,7 @@ class CaseDetail:
     notes: list[Note]
     audit: list[AuditEvent]
     timeline: dict[str, Any] = field(default_factory=dict)
+    appeals: list[Any] = field(default_factory=list)
 
 
 def case_detail(case_id: int, *, now: datetime | None = None) -> CaseDetail:
@@ -219,6 +225,7 @@ def case_detail(case_id: int, *, now: datetime | None = None) -> CaseDetail:
     notes = list(Note.objects.filter(line=line).select_related("author").order_by("-created_at", "-id")[:100])
     audit = list(AuditEvent.objects.filter(account=line).select_related("actor_user").order_by("-at", "-id")[:100])
     detail = CaseDetail(case, line, signals, evidence, pending, decisions, other_cases, changes, notes, audit)
+    detail.appeals = list(line.appeals.order_by("-submitted_at")[:20])  # type: ignore[attr-defined]
     detail.timeline = account_timeline(line, signals, changes, now=now)
     return detail
 

@@ -36,6 +36,7 @@ from accounts.models import (
     Suppression,
 )
 from accounts.notifications import REASON_ZH, Outgoing, notifications_queue
+from appeals.links import appeal_link
 from riskops.audit import Actor, Change, audit_write
 
 
@@ -169,7 +170,7 @@ def lines_freeze(
                     u.line_id,
                     NotificationKind.FREEZE,
                     f"freeze:{u.line_id}:{at.isoformat()}",
-                    {"reason": REASON_ZH.get(codes.get(u.line_id, ""), "风险核查")},
+                    {"reason": REASON_ZH.get(codes.get(u.line_id, ""), "风险核查"), "link": appeal_link(u.line_id)},
                 )
                 for u in updates
             ],
@@ -558,6 +559,15 @@ def _lock_case(case_id: int) -> Case:
     return Case.objects.select_for_update(of=("self", "line")).select_related("line").get(pk=case_id)
 
 
+def case_lock(case_id: int) -> Case:
+    """Lock a case and its line for a service outside this module (appeals), in the engine's order."""
+    return _lock_case(case_id)
+
+
+def require_senior_for_escalated(case: Case, actor: Actor) -> None:
+    _require_senior_for_escalated(case, actor)
+
+
 def _check_version(case: Case, expected_version: int | None) -> None:
     if expected_version is not None and case.version != expected_version:
         raise ConflictError(
@@ -743,6 +753,10 @@ def needs_second_reviewer(line: CreditLine, new_limit: Decimal) -> list[str]:
     return reasons
 
 
+# Decisions that settle what a borrower's appeal asks about.
+SETTLING_KINDS = (DecisionKind.KEEP_FROZEN, DecisionKind.UNFREEZE, DecisionKind.CUT_LIMIT)
+
+
 def case_decide(
     *,
     case_id: int,
@@ -753,8 +767,13 @@ def case_decide(
     new_limit: Decimal | None = None,
     expected_version: int | None,
     idempotency_key: str,
+    appeal_id: int | None = None,
 ) -> DecisionOutcome:
-    """Record an operator's decision on a case and apply it, or propose it when it needs four eyes."""
+    """Record an operator's decision on a case and apply it, or propose it when it needs four eyes.
+
+    `appeal_id` is given by `appeals.services.appeal_decide`: while a case has an open appeal, only the appeal's
+    decision may settle it, so that the borrower always hears the outcome of what they asked.
+    """
     _require(actor, "accounts.decide_case", _("Your role cannot decide cases"))
     if kind not in DecisionKind.values:
         raise DomainError(_("unknown decision %(kind)r") % {"kind": kind})
@@ -776,6 +795,8 @@ def case_decide(
         line = case.line
         if case.status == CaseStatus.AWAITING_APPROVAL and kind not in (DecisionKind.REMIND, DecisionKind.EDUCATE):
             raise DomainError(_("A proposal on this case is waiting for a second reviewer; approve or reject it first"))
+        if case.appeal_state and appeal_id is None and kind in SETTLING_KINDS:
+            raise DomainError(_("The borrower has an open appeal on this case; decide it from the appeal page"))
         decision = Decision(
             case=case,
             line=line,
@@ -914,6 +935,10 @@ def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str 
                 _case_change("case.update", case, case_before, {"status": case.status}),
             ],
         )
+        # An appeal waiting on this proposal follows it (approved: the borrower hears back; rejected: back to review).
+        from appeals.services import appeal_follow_review
+
+        appeal_follow_review(decision=decision, actor=actor, at=at)
     return decision
 
 

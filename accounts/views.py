@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -26,6 +27,7 @@ from accounts.forms import BulkForm, DecisionForm, NoteForm, QueueFilterForm, Re
 from accounts.masking import mask_name, mask_phone
 from accounts.models import Case, CaseStatus, Decision, LineStatus, SignalStatus
 from accounts.tasks import engine_evaluate_lines
+from appeals.models import AppealStatus
 from riskops.audit import Actor
 from riskops.roles import ROLES, load_roles_and_permissions
 from riskops.templatetags.riskops import money, sla
@@ -74,7 +76,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         {
             "form": form if form.is_bound else QueueFilterForm(),
             "values": {k: request.GET.get(k, "") for k in QueueFilterForm.base_fields},
-            "select_fields": [(n, form.fields[n]) for n in ("status", "family", "tier", "assignee", "sla")],
+            "select_fields": [(n, form.fields[n]) for n in ("status", "family", "tier", "assignee", "sla", "appeal")],
             "page": page,
             "rows": _queue_rows(page.cases),
             "query": urlencode(kept),
@@ -94,6 +96,8 @@ def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:
     status_labels = dict(CaseStatus.choices)
     line_labels = dict(LineStatus.choices)
     signal_labels = dict(SignalStatus.choices)
+    appeal_labels = dict(AppealStatus.choices)
+    appeal_word, paused_word = _("Appeal"), _("paused")
     tz = timezone.get_current_timezone()
     rows = []
     for c in cases:
@@ -103,6 +107,15 @@ def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:
             '<span class="badge sev-{}" title="{}">{}</span>',
             ((f"{severity} st-{status}", signal_labels[status], code) for code, severity, status in c["signals"]),
         )
+        if c["appeal_state"]:
+            # Marked as an appeal, with the appeal's own deadline (paused while waiting for the borrower).
+            badges = format_html(
+                '{} <span class="badge appeal" title="{}">{}</span> {}',
+                badges,
+                appeal_labels.get(c["appeal_state"], ""),
+                appeal_word,
+                paused_word if c["appeal_state"] == "awaiting_info" else sla(c["appeal_due_at"]),
+            )
         rows.append(
             format_html(
                 '<tr class="case sev-{}" data-row-href="{}">'
@@ -272,12 +285,21 @@ def decision_review(request: HttpRequest, decision_id: int, verdict: str) -> Htt
     form = ReviewForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
     approve = verdict == "approve"
-    return _act(
+    response = _act(
         request,
         decision.case_id,
         lambda: services.decision_review(decision_id=decision_id, actor=_actor(request), approve=approve, note=note),
         _("Proposal approved and applied.") if approve else _("Proposal rejected."),
     )
+    # The appeal page approves from where the reviewer is, and goes back there.
+    back = request.POST.get("next", "")
+    if (
+        response.status_code == 302
+        and back
+        and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    ):
+        return redirect(back)
+    return response
 
 
 @operator_required

@@ -17,6 +17,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 MAX_BYTES = 10 * 1024 * 1024
 MAX_FILES = 5
 
@@ -110,21 +112,23 @@ def sniff(data: bytes) -> str | None:
 def check_document(name: str, data: bytes) -> CheckedDocument:
     """Accept a PDF, PNG or JPEG of at most 10 MB, whatever it is called; refuse anything else."""
     if "/" in (name or "") or "\\" in (name or "") or ".." in (name or ""):
-        raise DocumentRejected(f"the file name {name!r} contains a path; send the file itself")
+        raise DocumentRejected(_("the file name %(name)r contains a path; send the file itself") % {"name": name})
     if not data:
-        raise DocumentRejected(f"{safe_name(name)} is empty")
+        raise DocumentRejected(_("%(name)s is empty") % {"name": safe_name(name)})
     if len(data) > MAX_BYTES:
-        raise DocumentRejected(f"{safe_name(name)} is larger than 10 MB")
+        raise DocumentRejected(_("%(name)s is larger than 10 MB") % {"name": safe_name(name)})
     content_type = sniff(data)
     if content_type is None:
-        raise DocumentRejected(f"{safe_name(name)} is not a complete PDF, PNG or JPEG file")
+        raise DocumentRejected(_("%(name)s is not a complete PDF, PNG or JPEG file") % {"name": safe_name(name)})
     return CheckedDocument(safe_name(name), content_type, len(data), data)
 
 
 def check_documents(files: list[tuple[str, bytes]]) -> list[CheckedDocument]:
     """All or nothing: one bad file refuses the whole upload."""
     if len(files) > MAX_FILES:
-        raise DocumentRejected(f"at most {MAX_FILES} documents per appeal ({len(files)} sent)")
+        raise DocumentRejected(
+            _("at most %(max)d documents at a time (%(sent)d sent)") % {"max": MAX_FILES, "sent": len(files)}
+        )
     return [check_document(name, data) for name, data in files]
 
 
@@ -137,3 +141,17 @@ def store(document: CheckedDocument, root: Path) -> str:
     with os.fdopen(fd, "wb") as fh:
         fh.write(document.data)
     return stored
+
+
+def read_uploads(uploads: list) -> list[tuple[str, bytes]]:  # type: ignore[type-arg]
+    """(name, bytes) of uploaded files; an oversized file is refused by its size before it is read."""
+    if len(uploads) > MAX_FILES:
+        raise DocumentRejected(
+            _("at most %(max)d documents at a time (%(sent)d sent)") % {"max": MAX_FILES, "sent": len(uploads)}
+        )
+    files = []
+    for upload in uploads:
+        if upload.size > MAX_BYTES:
+            raise DocumentRejected(_("%(name)s is larger than 10 MB") % {"name": safe_name(upload.name or "")})
+        files.append((upload.name or "", upload.read()))
+    return files

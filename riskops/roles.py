@@ -7,6 +7,8 @@ AUDITOR = "auditor"
 ADMIN = "admin"
 
 ROLES = [ANALYST, SENIOR_REVIEWER, RISK_MANAGER, AUDITOR, ADMIN]
+# Not an operator role: the lending app's API user, which may only submit and read appeals.
+INTEGRATION = "integration"
 
 # What each role may do beyond reading (accounts.Case permissions). Auditors only read.
 GRANTS = {
@@ -15,6 +17,7 @@ GRANTS = {
     RISK_MANAGER: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
     AUDITOR: [],
     ADMIN: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
+    INTEGRATION: ["submit_appeal"],
 }
 
 
@@ -24,7 +27,9 @@ def ensure_roles() -> None:
 
     for role, codenames in GRANTS.items():
         group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.add(*Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames))
+        group.permissions.add(
+            *Permission.objects.filter(content_type__app_label__in=["accounts", "appeals"], codename__in=codenames)
+        )
 
 
 def load_roles_and_permissions(user) -> set[str]:  # type: ignore[no-untyped-def]

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_htmx",
     "riskops",
     "accounts",
@@ -224,6 +225,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.cases_release_idle_claims",
         "schedule": 300.0,
     },
+    "appeals-age": {
+        "task": "appeals.tasks.appeals_age",
+        "schedule": float(env_int("APPEAL_AGING_SECONDS", 600, minimum=10)),
+    },
     "reevaluate-all-nightly": {
         "task": "accounts.tasks.engine_evaluate_all",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(hour=2, minute=0),
@@ -245,6 +250,24 @@ CASE_CLAIM_IDLE_MINUTES = env_int("CASE_CLAIM_IDLE_MINUTES", 30, minimum=1)
 # Restoring a limit of this much or more (CNY) needs a second reviewer.
 FOUR_EYES_LIMIT = env_int("FOUR_EYES_LIMIT", 50000, minimum=0)
 QUEUE_PAGE_SIZE = env_int("QUEUE_PAGE_SIZE", 50, minimum=5)
+
+# --- Appeals
+APPEAL_SLA_HOURS = env_int("APPEAL_SLA_HOURS", 72, minimum=1)
+APPEAL_DUE_SOON_HOURS = env_int("APPEAL_DUE_SOON_HOURS", 12, minimum=1)
+# How long the link in a freeze or more-information message stays valid.
+APPEAL_LINK_DAYS = env_int("APPEAL_LINK_DAYS", 14, minimum=1)
+# Outside the static and web roots; files there are only served through the permission-checked view.
+APPEAL_DOCUMENTS_DIR = Path(os.environ.get("APPEAL_DOCUMENTS_DIR", str(VAR_DIR / "appeal-documents")))
+# Where borrowers reach the console's public pages (the links in their messages).
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if urlparse(PUBLIC_BASE_URL).scheme not in {"http", "https"} or not urlparse(PUBLIC_BASE_URL).netloc:
+    raise ImproperlyConfigured(
+        f"PUBLIC_BASE_URL must be an http(s) URL like https://risk.example.com; got {PUBLIC_BASE_URL!r}"
+    )
+# Five 10 MB documents and a statement; larger requests are refused before they are read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+FILE_UPLOAD_MAX_MEMORY_SIZE = 11 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

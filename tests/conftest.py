@@ -24,6 +24,12 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _appeal_documents_in_tmp(settings, tmp_path):
+    """Appeal documents go to a fresh directory per test (never the checkout's var/)."""
+    settings.APPEAL_DOCUMENTS_DIR = tmp_path / "appeal-documents"
+
+
+@pytest.fixture(autouse=True)
 def _english_by_default():
     """Service messages are translated; tests read them in English unless a request asks for Chinese."""
     from django.conf import settings

@@ -120,7 +120,7 @@ def test_one_bad_file_refuses_the_whole_upload_and_six_files_are_too_many(tmp_pa
     assert str(excinfo.value) == "b.png is empty"
     with pytest.raises(DocumentRejected) as excinfo:
         check_documents([(f"{i}.png", png()) for i in range(6)])
-    assert str(excinfo.value) == "at most 5 documents per appeal (6 sent)"
+    assert str(excinfo.value) == "at most 5 documents at a time (6 sent)"
     assert list(tmp_path.iterdir()) == []
 
 

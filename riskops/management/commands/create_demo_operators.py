@@ -2,14 +2,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
 
-from riskops.roles import ADMIN, ROLES, ensure_roles
+from riskops.roles import ADMIN, INTEGRATION, ROLES, ensure_roles
 
 DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 
 
 class Command(BaseCommand):
-    help = "Create one demo operator per role (username = role, password = role + '-demo') and print the logins."
+    help = (
+        "Create one demo operator per role (username = role, password = role + '-demo') and the lending app's API "
+        "user, and print the logins and the API token."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="allow it with DEBUG off (never in production)")
@@ -29,3 +33,10 @@ class Command(BaseCommand):
             user.save()
             user.groups.set([Group.objects.get(name=role)])
             self.stdout.write(f"  {role:<16} {role + DEMO_PASSWORD_SUFFIX}")
+        # The lending app's API user: no password, a token for POST /api/v1/appeals/.
+        app, _created = User.objects.get_or_create(username="lending-app")
+        app.set_unusable_password()
+        app.save()
+        app.groups.set([Group.objects.get(name=INTEGRATION)])
+        token, _created = Token.objects.get_or_create(user=app)
+        self.stdout.write(f"Lending-app API token (Authorization: Token ...): {token.key}")

@@ -1,0 +1,92 @@
+"""The lending app's appeal API: token authentication, explicit input and output serializers, thin views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.services import ConflictError, DomainError
+from appeals import services
+from appeals.documents import DocumentRejected, read_uploads
+from appeals.models import Appeal, AppealChannel, AppealReason
+from riskops.audit import Actor
+
+
+class AppealInput(serializers.Serializer):
+    account_no = serializers.CharField(max_length=20)
+    reason = serializers.ChoiceField(choices=AppealReason.values)
+    statement = serializers.CharField(max_length=services.STATEMENT_MAX)
+
+
+class AppealOutput(serializers.ModelSerializer):
+    account_no = serializers.CharField(source="line.account_no")
+    documents = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Appeal
+        fields = ["id", "account_no", "reason", "status", "submitted_at", "sla_due_at", "outcome", "reply", "documents"]
+
+    def get_documents(self, appeal: Appeal) -> list[dict[str, Any]]:
+        return [
+            {"id": d.pk, "name": d.original_name, "content_type": d.content_type, "size": d.size}
+            for d in appeal.documents.all()
+        ]
+
+
+class _IntegrationApi(APIView):
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if not request.user.has_perm("appeals.submit_appeal"):
+            raise PermissionDenied("This token may not submit or read appeals")
+
+
+class AppealCreateApi(_IntegrationApi):
+    """POST /api/v1/appeals/ (multipart): account_no, reason, statement, documents (0-5 files).
+
+    `Idempotency-Key` makes a retried request return the appeal the first one created (200, not 201).
+    """
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    def post(self, request: Request) -> Response:
+        data = AppealInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            files = read_uploads(request.FILES.getlist("documents"))
+            result = services.appeal_submit(
+                account_no=data.validated_data["account_no"],
+                reason=data.validated_data["reason"],
+                statement=data.validated_data["statement"],
+                files=files,
+                channel=AppealChannel.API,
+                actor=Actor.operator(request.user),
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
+            )
+        except ConflictError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except (DomainError, DocumentRejected) as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        body = AppealOutput(result.appeal).data
+        if result.replayed:
+            return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AppealDetailApi(_IntegrationApi):
+    """GET /api/v1/appeals/<id>/: where an appeal stands and the reply the borrower got."""
+
+    def get(self, request: Request, appeal_id: int) -> Response:
+        appeal = get_object_or_404(Appeal.objects.select_related("line").prefetch_related("documents"), pk=appeal_id)
+        return Response(AppealOutput(appeal).data)

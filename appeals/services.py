@@ -1,0 +1,560 @@
+"""Every state change of appeals: intake, more information, decisions, SLA aging.
+
+What an appeal does to the line goes through `accounts.services.case_decide` and `decision_review`, so the
+four-eyes rules, the version checks and the suppression of overturned signals are exactly those of case review.
+Each function locks the line, then the case, then the appeal (the engine's order), writes its audit events in
+the same transaction and queues the borrower's message in the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import (
+    Case,
+    CaseStatus,
+    CreditLine,
+    Decision,
+    DecisionKind,
+    DecisionStatus,
+    LineStatus,
+    NotificationKind,
+    ReasonCode,
+    Signal,
+    SignalStatus,
+)
+from accounts.notifications import Outgoing, notifications_queue
+from accounts.services import (
+    ConflictError,
+    DomainError,
+    NotAllowed,
+    case_decide,
+    case_lock,
+    require_senior_for_escalated,
+)
+from appeals import replies
+from appeals.documents import CheckedDocument, DocumentRejected, check_documents, store
+from appeals.links import more_info_link
+from appeals.models import (
+    CLOCK_STATES,
+    OPEN_STATES,
+    Appeal,
+    AppealAlert,
+    AppealDocument,
+    AppealPriority,
+    AppealReason,
+    AppealRuleOutcome,
+    AppealStatus,
+    RuleOutcome,
+)
+from riskops.audit import Actor, Change, audit_write
+from riskops.roles import RISK_MANAGER, SENIOR_REVIEWER
+
+logger = logging.getLogger(__name__)
+
+STATEMENT_MAX = 2000
+REPLY_MAX = 500  # it goes out as an SMS
+MAX_DOCUMENTS_PER_APPEAL = 15  # the first five and two rounds of more information
+
+# The case-review reason an appeal's reason becomes when it is approved.
+REASON_CODES: dict[str, str] = {
+    AppealReason.REPAID: ReasonCode.REPAID,
+    AppealReason.LOANS_CLOSED: ReasonCode.LOANS_CLOSED,
+    AppealReason.INCOME_PROOF: ReasonCode.INCOME_VERIFIED,
+    AppealReason.TRANSFER_EXPLAINED: ReasonCode.TRANSFER_EXPLAINED,
+    AppealReason.PROFILE_UPDATED: ReasonCode.PROFILE_UPDATED,
+    AppealReason.OTHER: ReasonCode.OTHER,
+}
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    appeal: Appeal
+    replayed: bool = False
+
+
+def documents_root() -> Path:
+    return Path(settings.APPEAL_DOCUMENTS_DIR)
+
+
+def _priority(due: datetime, now: datetime) -> int:
+    if due < now:
+        return AppealPriority.BREACHED
+    if due < now + timedelta(hours=settings.APPEAL_DUE_SOON_HOURS):
+        return AppealPriority.DUE_SOON
+    return AppealPriority.NORMAL
+
+
+def _checked(files: list[tuple[str, bytes]]) -> list[CheckedDocument]:
+    try:
+        return check_documents(files)
+    except DocumentRejected as exc:
+        raise DomainError(str(exc)) from None
+
+
+def _fingerprint(account: str, reason: str, statement: str, docs: list[CheckedDocument]) -> str:
+    h = hashlib.sha256()
+    for part in (account, reason, statement, *(hashlib.sha256(d.data).hexdigest() for d in docs)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class _StoredFiles:
+    """Files written inside a transaction; removed again if the transaction does not commit."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+
+    def add(self, appeal: Appeal, docs: list[CheckedDocument], at: datetime, round_no: int) -> None:
+        rows = []
+        for doc in docs:
+            name = store(doc, documents_root())
+            self.paths.append(documents_root() / name)
+            rows.append(
+                AppealDocument(
+                    appeal=appeal,
+                    stored_name=name,
+                    original_name=doc.original_name,
+                    content_type=doc.content_type,
+                    size=doc.size,
+                    sha256=hashlib.sha256(doc.data).hexdigest(),
+                    uploaded_at=at,
+                    round=round_no,
+                )
+            )
+        AppealDocument.objects.bulk_create(rows)
+
+    def discard(self) -> None:
+        for path in self.paths:
+            path.unlink(missing_ok=True)
+
+
+def _set_case_marker(case_id: int, state: str, due: datetime | None) -> None:
+    Case.objects.filter(pk=case_id).update(appeal_state=state, appeal_due_at=due)
+
+
+def appeal_submit(
+    *,
+    account_no: str = "",
+    line_id: int | None = None,
+    reason: str,
+    statement: str,
+    files: list[tuple[str, bytes]],
+    channel: str,
+    actor: Actor,
+    idempotency_key: str = "",
+) -> SubmitOutcome:
+    """A borrower's appeal against the freeze of their line, with 0-5 documents checked by their content.
+
+    Refused with a clear message, storing nothing (no row, no file): a bad reason, statement or document, an
+    unknown, closed or unfrozen account, an account without an open case, a case that already has an open
+    appeal. With an `idempotency_key`, a retried request returns the appeal the first one created.
+    """
+    if reason not in AppealReason.values:
+        raise DomainError(
+            _("Choose a reason for the appeal (one of: %(reasons)s)") % {"reasons": ", ".join(AppealReason.values)}
+        )
+    statement = (statement or "").strip()
+    if not statement:
+        raise DomainError(_("Write a statement: what happened, and why the freeze should be lifted"))
+    if len(statement) > STATEMENT_MAX:
+        raise DomainError(_("The statement is too long (at most %(max)d characters)") % {"max": STATEMENT_MAX})
+    if len(idempotency_key) > 100 or not idempotency_key.isprintable():
+        raise DomainError(_("The Idempotency-Key must be at most 100 printable characters"))
+    docs = _checked(files)
+    key = f"{actor.user_id or actor.kind}:{idempotency_key}" if idempotency_key else None
+    fingerprint = _fingerprint(account_no or str(line_id), reason, statement, docs)
+    at = timezone.now()
+    stored = _StoredFiles()
+    try:
+        with transaction.atomic():
+            lines = CreditLine.objects.select_for_update()
+            line = (lines.filter(account_no=account_no) if account_no else lines.filter(pk=line_id or 0)).first()
+            if line is None:
+                raise DomainError(_("No account with this reference"))
+            if key is not None:
+                # Read under the line's lock: a retry racing the first request waits, then finds its appeal.
+                replay = Appeal.objects.filter(idempotency_key=key).first()
+                if replay is not None:
+                    if replay.request_fingerprint != fingerprint:
+                        raise ConflictError(_("This Idempotency-Key was already used for a different appeal"))
+                    return SubmitOutcome(replay, replayed=True)
+            if line.status == LineStatus.CLOSED:
+                raise DomainError(_("This account is closed; it cannot be appealed"))
+            if line.status != LineStatus.FROZEN:
+                raise DomainError(_("This account is not frozen; there is nothing to appeal"))
+            case = Case.objects.select_for_update().filter(line=line).exclude(status=CaseStatus.RESOLVED).first()
+            if case is None:
+                raise DomainError(
+                    _(
+                        "No review of this account is open, so it cannot be appealed now; please contact customer service"
+                    )
+                )
+            existing = Appeal.objects.filter(case=case, status__in=OPEN_STATES).values_list("pk", flat=True).first()
+            if existing is not None:
+                raise ConflictError(
+                    _("An appeal for this account (no. %(id)s) is already being reviewed; we will reply to it")
+                    % {"id": existing}
+                )
+            due = at + timedelta(hours=settings.APPEAL_SLA_HOURS)
+            appeal = Appeal.objects.create(
+                case=case,
+                line=line,
+                reason=reason,
+                statement=statement,
+                channel=channel,
+                submitted_at=at,
+                updated_at=at,
+                sla_due_at=due,
+                priority=_priority(due, at),
+                idempotency_key=key,
+                request_fingerprint=fingerprint,
+            )
+            stored.add(appeal, docs, at, 0)
+            _set_case_marker(case.pk, AppealStatus.OPEN, due)
+            audit_write(
+                actor=actor,
+                at=at,
+                changes=[
+                    Change(
+                        "appeal.submit",
+                        "appeal",
+                        appeal.pk,
+                        line.pk,
+                        None,
+                        {"reason": reason, "channel": channel, "documents": len(docs), "case_id": case.pk},
+                    )
+                ],
+            )
+            notifications_queue(
+                [
+                    Outgoing(
+                        line.pk,
+                        NotificationKind.APPEAL_RECEIVED,
+                        f"appeal_received:{appeal.pk}",
+                        {"appeal": appeal.pk, "hours": settings.APPEAL_SLA_HOURS},
+                    )
+                ],
+                at=at,
+            )
+    except BaseException:
+        stored.discard()
+        raise
+    return SubmitOutcome(appeal)
+
+
+def _lock_appeal(appeal_id: int) -> tuple[Case, Appeal]:
+    case_id = Appeal.objects.filter(pk=appeal_id).values_list("case_id", flat=True).first()
+    if case_id is None:
+        raise DomainError(_("Appeal %(id)s does not exist") % {"id": appeal_id})
+    case = case_lock(case_id)
+    return case, Appeal.objects.select_for_update().get(pk=appeal_id)
+
+
+def appeal_add_documents(*, appeal_id: int, files: list[tuple[str, bytes]], note: str, actor: Actor) -> Appeal:
+    """The borrower answers a request for more information; the appeal goes back to review, the clock resumes."""
+    note = (note or "").strip()
+    if len(note) > STATEMENT_MAX:
+        raise DomainError(_("The statement is too long (at most %(max)d characters)") % {"max": STATEMENT_MAX})
+    if not files and not note:
+        raise DomainError(_("Add at least one document or a few words"))
+    docs = _checked(files)
+    at = timezone.now()
+    stored = _StoredFiles()
+    try:
+        with transaction.atomic():
+            case, appeal = _lock_appeal(appeal_id)
+            if appeal.status != AppealStatus.AWAITING_INFO:
+                raise ConflictError(_("This appeal is not waiting for more information"))
+            rounds = list(appeal.documents.values_list("round", flat=True))
+            if len(rounds) + len(docs) > MAX_DOCUMENTS_PER_APPEAL:
+                raise DomainError(
+                    _("An appeal holds at most %(max)d documents; it has %(n)d")
+                    % {"max": MAX_DOCUMENTS_PER_APPEAL, "n": len(rounds)}
+                )
+            stored.add(appeal, docs, at, max(rounds, default=0) + 1)
+            assert appeal.sla_paused_at is not None
+            paused_for = at - appeal.sla_paused_at
+            appeal.sla_due_at += paused_for
+            appeal.sla_paused_at = None
+            appeal.priority = _priority(appeal.sla_due_at, at)
+            appeal.status = AppealStatus.OPEN
+            appeal.info_reply = note
+            appeal.version += 1
+            appeal.updated_at = at
+            appeal.save()
+            _set_case_marker(case.pk, AppealStatus.OPEN, appeal.sla_due_at)
+            audit_write(
+                actor=actor,
+                at=at,
+                changes=[
+                    Change(
+                        "appeal.more_info_received",
+                        "appeal",
+                        appeal.pk,
+                        appeal.line_id,
+                        {"status": AppealStatus.AWAITING_INFO},
+                        {
+                            "status": AppealStatus.OPEN,
+                            "documents": len(docs),
+                            "sla_paused_seconds": int(paused_for.total_seconds()),
+                        },
+                    )
+                ],
+            )
+    except BaseException:
+        stored.discard()
+        raise
+    return appeal
+
+
+def appeal_decide(
+    *,
+    appeal_id: int,
+    actor: Actor,
+    outcome: str,
+    reply: str,
+    new_limit: Decimal | None = None,
+    expected_version: int | None,
+) -> Appeal:
+    """Approve (unfreeze at the full limit), approve in part (a lower limit), reject, or ask for more information.
+
+    Approving and rejecting go through `case_decide`: an unfreeze that needs four eyes becomes a proposal and the
+    appeal waits for it (`appeal_follow_review`). The reply goes to the borrower when the outcome is final.
+    """
+    if not (actor.user is not None and actor.user.is_active and actor.user.has_perm("accounts.decide_case")):
+        raise NotAllowed(_("Your role cannot decide appeals"))
+    if outcome not in replies.OUTCOMES:
+        raise DomainError(_("unknown appeal outcome %(outcome)r") % {"outcome": outcome})
+    reply = (reply or "").strip()
+    if not reply:
+        raise DomainError(_("Write the reply the borrower will read"))
+    if len(reply) > REPLY_MAX:
+        raise DomainError(
+            _("The reply is too long for a text message (at most %(max)d characters)") % {"max": REPLY_MAX}
+        )
+    at = timezone.now()
+    with transaction.atomic():
+        case, appeal = _lock_appeal(appeal_id)
+        if appeal.status != AppealStatus.OPEN:
+            if appeal.status == AppealStatus.AWAITING_APPROVAL:
+                raise ConflictError(_("This appeal's decision is waiting for a second reviewer"))
+            if appeal.status == AppealStatus.AWAITING_INFO:
+                raise ConflictError(_("This appeal is waiting for the borrower's documents"))
+            raise ConflictError(
+                _("This appeal was already decided: %(status)s") % {"status": appeal.get_status_display()}
+            )
+        if expected_version is not None and appeal.version != expected_version:
+            raise ConflictError(_("This appeal changed while you were looking at it; review it again and decide"))
+        before = {"status": appeal.status}
+        line = case.line
+        token = f"appeal:{appeal.pk}:{appeal.version}"
+        if outcome == replies.REQUEST_INFO:
+            require_senior_for_escalated(case, actor)
+            appeal.status = AppealStatus.AWAITING_INFO
+            appeal.info_request = reply
+            appeal.sla_paused_at = at
+            _set_case_marker(case.pk, AppealStatus.AWAITING_INFO, appeal.sla_due_at)
+            notifications_queue(
+                [
+                    Outgoing(
+                        line.pk,
+                        NotificationKind.APPEAL_MORE_INFO,
+                        f"appeal_info:{appeal.pk}:{appeal.version}",
+                        {"appeal": appeal.pk, "question": reply, "link": more_info_link(appeal.pk)},
+                    )
+                ],
+                at=at,
+            )
+        else:
+            limit = None
+            if outcome == replies.APPROVE_IN_PART:
+                if new_limit is None or new_limit <= 0 or new_limit >= line.limit:
+                    raise DomainError(
+                        _("Approving in part needs a new limit above ¥0.00 and below the current ¥%(limit)s")
+                        % {"limit": f"{line.limit:,.2f}"}
+                    )
+                limit = new_limit
+                reply = reply.replace("{limit}", f"{new_limit:,.2f}")
+            result = case_decide(
+                case_id=case.pk,
+                actor=actor,
+                kind=DecisionKind.KEEP_FROZEN if outcome == replies.REJECT else DecisionKind.UNFREEZE,
+                reason_code=ReasonCode.EVIDENCE_CONFIRMED if outcome == replies.REJECT else REASON_CODES[appeal.reason],
+                note=f"appeal #{appeal.pk}",
+                new_limit=limit,
+                expected_version=None,
+                idempotency_key=token,
+                appeal_id=appeal.pk,
+            )
+            appeal.decision = result.decision
+            appeal.outcome = outcome
+            appeal.reply = reply
+            if result.applied:
+                _finish(appeal, actor_id=actor.user_id, at=at)
+            else:
+                appeal.status = AppealStatus.AWAITING_APPROVAL
+                _set_case_marker(case.pk, AppealStatus.AWAITING_APPROVAL, appeal.sla_due_at)
+        _save(appeal, at)
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=[
+                Change(
+                    "appeal.decide",
+                    "appeal",
+                    appeal.pk,
+                    line.pk,
+                    before,
+                    {"status": appeal.status, "outcome": outcome, "decision_id": appeal.decision_id},
+                    reply,
+                )
+            ],
+        )
+    return appeal
+
+
+def _save(appeal: Appeal, at: datetime) -> None:
+    appeal.version += 1
+    appeal.updated_at = at
+    appeal.save()
+
+
+def _finish(appeal: Appeal, *, actor_id: int | None, at: datetime) -> None:
+    """The outcome is final: record it per rule, tell the borrower, take the appeal off the case."""
+    approved = appeal.outcome in (replies.APPROVE, replies.APPROVE_IN_PART)
+    if approved:
+        appeal.status = AppealStatus.APPROVED if appeal.outcome == replies.APPROVE else AppealStatus.APPROVED_IN_PART
+    else:
+        appeal.status = AppealStatus.REJECTED
+    appeal.decided_by_id = actor_id
+    appeal.decided_at = at
+    appeal.sla_paused_at = None
+    # Each rule the case is about: overturned if this decision overturned it, upheld otherwise.
+    signals = Signal.objects.filter(case_id=appeal.case_id, status__in=[SignalStatus.ACTIVE, SignalStatus.OVERTURNED])
+    AppealRuleOutcome.objects.bulk_create(
+        [
+            AppealRuleOutcome(
+                appeal=appeal,
+                signal_id=s.pk,
+                rule_id=s.rule_id,
+                code=s.code,
+                ruleset_version=s.ruleset_version,
+                outcome=RuleOutcome.OVERTURNED
+                if approved and s.status == SignalStatus.OVERTURNED
+                else RuleOutcome.UPHELD,
+                decided_at=at,
+            )
+            for s in signals
+        ],
+        ignore_conflicts=True,
+    )
+    _set_case_marker(appeal.case_id, "", None)
+    notifications_queue(
+        [
+            Outgoing(
+                appeal.line_id,
+                NotificationKind.APPEAL_APPROVED if approved else NotificationKind.APPEAL_REJECTED,
+                f"appeal_outcome:{appeal.pk}",
+                {"appeal": appeal.pk, "reply": appeal.reply},
+            )
+        ],
+        at=at,
+    )
+
+
+def appeal_follow_review(*, decision: Decision, actor: Actor, at: datetime) -> None:
+    """Called by `decision_review` in its transaction: an appeal waiting on the proposal follows its fate."""
+    appeal = Appeal.objects.select_for_update().filter(decision=decision, status=AppealStatus.AWAITING_APPROVAL).first()
+    if appeal is None:
+        return
+    before = {"status": appeal.status}
+    if decision.status == DecisionStatus.APPROVED:
+        _finish(appeal, actor_id=decision.proposed_by_id, at=at)
+    else:
+        # The second reviewer said no: the appeal is back in review, its draft reply kept.
+        appeal.status = AppealStatus.OPEN
+        appeal.decision = None
+        _set_case_marker(appeal.case_id, AppealStatus.OPEN, appeal.sla_due_at)
+    _save(appeal, at)
+    audit_write(
+        actor=actor,
+        at=at,
+        changes=[Change("appeal.review", "appeal", appeal.pk, appeal.line_id, before, {"status": appeal.status})],
+    )
+
+
+def appeals_age(*, now: datetime | None = None) -> dict[str, int]:
+    """Raise the priority of appeals as their deadline nears; alert senior reviewers once per breach.
+
+    Run by celery beat; safe on many workers at once (breaches are claimed with SKIP LOCKED).
+    """
+    now = now or timezone.now()
+    soon = now + timedelta(hours=settings.APPEAL_DUE_SOON_HOURS)
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                WITH p AS (
+                    SELECT id, CASE WHEN sla_due_at < %(now)s THEN 2 WHEN sla_due_at < %(soon)s THEN 1 ELSE 0 END AS pr
+                    FROM appeals_appeal WHERE status = ANY(%(states)s)
+                )
+                UPDATE appeals_appeal a SET priority = p.pr FROM p WHERE a.id = p.id AND a.priority <> p.pr
+                RETURNING a.id
+                """,
+                {"now": now, "soon": soon, "states": [str(s) for s in CLOCK_STATES]},
+            )
+            changed = len(cur.fetchall())
+        breached = list(
+            Appeal.objects.select_for_update(skip_locked=True)
+            .filter(status__in=CLOCK_STATES, sla_due_at__lt=now, breach_notified_at__isnull=True)
+            .values_list("pk", "line_id", "sla_due_at")[:1000]
+        )
+        if breached:
+            Appeal.objects.filter(pk__in=[b[0] for b in breached]).update(breach_notified_at=now)
+            seniors = list(
+                get_user_model()
+                .objects.filter(is_active=True, groups__name__in=[SENIOR_REVIEWER, RISK_MANAGER])
+                .values_list("pk", flat=True)
+                .distinct()
+            )
+            AppealAlert.objects.bulk_create(
+                [AppealAlert(appeal_id=b[0], recipient_id=s, created_at=now) for b in breached for s in seniors],
+                ignore_conflicts=True,
+            )
+            audit_write(
+                actor=Actor.system("appeal SLA aging"),
+                at=now,
+                changes=[
+                    Change(
+                        "appeal.sla_breach",
+                        "appeal",
+                        pk,
+                        line_id,
+                        None,
+                        {"sla_due_at": due.isoformat(), "seniors_alerted": len(seniors)},
+                    )
+                    for pk, line_id, due in breached
+                ],
+            )
+            logger.warning("%d appeals passed their SLA; %d senior reviewers alerted", len(breached), len(seniors))
+    return {"priority_changed": changed, "breached": len(breached)}
+
+
+def appeal_alerts_read(*, actor: Actor) -> int:
+    """Mark the operator's SLA breach alerts as read."""
+    if actor.user_id is None:
+        raise NotAllowed(_("Only a logged-in operator can do this"))
+    return AppealAlert.objects.filter(recipient_id=actor.user_id, read_at__isnull=True).update(read_at=timezone.now())
