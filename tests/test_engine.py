@@ -32,6 +32,7 @@ from accounts.models import (
     Suppression,
 )
 from accounts.notifications import ConsoleSender, notifications_send_pending
+from appeals.links import read_link
 from riskops.audit import Actor
 from riskops.models import AuditEvent
 from tests.factories import (
@@ -953,9 +954,13 @@ def test_freeze_queues_one_notification_in_chinese_without_personal_data():
 
     [notice] = Notification.objects.filter(line=line)
     assert notice.kind == NotificationKind.FREEZE
-    assert notice.body == (
-        "【借呗】您的额度已暂时冻结，原因：近期多头借贷。如有异议，可在 App 内提交申诉，我们将在 72 小时内处理。"
-    )
+    head = "【借呗】您的额度已暂时冻结，原因：近期多头借贷。如有异议，可在 App 内或通过此链接提交申诉："
+    tail = " ，我们将在 72 小时内处理。"
+    assert notice.body.startswith(head) and notice.body.endswith(tail)
+    # The link opens this line's appeal page (signed, expiring).
+    link = notice.body[len(head) : -len(tail)]
+    assert link.startswith("http://127.0.0.1:8000/a/")
+    assert read_link(link.rsplit("/", 2)[1], "l") == line.pk
     for personal in ("王小明", "13812345678", "330102199001011234", "1234"):
         assert personal not in notice.body
     assert notice.sent_at is None
