@@ -228,11 +228,16 @@ def test_two_requests_posted_at_the_same_moment_create_one_appeal(keys, statuses
     default_ruleset()
     integration = make_role_operator("integration", "lending-app")
     clients = [token_client(integration), token_client(integration)]
-    for _ in range(3):
+    for i in range(3):
         case = frozen_high_case()
         account = case.line.account_no
 
-        responses = in_threads(*(lambda c=c, k=k: post_api(c, account, [("a.pdf", pdf())], key=k) for c, k in zip(clients, keys, strict=True)))
+        responses = in_threads(
+            *(
+                lambda c=c, k=k: post_api(c, account, [("a.pdf", pdf())], key=f"{k}-{i}")
+                for c, k in zip(clients, keys, strict=True)
+            )
+        )
 
         assert sorted(r.status_code for r in responses) == statuses, [r.content for r in responses]
         [appeal] = Appeal.objects.filter(case=case)
@@ -551,7 +556,7 @@ def test_documents_are_not_added_to_an_appeal_that_is_not_waiting_for_them(analy
 
 
 @pytest.mark.parametrize(("hours_left", "priority"), [(13, 0), (11, 1), (-0.01, 2)])
-def test_aging_raises_the_priority_as_the_deadline_nears(hours_left, priority):
+def test_aging_raises_the_priority_as_the_deadline_nears(senior, hours_left, priority):
     appeal = submit(frozen_high_case())
 
     services.appeals_age(now=appeal.sla_due_at - timedelta(hours=hours_left))
@@ -815,9 +820,7 @@ def test_an_operator_gets_a_document_with_safe_headers_and_each_view_is_audited(
 
     def get(doc, query=""):
         response = client.get(f"/appeals/documents/{doc.pk}/{query}")
-        body = b"".join(response.streaming_content)
-        response.close()
-        return response, body
+        return response, b"".join(response.streaming_content)  # read to the end: the client closes the file
 
     (inline, inline_body), (download, _), (image, image_body) = get(doc_pdf), get(doc_pdf, "?download=1"), get(doc_png)
 

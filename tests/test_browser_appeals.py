@@ -167,13 +167,6 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     )
     borrower = borrower_context.new_page()
     borrower.set_default_timeout(15_000)
-    def _fix(route):  # TEMPORARY: simulate the template fix
-        if route.request.method != "GET":
-            route.continue_()
-            return
-        r = route.fetch()
-        route.fulfill(response=r, body=r.text().replace('content="no-referrer"', 'content="same-origin"'))
-    borrower.route("**/a/**", _fix)
     link = f"{live_server.url}{urlparse(appeal_link(line.pk)).path}"
     response = borrower.goto(link)
     assert response is not None and response.status == 200
@@ -320,7 +313,7 @@ def test_the_borrower_page_is_in_chinese_on_a_phone_unless_the_borrower_switches
 
     page.goto(link)  # the browser asks for English; the borrower's page answers in Chinese all the same
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
-    for selector in ():  # TEMP ("h1", "#submit-appeal", "#appeal-form legend", "label.choice >> nth=0"
+    for selector in ("h1", "#submit-appeal", "#appeal-form legend", "label.choice >> nth=0"):
         text = page.locator(selector).inner_text()
         assert chinese.search(text), f"{selector} reads {text!r} on the Chinese page"
     # Usable on a phone: nothing wider than the screen.
