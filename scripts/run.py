@@ -100,7 +100,9 @@ def main() -> int:
         if not has_data:
             print(f"Loading {args.accounts} demo accounts (first start only)...")
             subprocess.run(
-                [*manage, "seed_demo", "--accounts", str(args.accounts), "--seed", str(args.seed)], env=env, check=True
+                [*manage, "seed_demo", "--accounts", str(args.accounts), "--seed", str(args.seed), "--appeals", "60"],
+                env=env,
+                check=True,
             )
         subprocess.run([*manage, "create_demo_operators"], env=env, check=True)
 

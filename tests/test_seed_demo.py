@@ -188,6 +188,7 @@ def test_near_misses_and_edges_land_on_the_planned_side_of_each_threshold():
         ),
         (["--accounts", "10", "--chunk-size", "5"], "--chunk-size must be an integer between 100 and 100,000; got '5'"),
         ([], "Error: the following arguments are required: --accounts"),
+        (["--accounts", "10", "--appeals", "5000"], "--appeals must be from 0 to 1,000; got 5000"),
     ],
 )
 def test_invalid_arguments_are_refused_with_a_clear_message_and_change_nothing(args, message):
@@ -225,3 +226,21 @@ def test_reset_replaces_accounts_signals_cases_and_audit_but_keeps_rulesets_and_
         assert not model.objects.exists(), model
     assert RuleSet.objects.count() == rulesets == 1
     assert get_user_model().objects.filter(pk=operator.pk).exists()
+
+
+def test_demo_appeals_go_through_intake_with_real_documents(settings):
+    from appeals.documents import sniff
+    from appeals.models import Appeal, AppealStatus
+
+    out = seed("--accounts", "400", "--now", NOW, "--reset", "--appeals", "6")
+
+    assert "Appeals: 6 demo borrowers appealed with documents" in out
+    appeals = list(Appeal.objects.select_related("line", "case").prefetch_related("documents").order_by("id"))
+    assert len(appeals) == 6
+    for appeal in appeals:
+        assert appeal.status == AppealStatus.OPEN
+        assert appeal.line.status == "frozen" and appeal.case.appeal_state == "open"
+        for doc in appeal.documents.all():
+            data = (settings.APPEAL_DOCUMENTS_DIR / doc.stored_name).read_bytes()
+            assert sniff(data) == doc.content_type
+    assert {d.content_type for a in appeals for d in a.documents.all()} == {"application/pdf", "image/png"}

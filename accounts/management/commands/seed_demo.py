@@ -84,6 +84,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-engine", action="store_true", help="load only; do not run the engine")
         parser.add_argument(
+            "--appeals",
+            type=int,
+            default=0,
+            help="after the engine, this many frozen borrowers appeal with demo documents (0 to 1,000; default 0)",
+        )
+        parser.add_argument(
             "--reset", action="store_true", help="first delete all accounts, events, signals, cases and audit events"
         )
         parser.add_argument(
@@ -96,6 +102,9 @@ class Command(BaseCommand):
         now = parse_now(options["now"]) if options.get("now") else timezone.now()
         chunk_size = parse_chunk_size(options["chunk_size"])
         reset = options["reset"]
+        appeals = options["appeals"]
+        if not 0 <= appeals <= 1000:
+            raise CommandError(f"--appeals must be from 0 to 1,000; got {appeals}")
         verbose = options["verbosity"] >= 1
         started = time.monotonic()
 
@@ -154,3 +163,9 @@ class Command(BaseCommand):
                 f"Frozen {result.frozen:,}, cut {result.cut:,}, reminded {result.reminded:,}, "
                 f"cases opened {result.cases_opened:,}. Total {time.monotonic() - started:.1f} s"
             )
+        if appeals:
+            from appeals.demo import seed_demo_appeals
+
+            made = seed_demo_appeals(appeals)
+            if verbose:
+                self.stdout.write(f"Appeals: {made:,} demo borrowers appealed with documents")
