@@ -55,6 +55,8 @@ def main() -> int:
     env.setdefault("NOTIFICATION_SENDER", "accounts.notifications.FileSender")
     var_dir = Path(os.environ.get("RISKOPS_VAR_DIR", str(ROOT / "var")))
     env.setdefault("NOTIFICATION_FILE_PATH", str(var_dir / "notifications.log"))
+    # The links in borrowers' messages point at this console.
+    env.setdefault("PUBLIC_BASE_URL", f"http://{args.host}:{args.port}")
     if embedded:
         from riskops.embedded_db import ensure_running
 

@@ -86,6 +86,23 @@ class Browser:
         with self.opener.open(req, timeout=30) as resp:
             return resp.status, resp.geturl(), resp.read().decode()
 
+    def post_multipart(
+        self, path: str, fields: dict[str, str], files: list[tuple[str, str, bytes]]
+    ) -> tuple[int, str, str]:
+        boundary = "----riskops-smoke-boundary"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+            for k, v in fields.items()
+        ]
+        for field, name, data in files:
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n\r\n'
+            parts.append(head.encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        headers = {"Referer": self.base + path, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        req = urllib.request.Request(self.base + path, data=body, headers=headers)
+        with self.opener.open(req, timeout=30) as resp:
+            return resp.status, resp.geturl(), resp.read().decode()
+
 
 def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: Path) -> None:
     """`scripts/run.py` (what `make run` runs) on an empty embedded database, end to end."""
@@ -138,6 +155,36 @@ def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: 
             assert time.monotonic() < deadline, "the Celery worker sent no notification in 120 s"
             time.sleep(1)
         assert re.search(r'"to": "1\d\d\*\*\*\*\d{4}"', notifications.read_text())
+
+        # Demo appeals are in the inbox, and a frozen borrower appeals through the link their freeze message carries.
+        status, inbox = browser.get("/appeals/")
+        assert status == 200
+        assert 'class="appeal prio-' in inbox
+        links = re.findall(rf"http://127\.0\.0\.1:{port}(/a/[^/ ]+/)", notifications.read_text())
+        assert links
+        borrower = Browser(f"http://127.0.0.1:{port}")
+        for link in links:
+            status, form = borrower.get(link)
+            if 'id="appeal-form"' in form:
+                break
+        else:
+            raise AssertionError("every frozen demo borrower already appealed")
+        assert '<html lang="zh-hans">' in form
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+        assert csrf
+        from appeals.demo import demo_pdf
+
+        status, _url, done = borrower.post_multipart(
+            link,
+            {"csrfmiddlewaretoken": csrf.group(1), "reason": "repaid", "statement": "已还清逾期款项"},
+            [("documents", "receipt.pdf", demo_pdf("receipt"))],
+        )
+        assert status == 200
+        assert 'id="appeal-status"' in done
+        deadline = time.monotonic() + 120
+        while '"kind": "appeal_received"' not in notifications.read_text():
+            assert time.monotonic() < deadline, "the worker did not send the appeal confirmation in 120 s"
+            time.sleep(1)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
