@@ -98,6 +98,7 @@ def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:
     signal_labels = dict(SignalStatus.choices)
     appeal_labels = dict(AppealStatus.choices)
     appeal_word, paused_word = _("Appeal"), _("paused")
+    appeal_soon = settings.APPEAL_DUE_SOON_HOURS
     tz = timezone.get_current_timezone()
     rows = []
     for c in cases:
@@ -114,7 +115,7 @@ def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:
                 badges,
                 appeal_labels.get(c["appeal_state"], ""),
                 appeal_word,
-                paused_word if c["appeal_state"] == "awaiting_info" else sla(c["appeal_due_at"]),
+                paused_word if c["appeal_state"] == "awaiting_info" else sla(c["appeal_due_at"], appeal_soon),
             )
         rows.append(
             format_html(

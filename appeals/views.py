@@ -169,7 +169,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "counts": selectors.inbox_counts(),
             "alerts": selectors.unread_alerts(request.user.pk or 0) if is_senior else [],
             "rates": selectors.overturn_rates(),
-            "now": timezone.now(),
+            "due_soon": settings.APPEAL_DUE_SOON_HOURS,
         },
     )
 
@@ -207,6 +207,7 @@ def _appeal_context(request: HttpRequest, appeal_id: int, form: AppealDecisionFo
         "can_approve": user.has_perm("accounts.approve_decision"),
         "four_eyes_limit": settings.FOUR_EYES_LIMIT,
         "paused": appeal.status == AppealStatus.AWAITING_INFO,
+        "due_soon": settings.APPEAL_DUE_SOON_HOURS,
     }
 
 

@@ -24,8 +24,8 @@ def money(value: object) -> str:
 
 
 @register.simple_tag
-def sla(due: datetime | None) -> str:
-    """An SLA clock: time left, or how long ago it was breached."""
+def sla(due: datetime | None, due_soon_hours: int | None = None) -> str:
+    """An SLA clock: time left, or how long ago it was breached ("due soon" after cases' threshold by default)."""
     if due is None:
         return ""
     left = due - timezone.now()
@@ -36,7 +36,8 @@ def sla(due: datetime | None) -> str:
             '<span class="sla breached">{}</span>', _("breached %(h)dh %(m)02dm ago") % {"h": hours, "m": minutes}
         )
     # The same threshold as the queue's "due soon" filter.
-    css = "due-soon" if left < timedelta(hours=settings.CASE_DUE_SOON_HOURS) else "ok"
+    soon = settings.CASE_DUE_SOON_HOURS if due_soon_hours is None else due_soon_hours
+    css = "due-soon" if left < timedelta(hours=soon) else "ok"
     return format_html('<span class="sla {}">{}</span>', css, _("%(h)dh %(m)02dm left") % {"h": hours, "m": minutes})
 
 
