@@ -904,6 +904,7 @@ def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str 
         )
         case_before = {"status": case.status}
         fields = ["status"]
+        limit_before = line.limit
         if approve:
             if line.status != LineStatus.FROZEN:
                 raise DomainError(_("The line is no longer frozen; reject this proposal"))
@@ -938,7 +939,7 @@ def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str 
         # An appeal waiting on this proposal follows it (approved: the borrower hears back; rejected: back to review).
         from appeals.services import appeal_follow_review
 
-        appeal_follow_review(decision=decision, actor=actor, at=at)
+        appeal_follow_review(decision=decision, limit_before=limit_before, actor=actor, at=at)
     return decision
 
 

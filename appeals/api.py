@@ -64,7 +64,7 @@ class AppealCreateApi(_IntegrationApi):
         data = AppealInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            files = read_uploads(request.FILES.getlist("documents"))
+            files = read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", []))
             result = services.appeal_submit(
                 account_no=data.validated_data["account_no"],
                 reason=data.validated_data["reason"],

@@ -143,8 +143,14 @@ def store(document: CheckedDocument, root: Path) -> str:
     return stored
 
 
-def read_uploads(uploads: list) -> list[tuple[str, bytes]]:  # type: ignore[type-arg]
-    """(name, bytes) of uploaded files; an oversized file is refused by its size before it is read."""
+def read_uploads(uploads: list, unsafe_names: list[str] | None = None) -> list[tuple[str, bytes]]:  # type: ignore[type-arg]
+    """(name, bytes) of uploaded files; an oversized file is refused by its size before it is read.
+
+    `unsafe_names` are the names with a path that the client sent (see appeals.middleware): Django has already cut
+    the path off, so they are refused here, with the name as it was sent.
+    """
+    for name in unsafe_names or []:
+        raise DocumentRejected(_("the file name %(name)r contains a path; send the file itself") % {"name": name})
     if len(uploads) > MAX_FILES:
         raise DocumentRejected(
             _("at most %(max)d documents at a time (%(sent)d sent)") % {"max": MAX_FILES, "sent": len(uploads)}

@@ -475,13 +475,29 @@ def _finish(appeal: Appeal, *, actor_id: int | None, at: datetime) -> None:
     )
 
 
-def appeal_follow_review(*, decision: Decision, actor: Actor, at: datetime) -> None:
-    """Called by `decision_review` in its transaction: an appeal waiting on the proposal follows its fate."""
-    appeal = Appeal.objects.select_for_update().filter(decision=decision, status=AppealStatus.AWAITING_APPROVAL).first()
+def appeal_follow_review(*, decision: Decision, limit_before: Decimal, actor: Actor, at: datetime) -> None:
+    """Called by `decision_review` in its transaction: the case's open appeal follows the second reviewer's verdict.
+
+    The appeal's own proposal approved: the appeal is decided as the reviewer wrote it. Rejected: back to review.
+    A proposal made on the case page before the borrower appealed, approved: the appeal is settled with it (the
+    template reply for its reason), so no appeal is left open on a resolved case.
+    """
+    appeal = Appeal.objects.select_for_update().filter(case_id=decision.case_id, status__in=OPEN_STATES).first()
     if appeal is None:
         return
+    approved = decision.status == DecisionStatus.APPROVED
+    own = appeal.decision_id == decision.pk
+    if not own and not approved:
+        return
     before = {"status": appeal.status}
-    if decision.status == DecisionStatus.APPROVED:
+    if approved:
+        if not own:
+            assert decision.new_limit is not None
+            appeal.decision = decision
+            appeal.outcome = replies.APPROVE if decision.new_limit >= limit_before else replies.APPROVE_IN_PART
+            appeal.reply = replies.reply_template(appeal.reason, appeal.outcome).replace(
+                "{limit}", f"{decision.new_limit:,.2f}"
+            )
         _finish(appeal, actor_id=decision.proposed_by_id, at=at)
     else:
         # The second reviewer said no: the appeal is back in review, its draft reply kept.

@@ -62,7 +62,7 @@ def borrower_appeal(request: HttpRequest, token: str) -> HttpResponse:
         error = ""
         if request.method == "POST" and open_appeal is None and form.is_valid():
             try:
-                files = read_uploads(request.FILES.getlist("documents"))
+                files = read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", []))
                 services.appeal_submit(
                     line_id=line.pk,
                     reason=form.cleaned_data["reason"],
@@ -108,7 +108,7 @@ def borrower_more_info(request: HttpRequest, token: str) -> HttpResponse:
         error = ""
         if request.method == "POST" and appeal.status == AppealStatus.AWAITING_INFO and form.is_valid():
             try:
-                files = read_uploads(request.FILES.getlist("documents"))
+                files = read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", []))
                 services.appeal_add_documents(
                     appeal_id=appeal.pk,
                     files=files,
