@@ -71,6 +71,8 @@ class EvaluationResult:
     reminded: int = 0
     cases_opened: int = 0
     fired_signal_ids: list[int] = field(default_factory=list)
+    # Lines where a signal fired or cleared (and so any freeze, cut, reminder or case change happened).
+    changed_line_ids: set[int] = field(default_factory=set)
 
     def add(self, other: EvaluationResult) -> None:
         for name in ("evaluated", "fired", "cleared", "suppressed", "frozen", "cut", "reminded", "cases_opened"):
@@ -349,6 +351,7 @@ def evaluate_lines(
         )
         result.fired = len(created)
         result.fired_signal_ids = [s.pk for s in created]
+        result.changed_line_ids = {s.line_id for s in created} | {key[0] for key in active if key not in findings}
         _apply_policy(created, rules, actor, now, result)
         services.cases_refresh_exposure(line_ids=ids, at=now)
     return result

@@ -243,6 +243,115 @@ def lines_cut_available(
     return [u.line_id for u in updates]
 
 
+def lines_unfreeze(*, line_ids: Iterable[int], actor: Actor, reason: str, at: datetime | None = None) -> list[int]:
+    """Unfreeze the frozen lines among `line_ids` at their current limit (jobs); others are left alone.
+
+    Like a reviewer's unfreeze, for many lines in a fixed number of queries: each line's active freezing signals
+    are overturned and suppressed, its unresolved case is resolved, and it gets a history row, an audit event and
+    one notification. The caller has already checked who may do this (a job approved by a second reviewer).
+    """
+    ids = sorted(set(line_ids))
+    if not ids:
+        return []
+    at = at or timezone.now()
+    with transaction.atomic(savepoint=False), connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH old AS (
+                SELECT id, status, "limit", available FROM accounts_creditline
+                WHERE id = ANY(%s::bigint[]) AND status = 'frozen' ORDER BY id FOR UPDATE
+            )
+            UPDATE accounts_creditline l SET status = 'active', frozen_since = NULL, updated_at = %s
+            FROM old WHERE l.id = old.id
+            RETURNING l.id, old.status, old."limit", old.available
+            """,
+            [id_array(ids), at],
+        )
+        updates = [LineUpdate(r[0], r[1], r[2], r[3], LineStatus.ACTIVE, r[2], r[3]) for r in cur.fetchall()]
+        unfrozen = [u.line_id for u in updates]
+        if not unfrozen:
+            return []
+        _record_line_changes(
+            updates,
+            kind="unfreeze",
+            action="line.unfreeze",
+            actor=actor,
+            at=at,
+            reasons=dict.fromkeys(unfrozen, reason),
+        )
+        _overturn(
+            list(
+                Signal.objects.select_for_update().filter(
+                    line_id__in=unfrozen, status=SignalStatus.ACTIVE, action="freeze"
+                )
+            ),
+            actor=actor,
+            reason=reason,
+            at=at,
+        )
+        cur.execute(
+            """
+            WITH old AS (
+                SELECT id, status FROM accounts_case
+                WHERE line_id = ANY(%s::bigint[]) AND status <> 'resolved' ORDER BY id FOR UPDATE
+            )
+            UPDATE accounts_case c SET status = 'resolved', outcome = 'unfrozen', resolved_at = %s, updated_at = %s,
+                version = c.version + 1
+            FROM old WHERE c.id = old.id
+            RETURNING c.id, c.line_id, old.status
+            """,
+            [id_array(unfrozen), at, at],
+        )
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=[
+                Change("case.update", "case", r[0], r[1], {"status": r[2]}, {"status": "resolved"}, reason)
+                for r in cur.fetchall()
+            ],
+        )
+        notifications_queue(
+            [
+                Outgoing(
+                    u.line_id,
+                    NotificationKind.UNFREEZE,
+                    f"unfreeze:{u.line_id}:{at.isoformat()}",
+                    {"limit": f"{u.limit_after:,.2f}"},
+                )
+                for u in updates
+            ],
+            at=at,
+        )
+    return unfrozen
+
+
+def lines_remind(*, line_ids: Iterable[int], dedupe_prefix: str, at: datetime | None = None) -> list[int]:
+    """Queue an overdue reminder for each of these lines with an active OVERDUE signal (its amount and days).
+
+    `dedupe_prefix` names the sender (a job): the same sender never reminds the same line twice.
+    """
+    ids = sorted(set(line_ids))
+    at = at or timezone.now()
+    overdue: dict[int, Signal] = {}
+    for signal in Signal.objects.filter(line_id__in=ids, code="OVERDUE", status=SignalStatus.ACTIVE).order_by(
+        "fired_at"
+    ):
+        overdue[signal.line_id] = signal
+    items = []
+    for line_id, signal in sorted(overdue.items()):
+        values = signal.evidence.get("values", {})
+        items.append(
+            Outgoing(
+                line_id,
+                NotificationKind.OVERDUE_REMINDER,
+                f"{dedupe_prefix}:remind:{line_id}",
+                {"amount": f"{Decimal(values['overdue_amount']):,.2f}", "days": values["max_days_past_due"]},
+            )
+        )
+    notifications_queue(items, at=at)
+    return sorted(overdue)
+
+
 def account_freeze(*, line_id: int, actor: Actor, reason: str) -> bool:
     """Freeze one line by hand; returns False when it was not active."""
     if not reason.strip():

@@ -26,18 +26,6 @@ def engine_evaluate_lines(line_ids: list[int]) -> dict[str, int]:
     return {"evaluated": result.evaluated, "fired": result.fired, "cleared": result.cleared}
 
 
-@shared_task(name="accounts.tasks.engine_evaluate_all", acks_late=True)
-def engine_evaluate_all() -> int:
-    """Nightly re-evaluation: queue one task per batch of line ids (never one per account)."""
-    from django.conf import settings
-
-    batches = 0
-    for ids in engine.line_id_batches(settings.ENGINE_BATCH_SIZE):
-        engine_evaluate_lines.delay(ids)
-        batches += 1
-    return batches
-
-
 @shared_task(name="accounts.tasks.cases_release_idle_claims", acks_late=True)
 def cases_release_idle_claims() -> int:
     from accounts.services import cases_release_idle_claims as release

@@ -26,9 +26,9 @@ from accounts.explain import explain
 from accounts.forms import BulkForm, DecisionForm, NoteForm, QueueFilterForm, RevealForm, ReviewForm
 from accounts.masking import mask_name, mask_phone
 from accounts.models import Case, CaseStatus, Decision, LineStatus, SignalStatus
-from accounts.tasks import engine_evaluate_lines
 from appeals.models import AppealStatus
 from riskops.audit import Actor
+from riskops.models import JobKind
 from riskops.roles import ROLES, load_roles_and_permissions
 from riskops.templatetags.riskops import money, sla
 
@@ -82,6 +82,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "query": urlencode(kept),
             "operators": selectors.operators_for_assignment() if request.user.has_perm("accounts.assign_case") else [],
             "can_decide": request.user.has_perm("accounts.decide_case"),
+            "job_kinds": JobKind.choices,
         },
     )
 
@@ -184,9 +185,14 @@ def queue_bulk(request: HttpRequest) -> HttpResponse:
         else:
             if not request.user.has_perm("accounts.decide_case"):
                 return _forbidden(request, _("Your role cannot re-evaluate accounts"))
+            from riskops.jobs import job_request
+
             line_ids = list(Case.objects.filter(pk__in=data["case_ids"]).values_list("line_id", flat=True))
-            engine_evaluate_lines.delay(line_ids)
-            messages.success(request, _("Re-evaluation of %(n)d accounts queued.") % {"n": len(line_ids)})
+            job = job_request(kind="reevaluate", selection_kind="ids", selection={"line_ids": line_ids}, actor=actor)
+            messages.success(
+                request,
+                _("Re-evaluation of %(n)d accounts started as job #%(id)s.") % {"n": len(line_ids), "id": job.pk},
+            )
     except services.NotAllowed as exc:
         return _forbidden(request, str(exc))
     except services.DomainError as exc:
@@ -216,6 +222,7 @@ def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str,
         "can_approve": user.has_perm("accounts.approve_decision"),
         "can_reveal": user.has_perm("accounts.reveal_pii"),
         "four_eyes_limit": settings.FOUR_EYES_LIMIT,
+        "job_kinds": JobKind.choices,
         **extra,
     }
 

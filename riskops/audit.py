@@ -23,6 +23,10 @@ class Actor:
         return cls(ActorKind.ENGINE, None, label)
 
     @classmethod
+    def job(cls, job_id: int) -> Actor:
+        return cls(ActorKind.JOB, None, f"job #{job_id}")
+
+    @classmethod
     def system(cls, label: str = "system") -> Actor:
         return cls(ActorKind.SYSTEM, None, label)
 

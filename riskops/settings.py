@@ -230,8 +230,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "appeals.tasks.appeals_age",
         "schedule": float(env_int("APPEAL_AGING_SECONDS", 600, minimum=10)),
     },
+    "jobs-dispatch": {
+        "task": "riskops.tasks.jobs_dispatch",
+        "schedule": float(env_int("JOB_DISPATCH_SECONDS", 15, minimum=1)),
+    },
     "reevaluate-all-nightly": {
-        "task": "accounts.tasks.engine_evaluate_all",
+        "task": "riskops.tasks.job_reevaluate_all",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(hour=2, minute=0),
     },
 }
@@ -251,6 +255,17 @@ CASE_CLAIM_IDLE_MINUTES = env_int("CASE_CLAIM_IDLE_MINUTES", 30, minimum=1)
 # Restoring a limit of this much or more (CNY) needs a second reviewer.
 FOUR_EYES_LIMIT = env_int("FOUR_EYES_LIMIT", 50000, minimum=0)
 QUEUE_PAGE_SIZE = env_int("QUEUE_PAGE_SIZE", 50, minimum=5)
+
+# --- Jobs
+# Accounts per batch (one Celery task each); the selection is cut into id-ordered stretches of this size.
+JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 2000, minimum=1)
+if JOB_BATCH_SIZE > 5000:
+    raise ImproperlyConfigured(f"JOB_BATCH_SIZE={JOB_BATCH_SIZE} must be at most 5000")
+# A job that may unfreeze more accounts than this needs a second senior reviewer (bulk unfreeze always does).
+JOB_FOUR_EYES_ACCOUNTS = env_int("JOB_FOUR_EYES_ACCOUNTS", 100, minimum=0)
+# A batch sent this long ago and not done is sent again (its worker was lost); longer than any batch takes.
+JOB_REDISPATCH_SECONDS = env_int("JOB_REDISPATCH_SECONDS", 300, minimum=5)
+JOB_BATCH_TIME_LIMIT = env_int("JOB_BATCH_TIME_LIMIT", 240, minimum=5)
 
 # --- Appeals
 APPEAL_SLA_HOURS = env_int("APPEAL_SLA_HOURS", 72, minimum=1)

@@ -902,16 +902,22 @@ def test_bulk_assign_by_an_analyst_is_forbidden(analyst, analyst2):
     assert fresh(case).assignee_id is None
 
 
-def test_bulk_re_evaluation_runs_the_engine_for_the_selected_accounts(analyst):
+def test_bulk_re_evaluation_runs_the_engine_for_the_selected_accounts(analyst, django_capture_on_commit_callbacks):
     chosen, other = multi_head_case(), multi_head_case()
     for case in (chosen, other):
         installment(case.line, timezone.localdate() - timedelta(days=31))
 
-    response = logged_in(analyst).post(
-        "/queue/bulk/", {"action": "reevaluate", "case_ids": [chosen.pk]}, headers=EN, follow=True
-    )
+    # The job's batches are sent after commit (and run in-process: Celery is eager in tests).
+    with django_capture_on_commit_callbacks(execute=True):
+        response = logged_in(analyst).post(
+            "/queue/bulk/", {"action": "reevaluate", "case_ids": [chosen.pk]}, headers=EN, follow=True
+        )
 
-    assert messages_of(response) == ["Re-evaluation of 1 accounts queued."]
+    from riskops.models import Job
+
+    job = Job.objects.get()
+    assert messages_of(response) == [f"Re-evaluation of 1 accounts started as job #{job.pk}."]
+    assert (job.kind, job.status, job.selected, job.changed) == ("reevaluate", "succeeded", 1, 1)
     assert set(Signal.objects.filter(line=chosen.line, status=SignalStatus.ACTIVE).values_list("code", flat=True)) == {
         "MULTI_HEAD",
         "OVERDUE",

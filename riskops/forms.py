@@ -1,0 +1,36 @@
+"""Input parsing for the jobs pages. Bad input gets a clear message and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from riskops.models import JobKind, JobSelection
+
+
+class JobForm(forms.Form):
+    """A job from the queue (the selected cases or the current filter) or from a case page (its account)."""
+
+    kind = forms.ChoiceField(label=_("Job"), choices=JobKind.choices)
+    selection_kind = forms.ChoiceField(choices=JobSelection.choices)
+    case_ids = forms.TypedMultipleChoiceField(coerce=int, choices=[], required=False)
+    line_id = forms.IntegerField(required=False, min_value=1)
+    query = forms.CharField(required=False, max_length=2000)
+    reason = forms.CharField(label=_("Why"), required=False, max_length=500)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        raw = self.data.getlist("case_ids") if hasattr(self.data, "getlist") else []
+        self.fields["case_ids"].choices = [(v, v) for v in raw]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("selection_kind")
+        if kind == JobSelection.IDS and not (data.get("case_ids") or data.get("line_id")):
+            raise forms.ValidationError(_("Select at least one case, or use the current filter"))
+        if kind == JobSelection.FILTER:
+            data["filter"] = {k: v for k, v in parse_qsl(data.get("query") or "") if k != "after"}
+        return data
