@@ -193,7 +193,8 @@ if CELERY_BROKER_URL:
             f"CELERY_BROKER_URL has an unsupported scheme {scheme!r}; use redis://, amqp:// or filesystem://"
         )
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
-else:
+if not CELERY_BROKER_URL or urlparse(CELERY_BROKER_URL).scheme == "filesystem":
+    # The filesystem transport keeps its folders under var/celery (kombu's default is the current directory).
     CELERY_BROKER_URL = "filesystem://"
     _broker_dir = VAR_DIR / "celery"
     for _sub in ("queue", "processed", "control"):
