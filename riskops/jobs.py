@@ -18,13 +18,15 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import engine, services
-from accounts.models import CreditLine, LineStatus, Signal, SignalStatus
+from accounts.models import Case, CaseStatus, CreditLine, LineStatus
 from accounts.selectors import QueueFilters, queue_queryset
 from accounts.services import DomainError, NotAllowed, id_array
 from appeals.models import OPEN_STATES, Appeal
@@ -268,7 +270,9 @@ def jobs_dispatch(*, limit: int = 1000) -> int:
     finally:
         unsent = claimed[sent:]
         if unsent:
-            JobBatch.objects.filter(pk__in=unsent, dispatched_at=now).update(dispatched_at=None)
+            JobBatch.objects.filter(pk__in=unsent, dispatched_at=now).update(
+                dispatched_at=None, dispatch_count=F("dispatch_count") - 1
+            )
     return sent
 
 
@@ -309,8 +313,8 @@ def _run_isolating_failures(job: Job, ids: list[int]) -> Outcomes:
     try:
         with transaction.atomic():
             return _run(job, ids)
-    except OperationalError:
-        raise  # transient (deadlock, lost connection): the task retries the whole batch
+    except (OperationalError, SoftTimeLimitExceeded):
+        raise  # transient (deadlock, lost connection): the task retries the whole batch; a time limit is not a bad account
     except Exception:
         logger.exception("job %s: a batch failed as a whole; running its %d accounts one by one", job.pk, len(ids))
     outcomes: Outcomes = {}
@@ -318,7 +322,7 @@ def _run_isolating_failures(job: Job, ids: list[int]) -> Outcomes:
         try:
             with transaction.atomic():
                 outcomes.update(_run(job, [line_id]))
-        except OperationalError:
+        except (OperationalError, SoftTimeLimitExceeded):
             raise
         except Exception as exc:  # noqa: BLE001
             outcomes[line_id] = (JobItemOutcome.FAILED, str(exc)[:500] or exc.__class__.__name__)
@@ -348,12 +352,14 @@ def _unfreeze(job: Job, ids: list[int], actor: Actor, *, only_cleared: bool) -> 
     frozen = dict(CreditLine.objects.filter(pk__in=ids, status=LineStatus.FROZEN).values_list("pk", "limit"))
     failed: Outcomes = {}
     if only_cleared:
-        still = set(
-            Signal.objects.filter(line_id__in=frozen, status=SignalStatus.ACTIVE, action="freeze").values_list(
-                "line_id", flat=True
-            )
+        frozen = {k: v for k, v in frozen.items() if k in _freezes_lifted_by_evidence(list(frozen))}
+    for line_id in Case.objects.filter(line_id__in=frozen, status=CaseStatus.AWAITING_APPROVAL).values_list(
+        "line_id", flat=True
+    ):
+        failed[line_id] = (
+            JobItemOutcome.FAILED,
+            _("A proposal on this case is waiting for a second reviewer; approve or reject it first"),
         )
-        frozen = {k: v for k, v in frozen.items() if k not in still}
     for line_id, appeal_id in Appeal.objects.filter(line_id__in=frozen, status__in=OPEN_STATES).values_list(
         "line_id", "pk"
     ):
@@ -374,6 +380,28 @@ def _unfreeze(job: Job, ids: list[int], actor: Actor, *, only_cleared: bool) -> 
     todo = [i for i in frozen if i not in failed]
     unfrozen = services.lines_unfreeze(line_ids=todo, actor=actor, reason=f"job #{job.pk}: {job.get_kind_display()}")
     return set(unfrozen), failed
+
+
+def _freezes_lifted_by_evidence(line_ids: list[int]) -> set[int]:
+    """Frozen lines whose last freeze came from a signal and that have no active freezing signal left.
+
+    A freeze a person made (no signal behind it) is a person's to lift: re-evaluation never lifts it.
+    """
+    if not line_ids:
+        return set()
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT l.id FROM accounts_creditline l
+            WHERE l.id = ANY(%s::bigint[]) AND l.status = 'frozen'
+              AND (SELECT c.signal_id FROM accounts_linechange c WHERE c.line_id = l.id AND c.kind = 'freeze'
+                   ORDER BY c.at DESC, c.id DESC LIMIT 1) IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM accounts_signal s
+                              WHERE s.line_id = l.id AND s.status = 'active' AND s.action = 'freeze')
+            """,
+            [id_array(line_ids)],
+        )
+        return {r[0] for r in cur.fetchall()}
 
 
 def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None:
