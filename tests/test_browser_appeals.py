@@ -82,9 +82,7 @@ PHOTO_SIZE = (24, 16)
 def _png() -> bytes:
     """A small RGB "photo" (a colour gradient) of PHOTO_SIZE pixels."""
     width, height = PHOTO_SIZE
-    rows = b"".join(
-        b"\x00" + b"".join(bytes((x * 10, y * 15, 128)) for x in range(width)) for y in range(height)
-    )
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 10, y * 15, 128)) for x in range(width)) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
 
