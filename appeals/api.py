@@ -19,6 +19,7 @@ from appeals import services
 from appeals.documents import DocumentRejected, read_uploads
 from appeals.models import Appeal, AppealChannel, AppealReason
 from riskops.audit import Actor
+from riskops.roles import load_roles_and_permissions
 
 
 class AppealInput(serializers.Serializer):
@@ -36,9 +37,10 @@ class AppealOutput(serializers.ModelSerializer):
         fields = ["id", "account_no", "reason", "status", "submitted_at", "sla_due_at", "outcome", "reply", "documents"]
 
     def get_documents(self, appeal: Appeal) -> list[dict[str, Any]]:
+        documents = self.context.get("documents")
         return [
             {"id": d.pk, "name": d.original_name, "content_type": d.content_type, "size": d.size}
-            for d in appeal.documents.all()
+            for d in (appeal.documents.all() if documents is None else documents)
         ]
 
 
@@ -48,6 +50,7 @@ class _IntegrationApi(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        load_roles_and_permissions(request.user)  # one query; has_perm below reads what it cached
         if not request.user.has_perm("appeals.submit_appeal"):
             raise PermissionDenied("This token may not submit or read appeals")
 
@@ -78,7 +81,7 @@ class AppealCreateApi(_IntegrationApi):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except (DomainError, DocumentRejected) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        body = AppealOutput(result.appeal).data
+        body = AppealOutput(result.appeal, context={"documents": result.documents}).data
         if result.replayed:
             return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
         return Response(body, status=status.HTTP_201_CREATED)

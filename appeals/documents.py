@@ -9,6 +9,8 @@ and nothing is written. Accepted files are stored outside the static and web roo
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import secrets
 import struct
@@ -30,12 +32,16 @@ class DocumentRejected(ValueError):
     """The message says what is wrong in words a borrower understands."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class CheckedDocument:
     original_name: str
     content_type: str
     size: int
     data: bytes
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
 
 def safe_name(name: str) -> str:

@@ -82,6 +82,8 @@ REASON_CODES: dict[str, str] = {
 class SubmitOutcome:
     appeal: Appeal
     replayed: bool = False
+    # The documents just written (None on a replay), so the caller need not read them back.
+    documents: list[AppealDocument] | None = None
 
 
 def documents_root() -> Path:
@@ -105,7 +107,7 @@ def _checked(files: list[tuple[str, bytes]]) -> list[CheckedDocument]:
 
 def _fingerprint(account: str, reason: str, statement: str, docs: list[CheckedDocument]) -> str:
     h = hashlib.sha256()
-    for part in (account, reason, statement, *(hashlib.sha256(d.data).hexdigest() for d in docs)):
+    for part in (account, reason, statement, *(d.sha256 for d in docs)):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -117,7 +119,7 @@ class _StoredFiles:
     def __init__(self) -> None:
         self.paths: list[Path] = []
 
-    def add(self, appeal: Appeal, docs: list[CheckedDocument], at: datetime, round_no: int) -> None:
+    def add(self, appeal: Appeal, docs: list[CheckedDocument], at: datetime, round_no: int) -> list[AppealDocument]:
         rows = []
         for doc in docs:
             name = store(doc, documents_root())
@@ -129,12 +131,13 @@ class _StoredFiles:
                     original_name=doc.original_name,
                     content_type=doc.content_type,
                     size=doc.size,
-                    sha256=hashlib.sha256(doc.data).hexdigest(),
+                    sha256=doc.sha256,
                     uploaded_at=at,
                     round=round_no,
                 )
             )
         AppealDocument.objects.bulk_create(rows)
+        return rows
 
     def discard(self) -> None:
         for path in self.paths:
@@ -222,7 +225,7 @@ def appeal_submit(
                 idempotency_key=key,
                 request_fingerprint=fingerprint,
             )
-            stored.add(appeal, docs, at, 0)
+            rows = stored.add(appeal, docs, at, 0)
             _set_case_marker(case.pk, AppealStatus.OPEN, due)
             audit_write(
                 actor=actor,
@@ -252,7 +255,7 @@ def appeal_submit(
     except BaseException:
         stored.discard()
         raise
-    return SubmitOutcome(appeal)
+    return SubmitOutcome(appeal, documents=rows)
 
 
 def _lock_appeal(appeal_id: int) -> tuple[Case, Appeal]:
