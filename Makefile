@@ -38,7 +38,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/riskops_bench} $(PY) bench/engine.py
 	DATABASE_URL=$${PAGES_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/riskops_pages} $(PY) bench/pages.py
-	$(PY) bench/appeals.py
+	DATABASE_URL=$${APPEALS_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/riskops_appeals_bench} $(PY) bench/appeals.py
 
 # Stops the embedded PostgreSQL and deletes var/ (the embedded database, the broker folder).
 clean-data: $(STAMP)
