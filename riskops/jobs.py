@@ -360,7 +360,8 @@ def _unfreeze(job: Job, ids: list[int], actor: Actor, *, only_cleared: bool) -> 
     )
     failed: Outcomes = {}
     if only_cleared:
-        frozen = {k: v for k, v in frozen.items() if k in _freezes_lifted_by_evidence(list(frozen))}
+        lifted = _freezes_lifted_by_evidence(list(frozen))
+        frozen = {k: v for k, v in frozen.items() if k in lifted}
     for line_id in Case.objects.filter(line_id__in=frozen, status=CaseStatus.AWAITING_APPROVAL).values_list(
         "line_id", flat=True
     ):

@@ -1,0 +1,464 @@
+#!/usr/bin/env python
+"""Jobs benchmark: re-evaluation and bulk unfreeze as jobs on real Celery workers over 1M accounts, against the
+usual one Celery task per account.
+
+    .venv/bin/python bench/jobs.py [--template riskops_pages] [--accounts 1000000] [--batch-size 2000] \
+        [--per-account-sample 5000] [--unfreeze 100000] [--broker redis://127.0.0.1:6379/12] [--keep]
+
+Why it is built this way:
+- Data: a database of its own, riskops_jobs_bench (DATABASE_URL may name another; its name must contain "bench"),
+  made afresh on every run as a file copy of the template (`CREATE DATABASE ... TEMPLATE riskops_pages`), the
+  1M-account database of bench/pages.py, which is only read. PostgreSQL needs no other connection to the template
+  for the moment of the copy: the script waits for that, it never ends anyone's connection. When the template does
+  not exist it is made the way bench/pages.py makes it (`seed_demo --accounts 1000000 --seed 42`, engine
+  included: about a sixth of the lines frozen with an open case), so bench/pages.py reuses it afterwards. The copy
+  is migrated, and dropped at the end (unless --keep): the bulk unfreeze phase leaves it changed.
+- Workers: real `celery -A riskops worker` processes (prefork, --concurrency 1 each, DEBUG off) on a real broker
+  (Redis db 12, flushed at the start), consuming a queue named for this run. This process asks for the jobs with
+  the services (`riskops.jobs.job_request` / `job_approve`), which send the batches after commit, and plays beat:
+  `jobs_dispatch()` once a second while it waits. JOB_REDISPATCH_SECONDS is an hour here: no worker is lost, so no
+  batch is sent twice.
+- What is timed: wall-clock from the request (or the approval) until the job's status is succeeded, polled every
+  0.1 s; so the selection's freezing into batches, the dispatch and the broker round trips are included.
+- Phases, on the same data and the same worker processes:
+  1. settle: a re-evaluation of every open line with two workers. The template was evaluated when it was seeded;
+     the clock has moved since, so this pass fires and clears what the days in between changed (reported as
+     `settle_*`). Then VACUUM ANALYZE, as autovacuum would (it is off on this host).
+  2. `reevaluate_accounts_per_s_1_worker`: the same job with one worker process (concurrency 1).
+  3. `reevaluate_accounts_per_s_2_workers`: again with two worker processes.
+  4. `per_account_tasks_accounts_per_s`: one `accounts.tasks.engine_evaluate_lines([id])` task per account, the
+     usual way, over --per-account-sample evenly spaced open lines, on the same two workers; done when their logs
+     show that many tasks succeeded. `speedup_vs_per_account` compares it with phase 3 (same workers).
+  5. `bulk_unfreeze_per_s`: a bulk unfreeze of --unfreeze frozen lines (lowest ids), asked for by one senior
+     reviewer and approved by another, on the two workers; every line gets its history row, audit events (line,
+     overturned signals, resolved case), suppressions and one notification row. The notification *sending* tasks
+     that unfreezing schedules go to the workers' default queue, which no bench worker consumes: SMS sending is the
+     gateway's throughput, not the job's, and would otherwise take the same two cores.
+- `worker_peak_rss_mb`: the largest resident set of one worker (its main process plus its pool process, VmRSS from
+  /proc every 0.2 s) over all phases; `worker_peak_rss_process_mb` is the largest single process.
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/riskops_jobs_bench")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskops.settings")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+os.environ["CELERY_BROKER_URL"] = os.environ.get("JOBS_BENCH_BROKER_URL", "redis://127.0.0.1:6379/12")
+# Nothing is lost in this benchmark: a batch waiting in the queue behind a million accounts is not re-sent.
+os.environ["JOB_REDISPATCH_SECONDS"] = "3600"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import Group, User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from psycopg import connect as psycopg_connect  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from accounts.tasks import engine_evaluate_lines  # noqa: E402
+from riskops import jobs  # noqa: E402
+from riskops.audit import Actor  # noqa: E402
+from riskops.celery import app as celery_app  # noqa: E402
+from riskops.models import AuditEvent, Job, JobKind, JobSelection  # noqa: E402
+from riskops.roles import SENIOR_REVIEWER, ensure_roles  # noqa: E402
+
+BENCH_SEED = "42"
+QUEUE = f"riskops-jobs-bench-{uuid.uuid4().hex[:8]}"
+
+
+# --- databases
+
+
+def admin_connection():  # type: ignore[no-untyped-def]
+    db = settings.DATABASES["default"]
+    params = {
+        "host": db["HOST"] or None,
+        "port": db["PORT"] or None,
+        "user": db["USER"] or None,
+        "password": db["PASSWORD"] or None,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
+    return psycopg_connect(**{k: v for k, v in params.items() if v is not None})
+
+
+def database_url(name: str) -> str:
+    url = os.environ["DATABASE_URL"]
+    head, _, tail = url.rpartition("/")
+    query = tail.partition("?")[2]
+    return f"{head}/{name}" + (f"?{query}" if query else "")
+
+
+def exists(conn: Any, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+
+def seed_template(template: str, accounts: int) -> float:
+    """Make the template database the way bench/pages.py does: migrate, then seed_demo with the engine."""
+    print(f"{template} does not exist: seeding {accounts:,} accounts into it (as bench/pages.py does) ...")
+    with admin_connection() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+    env = {**os.environ, "DATABASE_URL": database_url(template), "CELERY_BROKER_URL": "memory://"}
+    started = time.monotonic()
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+    subprocess.run(
+        [*manage, "seed_demo", "--accounts", str(accounts), "--seed", BENCH_SEED, "--reset"], env=env, check=True
+    )
+    return time.monotonic() - started
+
+
+def copy_template(template: str, name: str) -> float:
+    """Drop the benchmark's database and copy it afresh from the template (which must have no other connection)."""
+    with admin_connection() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        deadline = time.monotonic() + 600
+        while True:
+            (others,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [template]).fetchone()
+            if not others:
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"{template} kept {others} connection(s) open for 10 minutes; cannot copy it")
+            print(f"waiting for {others} connection(s) to {template} to close ...")
+            time.sleep(5)
+        started = time.monotonic()
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return time.monotonic() - started
+
+
+def drop(name: str) -> None:
+    connection.close()
+    with admin_connection() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def scalar(query: str, params: list[Any] | None = None) -> Any:
+    with connection.cursor() as cur:
+        cur.execute(query, params or [])
+        return cur.fetchone()[0]
+
+
+# --- workers
+
+
+class Worker:
+    """A `celery worker` process group (its main process and its pool process) with its log file."""
+
+    def __init__(self, name: str, log_dir: Path, broker: str) -> None:
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        env = {
+            **os.environ,
+            "CELERY_BROKER_URL": broker,
+            "RISKOPS_VAR_DIR": str(log_dir / "var"),
+            "PYTHONPATH": str(ROOT),
+        }
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "celery", "-A", "riskops", "worker", "-Q", QUEUE, "--concurrency", "1"),
+                    *("--loglevel", "INFO", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h"),
+                    *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._offset = 0
+        self.succeeded: dict[str, int] = {}
+        deadline = time.monotonic() + 60
+        while " ready." not in self.log.read_text(errors="replace"):
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                sys.exit(f"{name} did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+
+    def pids(self) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with suppress(OSError, ValueError, IndexError):
+                    stat = (entry / "stat").read_text()
+                    if int(stat[stat.rindex(")") + 2 :].split()[2]) == self.popen.pid:
+                        found.append(int(entry.name))
+        return found
+
+    def count_succeeded(self, task: str) -> int:
+        """How many `task` runs this worker logged as succeeded (reads the log incrementally)."""
+        with self.log.open("rb") as fh:
+            fh.seek(self._offset)
+            chunk = fh.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            if "] succeeded in " in line and "Task " in line:
+                name = line.split("Task ", 1)[1].split("[", 1)[0]
+                self.succeeded[name] = self.succeeded.get(name, 0) + 1
+        return self.succeeded.get(task, 0)
+
+    def stop(self) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+
+def vm_rss_kb(pid: int) -> int:
+    with suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of each worker (main + pool processes summed) and of any single worker process."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.workers: list[Worker] = []
+        self.peak_worker_kb = 0
+        self.peak_process_kb = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.2):
+            for worker in list(self.workers):
+                sizes = [vm_rss_kb(pid) for pid in worker.pids()]
+                if sizes:
+                    self.peak_worker_kb = max(self.peak_worker_kb, sum(sizes))
+                    self.peak_process_kb = max(self.peak_process_kb, max(sizes))
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+# --- jobs
+
+
+def run_job(label: str, start: Any) -> tuple[Job, float]:
+    """Call `start()` (which asks for or approves a job), then wait for the job, playing beat meanwhile."""
+    started = time.monotonic()
+    job = start()
+    next_dispatch = time.monotonic() + 1
+    last_print = 0.0
+    while True:
+        job = Job.objects.get(pk=job.pk)
+        now = time.monotonic()
+        if job.status not in ("queued", "running"):
+            break
+        if now >= next_dispatch:
+            jobs.jobs_dispatch()
+            next_dispatch = now + 1
+        if now - last_print >= 10:
+            print(f"  {label}: {job.done:,} / {job.selected:,} ({now - started:.0f} s)")
+            last_print = now
+        time.sleep(0.1)
+    seconds = time.monotonic() - started
+    if job.status != "succeeded" or job.done != job.selected:
+        sys.exit(f"{label}: job #{job.pk} ended {job.status} with {job.done:,} of {job.selected:,} done: {job.error}")
+    rate = job.selected / seconds
+    print(
+        f"{label}: {job.selected:,} accounts in {seconds:.1f} s = {rate:,.0f}/s "
+        f"(changed {job.changed:,}, unchanged {job.unchanged:,}, failed {job.failed:,}; "
+        f"{job.batches_total} batches of {job.batch_size})"
+    )
+    return job, seconds
+
+
+def reevaluate_all(actor: Actor) -> Job:
+    return jobs.job_request(
+        kind=JobKind.REEVALUATE, selection_kind=JobSelection.ALL, selection={}, actor=actor, reason="bench"
+    )
+
+
+def senior(username: str) -> Actor:
+    ensure_roles()
+    user, _ = User.objects.get_or_create(username=username)
+    user.groups.add(Group.objects.get(name=SENIOR_REVIEWER))
+    return Actor.operator(User.objects.get(pk=user.pk))
+
+
+def per_account_tasks(workers: list[Worker], ids: list[int]) -> float:
+    task = "accounts.tasks.engine_evaluate_lines"
+    before = sum(w.count_succeeded(task) for w in workers)
+    started = time.monotonic()
+    for line_id in ids:
+        engine_evaluate_lines.delay([line_id])
+    while sum(w.count_succeeded(task) for w in workers) - before < len(ids):
+        if time.monotonic() - started > 3600:
+            sys.exit("the per-account tasks did not finish within an hour")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", default="riskops_pages", help="the seeded database to copy (only read)")
+    parser.add_argument("--accounts", type=int, default=1_000_000, help="accounts when the template must be seeded")
+    parser.add_argument("--batch-size", type=int, default=settings.JOB_BATCH_SIZE)
+    parser.add_argument("--per-account-sample", type=int, default=5_000)
+    parser.add_argument("--unfreeze", type=int, default=100_000, help="frozen lines in the bulk unfreeze job")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark's database afterwards")
+    args = parser.parse_args()
+    if not 1 <= args.batch_size <= 5000:
+        parser.error("--batch-size must be from 1 to 5000")
+    if not 1 <= args.unfreeze <= jobs.MAX_EXPLICIT_IDS:
+        parser.error(f"--unfreeze must be from 1 to {jobs.MAX_EXPLICIT_IDS:,}")
+    name = str(settings.DATABASES["default"]["NAME"])
+    if "bench" not in name or name == args.template:
+        sys.exit(f"{name}: the benchmark drops and recreates its database; use one whose name contains 'bench'")
+    settings.JOB_BATCH_SIZE = args.batch_size
+    broker = os.environ["CELERY_BROKER_URL"]
+    celery_app.conf.task_default_queue = QUEUE  # before the first send: batches and per-account tasks go there
+    print(f"database {name} (copy of {args.template}); broker {broker}, queue {QUEUE}; {os.cpu_count()} cores")
+
+    seed_seconds = None
+    with admin_connection() as conn:
+        have_template = exists(conn, args.template)
+    if not have_template:
+        seed_seconds = seed_template(args.template, args.accounts)
+    copy_seconds = copy_template(args.template, name)
+    print(f"copied {args.template} to {name} in {copy_seconds:.1f} s")
+    call_command("migrate", verbosity=0)
+    accounts = scalar("SELECT count(*) FROM accounts_creditline")
+    open_lines = scalar("SELECT count(*) FROM accounts_creditline WHERE status IN ('active', 'frozen')")
+    frozen = scalar("SELECT count(*) FROM accounts_creditline WHERE status = 'frozen'")
+    print(f"{accounts:,} accounts, {open_lines:,} open, {frozen:,} frozen")
+
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
+    log_dir = Path(tempfile.mkdtemp(prefix="riskops-jobs-bench-"))  # worker logs, kept for a look afterwards
+    print(f"worker logs in {log_dir}")
+    requester, approver = senior("bench-senior-1"), senior("bench-senior-2")
+    sampler = RssSampler()
+    sampler.start()
+    workers: list[Worker] = []
+    figures: dict[str, Any] = {}
+    try:
+        workers.append(Worker("w1", log_dir, broker))
+        workers.append(Worker("w2", log_dir, broker))
+        sampler.workers = list(workers)
+        settle, settle_seconds = run_job("settle (2 workers)", lambda: reevaluate_all(requester))
+        with connection.cursor() as cur:
+            for table in ("accounts_creditline", "accounts_signal", "accounts_case", "riskops_jobitem"):
+                cur.execute(f"VACUUM ANALYZE {table}")
+
+        workers.pop().stop()  # one worker left
+        sampler.workers = list(workers)
+        one, one_seconds = run_job("re-evaluate, 1 worker", lambda: reevaluate_all(requester))
+        workers.append(Worker("w2b", log_dir, broker))
+        sampler.workers = list(workers)
+        two, two_seconds = run_job("re-evaluate, 2 workers", lambda: reevaluate_all(requester))
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT id FROM accounts_creditline WHERE status IN ('active', 'frozen') ORDER BY id")
+            all_ids = [r[0] for r in cur.fetchall()]
+        step = max(1, len(all_ids) // args.per_account_sample)
+        sample = all_ids[::step][: args.per_account_sample]
+        per_account_seconds = per_account_tasks(workers, sample)
+        per_account_rate = len(sample) / per_account_seconds
+        print(
+            f"per-account tasks, 2 workers: {len(sample):,} accounts in {per_account_seconds:.1f} s "
+            f"= {per_account_rate:,.0f}/s"
+        )
+
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                SELECT id FROM accounts_creditline l WHERE status = 'frozen'
+                  AND NOT EXISTS (SELECT 1 FROM appeals_appeal a WHERE a.line_id = l.id
+                                  AND a.status IN ('open', 'awaiting_info', 'awaiting_approval'))
+                ORDER BY id LIMIT %s
+                """,
+                [args.unfreeze],
+            )
+            to_unfreeze = [r[0] for r in cur.fetchall()]
+        asked = jobs.job_request(
+            kind=JobKind.BULK_UNFREEZE,
+            selection_kind=JobSelection.IDS,
+            selection={"line_ids": to_unfreeze},
+            actor=requester,
+            reason="bench",
+        )
+        unfreeze, unfreeze_seconds = run_job(
+            "bulk unfreeze, 2 workers", lambda: jobs.job_approve(job_id=asked.pk, actor=approver)
+        )
+        audit_events = AuditEvent.objects.filter(actor_label=f"job #{unfreeze.pk}").count()
+        print(f"  {audit_events:,} audit events written by the bulk unfreeze")
+    finally:
+        for worker in workers:
+            worker.stop()
+        sampler.stop()
+        if not args.keep:
+            drop(name)
+
+    rate_2 = two.selected / two_seconds
+    figures = {
+        "reevaluate_accounts_per_s_1_worker": round(one.selected / one_seconds),
+        "reevaluate_accounts_per_s_2_workers": round(rate_2),
+        "per_account_tasks_accounts_per_s": round(per_account_rate),
+        "speedup_vs_per_account": round(rate_2 / per_account_rate, 1),
+        "bulk_unfreeze_per_s": round(unfreeze.selected / unfreeze_seconds),
+        "worker_peak_rss_mb": round(sampler.peak_worker_kb / 1024),
+        "worker_peak_rss_process_mb": round(sampler.peak_process_kb / 1024),
+        "accounts": accounts,
+        "reevaluated": two.selected,
+        "reevaluate_seconds_1_worker": round(one_seconds, 1),
+        "reevaluate_seconds_2_workers": round(two_seconds, 1),
+        "reevaluate_changed": two.changed,
+        "settle_accounts_per_s_2_workers": round(settle.selected / settle_seconds),
+        "settle_changed": settle.changed,
+        "per_account_sample": len(sample),
+        "per_account_seconds": round(per_account_seconds, 1),
+        "bulk_unfreeze_accounts": unfreeze.selected,
+        "bulk_unfreeze_changed": unfreeze.changed,
+        "bulk_unfreeze_failed": unfreeze.failed,
+        "bulk_unfreeze_seconds": round(unfreeze_seconds, 1),
+        "bulk_unfreeze_audit_events": audit_events,
+        "batch_size": args.batch_size,
+        "worker_concurrency": 1,
+        "copy_seconds": round(copy_seconds, 1),
+        "seed_seconds": round(seed_seconds, 1) if seed_seconds is not None else None,
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
