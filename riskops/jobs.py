@@ -423,7 +423,7 @@ def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None
                 copy.write_row((job.pk, i, outcomes[i][0], outcomes[i][1]))
         counts = {k: sum(1 for o, _m in outcomes.values() if o == k) for k in JobItemOutcome.values}
         batch.status = JobBatchStatus.DONE
-        batch.finished_at = at
+        batch.finished_at = timezone.now()
         batch.save(update_fields=["status", "finished_at"])
         cur.execute(
             """

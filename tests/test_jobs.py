@@ -187,6 +187,8 @@ def broker(monkeypatch, url: str, **transport_options):
     saved = {k: conf[k] for k in ("task_always_eager", "broker_url", "broker_transport_options")}
     conf.update(task_always_eager=False, broker_url=url, broker_transport_options=transport_options)
     with monkeypatch.context() as mp:
+        # Celery reads CELERY_BROKER_URL from the environment before its configuration (CI sets it).
+        mp.setenv("CELERY_BROKER_URL", url)
         mp.setattr(celery_app, "_pool", None)
         mp.setattr(celery_app.amqp, "_producer_pool", None)
         try:

@@ -73,7 +73,7 @@ if not _port_open(REDIS_URL):
         raise RuntimeError(f"Redis does not answer at {REDIS_URL}; .ci/run starts it")
     pytest.skip(f"no Redis at {REDIS_URL} (these tests need a real broker)", allow_module_level=True)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 # The worker is the project's Celery app with this run's queue as its default queue (so the tasks it sends itself,
 # such as notification sending, stay on that queue too).
