@@ -5,6 +5,7 @@ Thin: parse, check the role, call a service or selector, render or redirect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,6 +42,18 @@ def _account_tail(account_no: str) -> str:
     return account_no[-4:]
 
 
+BORROWER = Actor(ActorKind.BORROWER, None, "borrower (signed link)")
+
+
+def _borrower_submit(request: HttpRequest, call: Callable[[list[tuple[str, bytes]]], object]) -> str:
+    """Read the uploaded documents and call the service with them; the message for the borrower, or ""."""
+    try:
+        call(read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", [])))
+    except (DomainError, DocumentRejected) as exc:
+        return str(exc)
+    return ""
+
+
 def _borrower_invalid(request: HttpRequest, error: LinkInvalid) -> HttpResponse:
     return render(
         request, "appeals/borrower_invalid.html", {"expired": error.expired}, status=410 if error.expired else 404
@@ -61,19 +74,18 @@ def borrower_appeal(request: HttpRequest, token: str) -> HttpResponse:
         form = BorrowerAppealForm(request.POST or None, request.FILES or None)
         error = ""
         if request.method == "POST" and open_appeal is None and form.is_valid():
-            try:
-                files = read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", []))
-                services.appeal_submit(
+            error = _borrower_submit(
+                request,
+                lambda files: services.appeal_submit(
                     line_id=line.pk,
                     reason=form.cleaned_data["reason"],
                     statement=form.cleaned_data["statement"],
                     files=files,
                     channel=AppealChannel.LINK,
-                    actor=Actor(ActorKind.BORROWER, None, "borrower (signed link)"),
-                )
-            except (DomainError, DocumentRejected) as exc:
-                error = str(exc)
-            else:
+                    actor=BORROWER,
+                ),
+            )
+            if not error:
                 return redirect(request.get_full_path())
         status = 400 if (request.method == "POST" and (error or form.errors)) else 200
         return render(
@@ -107,17 +119,13 @@ def borrower_more_info(request: HttpRequest, token: str) -> HttpResponse:
         form = MoreInfoForm(request.POST or None, request.FILES or None)
         error = ""
         if request.method == "POST" and appeal.status == AppealStatus.AWAITING_INFO and form.is_valid():
-            try:
-                files = read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", []))
-                services.appeal_add_documents(
-                    appeal_id=appeal.pk,
-                    files=files,
-                    note=form.cleaned_data["note"],
-                    actor=Actor(ActorKind.BORROWER, None, "borrower (signed link)"),
-                )
-            except (DomainError, DocumentRejected) as exc:
-                error = str(exc)
-            else:
+            error = _borrower_submit(
+                request,
+                lambda files: services.appeal_add_documents(
+                    appeal_id=appeal.pk, files=files, note=form.cleaned_data["note"], actor=BORROWER
+                ),
+            )
+            if not error:
                 return redirect(request.get_full_path())
         status = 400 if (request.method == "POST" and (error or form.errors)) else 200
         return render(

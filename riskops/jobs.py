@@ -112,12 +112,14 @@ def job_request(*, kind: str, selection_kind: str, selection: dict[str, Any], ac
     at = timezone.now()
     with transaction.atomic():
         sql, params = _selection_sql(selection_kind, selection)
-        with connection.cursor() as cur:
-            cur.execute(
-                f"SELECT count(*) FROM accounts_creditline WHERE status = 'frozen' AND id IN ({sql})",
-                params,
-            )
-            may_unfreeze = cur.fetchone()[0] if kind in UNFREEZING_KINDS else 0
+        may_unfreeze = 0
+        if kind in UNFREEZING_KINDS:  # only these need the count (the nightly job selects every line)
+            with connection.cursor() as cur:
+                cur.execute(
+                    f"SELECT count(*) FROM accounts_creditline WHERE status = 'frozen' AND id IN ({sql})",
+                    params,
+                )
+                may_unfreeze = cur.fetchone()[0]
         needs_approval = kind == JobKind.BULK_UNFREEZE or may_unfreeze > settings.JOB_FOUR_EYES_ACCOUNTS
         job = Job.objects.create(
             kind=kind,
