@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,7 +62,15 @@ def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
     """
     if not items:
         return 0
-    rows = [
+    rows = notification_rows(items, at=at)
+    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+    notifications_send_after_commit()
+    return len(rows)
+
+
+def notification_rows(items: list[Outgoing], *, at: datetime) -> list[Notification]:
+    """The unsaved outbox rows for `items` (for a service that writes them in a statement of its own)."""
+    return [
         Notification(
             line_id=i.line_id,
             kind=i.kind,
@@ -71,18 +80,42 @@ def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
         )
         for i in items
     ]
-    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+
+
+def notifications_send_after_commit() -> None:
+    """Schedule sending (once per transaction) for when the surrounding transaction commits."""
     conn = transaction.get_connection()
     if not any(callback[1] is _schedule_send for callback in conn.run_on_commit):
         transaction.on_commit(_schedule_send)
-    return len(rows)
+
+
+# When this process's pending send task will run (monotonic clock); see _schedule_send.
+_send_due_at = 0.0
 
 
 def _schedule_send() -> None:
+    """Queue the task that drains the outbox, at most once per NOTIFICATION_SEND_DELAY_SECONDS per process.
+
+    A busy server commits notifications many times a second (every appeal queues its confirmation). Each commit
+    would otherwise publish a task; instead the first one publishes a task that runs the delay later, and the
+    commits until then skip publishing: they committed before that task runs, so it sends their rows too. With a
+    delay of 0, and when tasks run eagerly (tests), every commit publishes. A lost task costs at most the wait for
+    the periodic sweep.
+    """
+    global _send_due_at
     from accounts.tasks import notifications_send_pending
 
+    delay = settings.NOTIFICATION_SEND_DELAY_SECONDS
+    eager = notifications_send_pending.app.conf.task_always_eager
+    now = time.monotonic()
+    if delay and not eager and now < _send_due_at:
+        return
     try:
-        notifications_send_pending.delay()
+        if delay and not eager:
+            notifications_send_pending.apply_async(countdown=delay)
+            _send_due_at = now + delay
+        else:
+            notifications_send_pending.delay()
     except Exception:  # noqa: BLE001 - the periodic sweep sends it later; nothing is lost
         logger.warning("could not schedule notification sending; the periodic sweep will send them")
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -19,6 +18,7 @@ from appeals import services
 from appeals.documents import DocumentRejected, read_uploads
 from appeals.models import Appeal, AppealChannel, AppealReason
 from riskops.audit import Actor
+from riskops.authentication import TokenWithRolesAuthentication
 from riskops.roles import load_roles_and_permissions
 
 
@@ -28,29 +28,41 @@ class AppealInput(serializers.Serializer):
     statement = serializers.CharField(max_length=services.STATEMENT_MAX)
 
 
-class AppealOutput(serializers.ModelSerializer):
-    account_no = serializers.CharField(source="line.account_no")
-    documents = serializers.SerializerMethodField()
+_when = serializers.DateTimeField()  # DRF's own output format (ISO 8601 in TIME_ZONE), without a bound field
 
-    class Meta:
-        model = Appeal
-        fields = ["id", "account_no", "reason", "status", "submitted_at", "sla_due_at", "outcome", "reply", "documents"]
 
-    def get_documents(self, appeal: Appeal) -> list[dict[str, Any]]:
+class AppealOutput(serializers.BaseSerializer):
+    """An appeal as the lending app reads it: where it stands, the reply, the documents it holds.
+
+    Written out by hand (DRF's read-only BaseSerializer): a declared-field Serializer deep-copies its fields for
+    every response, a tenth of the intake's CPU time.
+    """
+
+    def to_representation(self, appeal: Appeal) -> dict[str, Any]:
         documents = self.context.get("documents")
-        return [
-            {"id": d.pk, "name": d.original_name, "content_type": d.content_type, "size": d.size}
-            for d in (appeal.documents.all() if documents is None else documents)
-        ]
+        return {
+            "id": appeal.pk,
+            "account_no": appeal.line.account_no,
+            "reason": appeal.reason,
+            "status": appeal.status,
+            "submitted_at": _when.to_representation(appeal.submitted_at),
+            "sla_due_at": _when.to_representation(appeal.sla_due_at),
+            "outcome": appeal.outcome,
+            "reply": appeal.reply,
+            "documents": [
+                {"id": d.pk, "name": d.original_name, "content_type": d.content_type, "size": d.size}
+                for d in (appeal.documents.all() if documents is None else documents)
+            ],
+        }
 
 
 class _IntegrationApi(APIView):
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [TokenWithRolesAuthentication]
     permission_classes = [IsAuthenticated]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        load_roles_and_permissions(request.user)  # one query; has_perm below reads what it cached
+        load_roles_and_permissions(request.user)  # read with the token; has_perm below reads what it cached
         if not request.user.has_perm("appeals.submit_appeal"):
             raise PermissionDenied("This token may not submit or read appeals")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -34,7 +35,7 @@ from accounts.models import (
     Signal,
     SignalStatus,
 )
-from accounts.notifications import Outgoing, notifications_queue
+from accounts.notifications import Outgoing, notification_rows, notifications_queue, notifications_send_after_commit
 from accounts.services import (
     ConflictError,
     DomainError,
@@ -58,8 +59,10 @@ from appeals.models import (
     AppealStatus,
     RuleOutcome,
 )
-from riskops.audit import Actor, Change, audit_write
+from riskops.audit import Actor, Change, audit_rows, audit_write
+from riskops.prepared import execute_prepared
 from riskops.roles import RISK_MANAGER, SENIOR_REVIEWER
+from riskops.rows import rows_json, rows_sql
 
 logger = logging.getLogger(__name__)
 
@@ -119,14 +122,15 @@ class _StoredFiles:
     def __init__(self) -> None:
         self.paths: list[Path] = []
 
-    def add(self, appeal: Appeal, docs: list[CheckedDocument], at: datetime, round_no: int) -> list[AppealDocument]:
+    def write(self, appeal_id: int, docs: list[CheckedDocument], at: datetime, round_no: int) -> list[AppealDocument]:
+        """Write the files; returns their rows, unsaved."""
         rows = []
         for doc in docs:
             name = store(doc, documents_root())
             self.paths.append(documents_root() / name)
             rows.append(
                 AppealDocument(
-                    appeal=appeal,
+                    appeal_id=appeal_id,
                     stored_name=name,
                     original_name=doc.original_name,
                     content_type=doc.content_type,
@@ -136,6 +140,10 @@ class _StoredFiles:
                     round=round_no,
                 )
             )
+        return rows
+
+    def add(self, appeal: Appeal, docs: list[CheckedDocument], at: datetime, round_no: int) -> list[AppealDocument]:
+        rows = self.write(appeal.pk, docs, at, round_no)
         AppealDocument.objects.bulk_create(rows)
         return rows
 
@@ -183,79 +191,199 @@ def appeal_submit(
     stored = _StoredFiles()
     try:
         with transaction.atomic():
-            lines = CreditLine.objects.select_for_update()
-            line = (lines.filter(account_no=account_no) if account_no else lines.filter(pk=line_id or 0)).first()
-            if line is None:
-                raise DomainError(_("No account with this reference"))
-            if key is not None:
-                # Read under the line's lock: a retry racing the first request waits, then finds its appeal.
-                replay = Appeal.objects.filter(idempotency_key=key).first()
-                if replay is not None:
-                    if replay.request_fingerprint != fingerprint:
-                        raise ConflictError(_("This Idempotency-Key was already used for a different appeal"))
-                    return SubmitOutcome(replay, replayed=True)
-            if line.status == LineStatus.CLOSED:
-                raise DomainError(_("This account is closed; it cannot be appealed"))
-            if line.status != LineStatus.FROZEN:
-                raise DomainError(_("This account is not frozen; there is nothing to appeal"))
-            case = Case.objects.select_for_update().filter(line=line).exclude(status=CaseStatus.RESOLVED).first()
-            if case is None:
-                raise DomainError(
-                    _(
-                        "No review of this account is open, so it cannot be appealed now; please contact customer service"
-                    )
+            target = _intake_target(account_no, line_id, key)
+            if target is not None:
+                written = _intake_write(
+                    target,
+                    reason=reason,
+                    statement=statement,
+                    channel=channel,
+                    actor=actor,
+                    key=key,
+                    fingerprint=fingerprint,
+                    at=at,
+                    docs=docs,
+                    stored=stored,
                 )
-            existing = Appeal.objects.filter(case=case, status__in=OPEN_STATES).values_list("pk", flat=True).first()
-            if existing is not None:
-                raise ConflictError(
-                    _("An appeal for this account (no. %(id)s) is already being reviewed; we will reply to it")
-                    % {"id": existing}
-                )
-            due = at + timedelta(hours=settings.APPEAL_SLA_HOURS)
-            appeal = Appeal.objects.create(
-                case=case,
-                line=line,
-                reason=reason,
-                statement=statement,
-                channel=channel,
-                submitted_at=at,
-                updated_at=at,
-                sla_due_at=due,
-                priority=_priority(due, at),
-                idempotency_key=key,
-                request_fingerprint=fingerprint,
-            )
-            rows = stored.add(appeal, docs, at, 0)
-            _set_case_marker(case.pk, AppealStatus.OPEN, due)
-            audit_write(
-                actor=actor,
-                at=at,
-                changes=[
-                    Change(
-                        "appeal.submit",
-                        "appeal",
-                        appeal.pk,
-                        line.pk,
-                        None,
-                        {"reason": reason, "channel": channel, "documents": len(docs), "case_id": case.pk},
-                    )
-                ],
-            )
-            notifications_queue(
-                [
-                    Outgoing(
-                        line.pk,
-                        NotificationKind.APPEAL_RECEIVED,
-                        f"appeal_received:{appeal.pk}",
-                        {"appeal": appeal.pk, "hours": settings.APPEAL_SLA_HOURS},
-                    )
-                ],
-                at=at,
-            )
+                if written is not None:
+                    return written
+                stored.discard()  # another request won a unique index meanwhile: say which below
+            return _intake_refused(account_no, line_id, key, fingerprint)
     except BaseException:
         stored.discard()
         raise
-    return SubmitOutcome(appeal, documents=rows)
+
+
+@dataclass(frozen=True)
+class _IntakeTarget:
+    line_id: int
+    account_no: str
+    case_id: int
+    appeal_id: int  # reserved from the appeal sequence
+
+
+def _intake_target(account_no: str, line_id: int | None, key: str | None) -> _IntakeTarget | None:
+    """Lock the frozen line and its open case, in one statement, when an appeal may be taken for them.
+
+    None when it may not (unknown, closed or unfrozen account, no open case, an open appeal, a used
+    Idempotency-Key): `_intake_refused` then says why. The checks of appeals are repeated by the unique indexes
+    the insert meets, which settle a race with a concurrent request.
+    """
+    line_t, case_t, appeal_t = CreditLine._meta.db_table, Case._meta.db_table, Appeal._meta.db_table
+    with connection.cursor() as cur:
+        execute_prepared(
+            cur,
+            f"appeal_intake_target_{'account' if account_no else 'line'}",
+            f"""
+            SELECT l.id, l.account_no, c.id, nextval(pg_get_serial_sequence('{appeal_t}', 'id'))
+            FROM {line_t} l JOIN {case_t} c ON c.line_id = l.id AND c.status <> %s
+            WHERE {"l.account_no" if account_no else "l.id"} = %s AND l.status = %s
+              AND NOT EXISTS (SELECT 1 FROM {appeal_t} a WHERE a.case_id = c.id AND a.status = ANY(%s))
+              AND NOT EXISTS (SELECT 1 FROM {appeal_t} a WHERE a.idempotency_key = %s)
+            FOR UPDATE OF l, c
+            """,
+            [
+                CaseStatus.RESOLVED.value,
+                account_no or (line_id or 0),
+                LineStatus.FROZEN.value,
+                [s.value for s in OPEN_STATES],
+                key,
+            ],
+        )
+        row = cur.fetchone()
+    return None if row is None else _IntakeTarget(*row)
+
+
+def _intake_write(
+    target: _IntakeTarget,
+    *,
+    reason: str,
+    statement: str,
+    channel: str,
+    actor: Actor,
+    key: str | None,
+    fingerprint: str,
+    at: datetime,
+    docs: list[CheckedDocument],
+    stored: _StoredFiles,
+) -> SubmitOutcome | None:
+    """Write the appeal, its documents, the case's appeal marker, the audit event and the borrower's
+    confirmation in one statement (the intake is the API's busiest path). None if a unique index refused the
+    appeal, in which case nothing was written."""
+    due = at + timedelta(hours=settings.APPEAL_SLA_HOURS)
+    appeal = Appeal(
+        id=target.appeal_id,
+        case_id=target.case_id,
+        line_id=target.line_id,
+        reason=reason,
+        statement=statement,
+        channel=channel,
+        submitted_at=at,
+        updated_at=at,
+        sla_due_at=due,
+        priority=_priority(due, at),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+    )
+    documents = stored.write(appeal.pk, docs, at, 0)
+    events = audit_rows(
+        actor=actor,
+        at=at,
+        changes=[
+            Change(
+                "appeal.submit",
+                "appeal",
+                appeal.pk,
+                target.line_id,
+                None,
+                {"reason": reason, "channel": channel, "documents": len(docs), "case_id": target.case_id},
+            )
+        ],
+    )
+    messages = notification_rows(
+        [
+            Outgoing(
+                target.line_id,
+                NotificationKind.APPEAL_RECEIVED,
+                f"appeal_received:{appeal.pk}",
+                {"appeal": appeal.pk, "hours": settings.APPEAL_SLA_HOURS},
+            )
+        ],
+        at=at,
+    )
+    parts: list[str] = []
+    params: list[Any] = []
+    table, columns, rows = rows_sql([appeal])
+    parts.append(
+        f"a AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows} ON CONFLICT DO NOTHING RETURNING id)"
+    )
+    params.append(rows_json([appeal]))
+    if documents:
+        table, columns, rows = rows_sql(documents)
+        parts.append(
+            f"d AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}"
+            " WHERE EXISTS (SELECT FROM a) RETURNING id, stored_name)"
+        )
+        params.append(rows_json(documents))
+    parts.append(
+        f"c AS (UPDATE {Case._meta.db_table} SET appeal_state = %s, appeal_due_at = %s"
+        " WHERE id = %s AND EXISTS (SELECT FROM a))"
+    )
+    params += [AppealStatus.OPEN.value, due, target.case_id]
+    for name, instances, conflict in (("e", events, ""), ("n", messages, " ON CONFLICT DO NOTHING")):
+        table, columns, rows = rows_sql(instances)
+        parts.append(
+            f"{name} AS (INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}"
+            f" WHERE EXISTS (SELECT FROM a){conflict})"
+        )
+        params.append(rows_json(instances))
+    ids = "(SELECT json_object_agg(stored_name, id) FROM d)" if documents else "NULL"
+    with connection.cursor() as cur:
+        execute_prepared(
+            cur,
+            f"appeal_intake_write_{len(documents)}",
+            f"WITH {', '.join(parts)} SELECT (SELECT id FROM a), {ids}",
+            params,
+        )
+        appeal_id, document_ids = cur.fetchone()
+    if appeal_id is None:
+        return None
+    for document in documents:
+        document.pk = document_ids[document.stored_name]
+    appeal.line = CreditLine(pk=target.line_id, account_no=target.account_no)
+    notifications_send_after_commit()
+    return SubmitOutcome(appeal, documents=documents)
+
+
+def _intake_refused(account_no: str, line_id: int | None, key: str | None, fingerprint: str) -> SubmitOutcome:
+    """Why an appeal cannot be taken, in the borrower's words; or the appeal a retried request created."""
+    lines = CreditLine.objects.select_for_update()
+    line = (lines.filter(account_no=account_no) if account_no else lines.filter(pk=line_id or 0)).first()
+    if line is None:
+        raise DomainError(_("No account with this reference"))
+    if key is not None:
+        # Read under the line's lock: a retry racing the first request waits, then finds its appeal.
+        replay = Appeal.objects.filter(idempotency_key=key).first()
+        if replay is not None:
+            if replay.request_fingerprint != fingerprint:
+                raise ConflictError(_("This Idempotency-Key was already used for a different appeal"))
+            return SubmitOutcome(replay, replayed=True)
+    if line.status == LineStatus.CLOSED:
+        raise DomainError(_("This account is closed; it cannot be appealed"))
+    if line.status != LineStatus.FROZEN:
+        raise DomainError(_("This account is not frozen; there is nothing to appeal"))
+    case = Case.objects.select_for_update().filter(line=line).exclude(status=CaseStatus.RESOLVED).first()
+    if case is None:
+        raise DomainError(
+            _("No review of this account is open, so it cannot be appealed now; please contact customer service")
+        )
+    existing = Appeal.objects.filter(case=case, status__in=OPEN_STATES).values_list("pk", flat=True).first()
+    if existing is not None:
+        raise ConflictError(
+            _("An appeal for this account (no. %(id)s) is already being reviewed; we will reply to it")
+            % {"id": existing}
+        )
+    raise ConflictError(_("The account changed while the appeal was being taken; please send it again"))
 
 
 def _lock_appeal(appeal_id: int) -> tuple[Case, Appeal]:

@@ -52,7 +52,15 @@ class Change:
 
 def audit_write(*, actor: Actor, at: datetime, changes: Iterable[Change]) -> int:
     """Write one audit event per change in one INSERT; return how many were written."""
-    rows = [
+    rows = audit_rows(actor=actor, at=at, changes=changes)
+    if rows:
+        AuditEvent.objects.bulk_create(rows, batch_size=5000)
+    return len(rows)
+
+
+def audit_rows(*, actor: Actor, at: datetime, changes: Iterable[Change]) -> list[AuditEvent]:
+    """The unsaved audit events for `changes` (for a service that writes them in a statement of its own)."""
+    return [
         AuditEvent(
             at=at,
             actor_kind=actor.kind,
@@ -68,6 +76,3 @@ def audit_write(*, actor: Actor, at: datetime, changes: Iterable[Change]) -> int
         )
         for c in changes
     ]
-    if rows:
-        AuditEvent.objects.bulk_create(rows, batch_size=5000)
-    return len(rows)

@@ -41,6 +41,9 @@ def load_roles_and_permissions(user) -> set[str]:  # type: ignore[no-untyped-def
     """
     from django.db import connection
 
+    cached = getattr(user, "_riskops_roles", None)
+    if cached is not None:  # filled by riskops.authentication with the user, in the same query
+        return set(cached)
     with connection.cursor() as cur:
         cur.execute(
             """
@@ -62,10 +65,19 @@ def load_roles_and_permissions(user) -> set[str]:  # type: ignore[no-untyped-def
         )
         rows = cur.fetchall()
     roles = {name for source, name, _app, _code in rows if source == "group"}
+    remember_roles_and_permissions(
+        user,
+        roles,
+        {f"{app}.{code}" for source, _n, app, code in rows if source == "group" and code},
+        {f"{app}.{code}" for source, _n, app, code in rows if source == "user"},
+    )
+    return roles
+
+
+def remember_roles_and_permissions(user, roles: set[str], group_perms: set[str], user_perms: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """Fill ModelBackend's per-request permission caches, so `has_perm` answers without a query."""
+    user._riskops_roles = frozenset(roles)
     if user.is_active and not user.is_superuser:
-        group_perms = {f"{app}.{code}" for source, _n, app, code in rows if source == "group" and code}
-        user_perms = {f"{app}.{code}" for source, _n, app, code in rows if source == "user"}
         user._group_perm_cache = group_perms
         user._user_perm_cache = user_perms
         user._perm_cache = group_perms | user_perms
-    return roles

@@ -245,6 +245,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- Notifications to borrowers go to an outbox and are sent by a pluggable sender.
 NOTIFICATION_SENDER = os.environ.get("NOTIFICATION_SENDER", "accounts.notifications.ConsoleSender")
 NOTIFICATION_FILE_PATH = os.environ.get("NOTIFICATION_FILE_PATH", str(VAR_DIR / "notifications.log"))
+# Web workers keep request-sized buffers in the C heap (riskops.wsgi.keep_large_buffers).
+WEB_KEEP_LARGE_BUFFERS = env_bool("WEB_KEEP_LARGE_BUFFERS", True)
+# The appeal intake's statements are prepared once per connection (riskops.prepared); off behind a pooler in
+# transaction mode.
+DATABASE_PREPARED = env_bool("DATABASE_PREPARED", True)
+# Commits within this many seconds share one send task per server process (0: a task per commit).
+NOTIFICATION_SEND_DELAY_SECONDS = env_int("NOTIFICATION_SEND_DELAY_SECONDS", 1)
 
 # --- Risk engine
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 2000, minimum=1)
@@ -289,7 +296,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 11 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "riskops.authentication.TokenWithRolesAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
