@@ -697,7 +697,60 @@ def appeals_age(*, now: datetime | None = None) -> dict[str, int]:
                 ],
             )
             logger.warning("%d appeals passed their SLA; %d senior reviewers alerted", len(breached), len(seniors))
-    return {"priority_changed": changed, "breached": len(breached)}
+    expired = _return_unanswered(now)
+    return {"priority_changed": changed, "breached": len(breached), "unanswered": expired}
+
+
+def _return_unanswered(now: datetime) -> int:
+    """Appeals whose request for more information went unanswered until its link expired go back to review.
+
+    While an appeal waits for the borrower, only that appeal can settle its case; without this, a borrower who
+    never answers would leave the case unsettled forever. The clock resumes where it was paused, and the reviewer
+    decides on what the appeal holds.
+    """
+    cutoff = now - timedelta(days=settings.APPEAL_LINK_DAYS)
+    waiting = list(
+        Appeal.objects.filter(status=AppealStatus.AWAITING_INFO, sla_paused_at__lt=cutoff)
+        .order_by("sla_paused_at")
+        .values_list("pk", flat=True)[:1000]
+    )
+    returned = 0
+    for appeal_id in waiting:
+        with transaction.atomic():
+            case, appeal = _lock_appeal(appeal_id)  # line, case, then appeal: the order every service uses
+            if appeal.status != AppealStatus.AWAITING_INFO or appeal.sla_paused_at is None:
+                continue  # answered or decided meanwhile
+            if appeal.sla_paused_at >= cutoff:
+                continue
+            paused_at = appeal.sla_paused_at
+            appeal.sla_due_at += now - paused_at
+            appeal.sla_paused_at = None
+            appeal.priority = _priority(appeal.sla_due_at, now)
+            appeal.status = AppealStatus.OPEN
+            _save(appeal, now)
+            _set_case_marker(case.pk, AppealStatus.OPEN, appeal.sla_due_at)
+            audit_write(
+                actor=Actor.system("appeal SLA aging"),
+                at=now,
+                changes=[
+                    Change(
+                        "appeal.more_info_unanswered",
+                        "appeal",
+                        appeal.pk,
+                        appeal.line_id,
+                        {"status": AppealStatus.AWAITING_INFO, "waiting_since": paused_at.isoformat()},
+                        {"status": AppealStatus.OPEN, "sla_due_at": appeal.sla_due_at.isoformat()},
+                    )
+                ],
+            )
+            returned += 1
+    if returned:
+        logger.info(
+            "%d appeals went back to review: the borrower did not answer within %d days",
+            returned,
+            settings.APPEAL_LINK_DAYS,
+        )
+    return returned
 
 
 def appeal_alerts_read(*, actor: Actor) -> int:

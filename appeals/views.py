@@ -216,6 +216,8 @@ def _appeal_context(request: HttpRequest, appeal_id: int, form: AppealDecisionFo
         "four_eyes_limit": settings.FOUR_EYES_LIMIT,
         "paused": appeal.status == AppealStatus.AWAITING_INFO,
         "due_soon": settings.APPEAL_DUE_SOON_HOURS,
+        "documents_added_later": any(doc.round for doc in detail.documents),
+        "link_days": settings.APPEAL_LINK_DAYS,
     }
 
 

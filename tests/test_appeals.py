@@ -576,7 +576,7 @@ def test_a_breach_alerts_each_senior_reviewer_and_risk_manager_once(senior, seni
 
     result = services.appeals_age(now=appeal.sla_due_at + timedelta(minutes=1))
 
-    assert result == {"priority_changed": 1, "breached": 1}
+    assert result == {"priority_changed": 1, "breached": 1, "unanswered": 0}
     alerts = set(AppealAlert.objects.values_list("appeal_id", "recipient_id", "read_at"))
     assert alerts == {(appeal.pk, u.pk, None) for u in (senior, senior2, manager)}
     [event] = AuditEvent.objects.filter(action="appeal.sla_breach")
@@ -589,7 +589,7 @@ def test_a_breach_alerts_each_senior_reviewer_and_risk_manager_once(senior, seni
 
     again = services.appeals_age(now=appeal.sla_due_at + timedelta(hours=2))
 
-    assert again == {"priority_changed": 0, "breached": 0}
+    assert again == {"priority_changed": 0, "breached": 0, "unanswered": 0}
     assert AppealAlert.objects.count() == 3
     assert AuditEvent.objects.filter(action="appeal.sla_breach").count() == 1
 
@@ -600,11 +600,51 @@ def test_an_appeal_waiting_for_the_borrower_is_neither_aged_nor_breached(senior,
 
     result = services.appeals_age(now=appeal.sla_due_at + timedelta(days=2))
 
-    assert result == {"priority_changed": 0, "breached": 0}
+    assert result == {"priority_changed": 0, "breached": 0, "unanswered": 0}
     appeal = fresh(appeal)
     assert (appeal.status, appeal.priority, appeal.breach_notified_at) == ("awaiting_info", 0, None)
     assert not AppealAlert.objects.exists()
     assert not AuditEvent.objects.filter(action="appeal.sla_breach").exists()
+
+
+def test_an_unanswered_request_for_information_returns_the_appeal_to_review_when_its_link_expires(settings, analyst):
+    case = frozen_high_case()
+    appeal = submit(case)
+    decide(appeal, analyst, "request_info", reply="请补充材料。")
+    appeal = fresh(appeal)
+    paused_at, due = appeal.sla_paused_at, appeal.sla_due_at
+    expiry = paused_at + timedelta(days=settings.APPEAL_LINK_DAYS)
+
+    # One minute before the link expires nothing moves; the borrower may still answer.
+    assert services.appeals_age(now=expiry - timedelta(minutes=1))["unanswered"] == 0
+    assert fresh(appeal).status == "awaiting_info"
+
+    now = expiry + timedelta(minutes=1)
+    result = services.appeals_age(now=now)
+
+    assert result["unanswered"] == 1
+    appeal = fresh(appeal)
+    assert (appeal.status, appeal.sla_paused_at, appeal.sla_due_at, appeal.version) == (
+        "open",
+        None,
+        due + (now - paused_at),
+        3,
+    )
+    assert (fresh(case).appeal_state, fresh(case).appeal_due_at) == ("open", appeal.sla_due_at)
+    event = AuditEvent.objects.get(action="appeal.more_info_unanswered")
+    assert (event.actor_kind, event.object_id, event.before["status"], event.after["status"]) == (
+        "system",
+        appeal.pk,
+        "awaiting_info",
+        "open",
+    )
+    # The reviewer sees why it is back, and can decide it now.
+    page = text(logged_in(analyst).get(f"/appeals/{appeal.pk}/"))
+    assert f"The borrower did not answer within {settings.APPEAL_LINK_DAYS} days" in page
+    decide(appeal, analyst, "reject", reply="未收到补充材料，维持原决定。")
+    assert fresh(appeal).status in ("rejected", "awaiting_approval")
+    # A second run finds nothing more to do.
+    assert services.appeals_age(now=now + timedelta(minutes=5))["unanswered"] == 0
 
 
 def test_the_inbox_shows_a_senior_their_breach_alerts_until_marked_read(senior, analyst):
