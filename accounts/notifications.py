@@ -99,8 +99,8 @@ def _schedule_send() -> None:
     A busy server commits notifications many times a second (every appeal queues its confirmation). Each commit
     would otherwise publish a task; instead the first one publishes a task that runs the delay later, and the
     commits until then skip publishing: they committed before that task runs, so it sends their rows too. With a
-    delay of 0, and when tasks run eagerly (tests), every commit publishes. A lost task costs at most the wait for
-    the periodic sweep.
+    delay of 0, and when tasks run eagerly (tests), every commit publishes. A lost task (or a worker whose clock
+    runs ahead of the web server's, so that it runs the task early) costs at most the wait for the periodic sweep.
     """
     global _send_due_at
     from accounts.tasks import notifications_send_pending

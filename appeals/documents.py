@@ -146,10 +146,17 @@ def store(document: CheckedDocument, root: Path) -> str:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     stored = secrets.token_hex(16) + EXTENSIONS[document.content_type]
     path = root / stored
-    if not _write_direct(path, document.data):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(document.data)
+    try:
+        if not _write_direct(path, document.data):
+            # Whatever the refused attempt left at this random name is ours: remove it, then create the file anew
+            # (O_EXCL and O_NOFOLLOW: never through something planted there).
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(document.data)
+    except BaseException:
+        path.unlink(missing_ok=True)  # a full disk, say: no partial file is left behind
+        raise
     return stored
 
 

@@ -350,6 +350,9 @@ def _intake_write(
         return None
     for document in documents:
         document.pk = document_ids[document.stored_name]
+    for row in (appeal, *documents):
+        row._state.adding, row._state.db = False, connection.alias  # saved rows, as if the ORM had written them
+    # Only the line's id and number are loaded (what the API's answer shows).
     appeal.line = CreditLine(pk=target.line_id, account_no=target.account_no)
     notifications_send_after_commit()
     return SubmitOutcome(appeal, documents=documents)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 import struct
 import zlib
@@ -14,6 +16,7 @@ from appeals.documents import (
     MAX_BYTES,
     PDF,
     PNG,
+    CheckedDocument,
     DocumentRejected,
     check_document,
     check_documents,
@@ -147,3 +150,103 @@ def test_an_accepted_file_is_stored_under_a_random_name_readable_only_by_the_app
 )
 def test_names_shown_to_reviewers_are_cleaned(raw, shown):
     assert safe_name(raw) == shown
+
+
+# --- Storing: written past the page cache (O_DIRECT) where the file system allows it, the ordinary way elsewhere.
+
+SIZES = [1, 4095, 4096, 4097, 1024 * 1024, 3_000_001]
+
+
+def _document(size: int) -> CheckedDocument:
+    return CheckedDocument("scan.pdf", PDF, size, os.urandom(size))
+
+
+def _direct_supported(root: Path) -> bool:
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(root / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return False
+    finally:
+        (root / "probe").unlink(missing_ok=True)
+    return True
+
+
+@pytest.fixture
+def opens(monkeypatch) -> list[int]:
+    """The flags of every os.open while storing."""
+    flags: list[int] = []
+    real_open = os.open
+
+    def recording_open(path, flag, *args, **kwargs):
+        flags.append(flag)
+        return real_open(path, flag, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    return flags
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_stored_file_holds_exactly_the_bytes_sent_whatever_their_size(tmp_path: Path, opens, size):
+    root = tmp_path / "appeal-documents"
+    direct = _direct_supported(root)
+    opens.clear()
+    document = _document(size)
+
+    name = store(document, root)
+
+    assert (root / name).read_bytes() == document.data  # padded to whole blocks for the write, then cut back
+    assert stat.S_IMODE((root / name).stat().st_mode) == 0o600
+    if direct:  # written once, past the page cache, and not again the ordinary way
+        assert [bool(f & os.O_DIRECT) for f in opens] == [True]
+
+
+def test_a_small_file_stored_after_a_large_one_gets_none_of_its_bytes(tmp_path: Path):
+    root = tmp_path / "appeal-documents"
+    documents = [_document(size) for size in (3_000_001, 1, 4097, 4096, 1024 * 1024, 4095)]
+
+    names = [store(d, root) for d in documents]  # one reused buffer per thread
+
+    assert [(root / n).read_bytes() for n in names] == [d.data for d in documents]
+
+
+def test_without_o_direct_the_file_is_written_the_ordinary_way(tmp_path: Path, monkeypatch, opens):
+    monkeypatch.delattr(os, "O_DIRECT")
+    root = tmp_path / "appeal-documents"
+    document = _document(4097)
+
+    name = store(document, root)
+
+    assert (root / name).read_bytes() == document.data
+    assert stat.S_IMODE((root / name).stat().st_mode) == 0o600
+    assert len(opens) == 1
+
+
+@pytest.mark.parametrize("refused", ["open", "write", "short-write"])
+def test_where_the_file_system_refuses_o_direct_the_file_is_written_the_ordinary_way(
+    tmp_path: Path, monkeypatch, refused
+):
+    direct_flag = os.O_DIRECT
+    real_open = os.open
+
+    def open_refusing_direct(path, flags, *args, **kwargs):
+        if flags & direct_flag:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    if refused == "open":  # tmpfs and some other file systems
+        monkeypatch.setattr(os, "open", open_refusing_direct)
+    elif refused == "write":
+        monkeypatch.setattr(os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(errno.EINVAL, "Invalid")))
+    else:
+        monkeypatch.setattr(os, "write", lambda fd, data: 0)
+    root = tmp_path / "appeal-documents"
+    document = _document(4097)
+
+    name = store(document, root)
+
+    assert (root / name).read_bytes() == document.data
+    assert stat.S_IMODE((root / name).stat().st_mode) == 0o600
+    assert [p.name for p in root.iterdir()] == [name]

@@ -1,0 +1,641 @@
+"""The appeal intake's fast path (POST /api/v1/appeals/): token and roles in one query, prepared statements, the
+multi-table insert from JSON rows, the fallback when a unique index settles a race, coalesced notification
+sends, and the web worker's malloc tuning.
+
+Everything runs against the real PostgreSQL; the notification test publishes to a real Redis (db 11, flushed
+before and after), and the race runs two real requests on their own connections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.db import DataError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from kombu import pools as kombu_pools
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from accounts import notifications
+from accounts.models import Case, CreditLine, Notification, NotificationKind
+from accounts.services import ConflictError
+from appeals import services
+from appeals.documents import check_document
+from appeals.models import Appeal, AppealDocument
+from riskops.audit import Actor
+from riskops.authentication import TokenWithRolesAuthentication
+from riskops.celery import app as celery_app
+from riskops.models import ActorKind, AuditEvent
+from riskops.prepared import execute_prepared
+from riskops.roles import load_roles_and_permissions
+from riskops.rows import rows_json, rows_sql
+from tests.factories import default_ruleset, make_line, make_role_operator
+from tests.test_appeals import API, NOTHING, STATEMENT, frozen_high_case, post_api, stored, submit, token_client
+from tests.test_case_review import in_threads
+from tests.test_documents import pdf
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
+# A database of its own: CI's broker is db 15, the worker tests use db 13.
+REDIS_URL = os.environ.get("INTAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+ALREADY_OPEN = "An appeal for this account (no. {}) is already being reviewed; we will reply to it"
+# One successful POST after the first on a connection (which also sends the PREPAREs): the token with its roles,
+# the savepoint of the service's atomic block (the test's own transaction is outside it), the lock of the line and
+# case, the multi-table insert, the savepoint's release.
+INTAKE_QUERIES = ["EXECUTE", "SAVEPOINT", "EXECUTE", "EXECUTE", "RELEASE"]
+
+
+@pytest.fixture(autouse=True)
+def ruleset():
+    return default_ruleset()
+
+
+@pytest.fixture
+def integration():
+    """The lending app's API user (the `integration` group may only submit and read appeals)."""
+    return make_role_operator("integration", "lending-app")
+
+
+def first_words(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
+
+
+def only_file() -> Path:
+    [path] = Path(settings.APPEAL_DOCUMENTS_DIR).iterdir()
+    return path
+
+
+# --- 1. the token, the user and their roles in one query
+
+
+@pytest.mark.parametrize(
+    ("who", "status", "detail"),
+    [
+        ("unknown-token", 401, "Invalid token."),
+        ("inactive-user", 401, "User inactive or deleted."),
+        ("analyst", 403, "This token may not submit or read appeals"),
+    ],
+)
+def test_the_api_refuses_an_unknown_token_an_inactive_user_and_an_operator_without_the_integration_role(
+    integration, who, status, detail
+):
+    account = frozen_high_case().line.account_no
+    if who == "unknown-token":
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION="Token " + "f" * 40)
+    elif who == "inactive-user":
+        client = token_client(integration)
+        integration.is_active = False
+        integration.save(update_fields=["is_active"])
+    else:
+        client = token_client(make_role_operator("analyst", "ana"))
+
+    response = post_api(client, account, [("a.pdf", pdf())], key="k1")
+
+    assert (response.status_code, response.json()) == (status, {"detail": detail})
+    if status == 401:
+        assert response["WWW-Authenticate"] == "Token"
+    assert stored() == NOTHING
+
+
+def test_the_token_query_fills_the_roles_and_permissions_so_has_perm_costs_no_query(
+    integration, django_assert_num_queries
+):
+    integration.user_permissions.add(Permission.objects.get(codename="reveal_pii"))
+    key = Token.objects.create(user=integration).key
+    auth = TokenWithRolesAuthentication()
+    auth.authenticate_credentials(key)  # prepares the statement if this connection has not yet
+
+    with django_assert_num_queries(1):
+        user, token = auth.authenticate_credentials(key)
+    with django_assert_num_queries(0):
+        roles = load_roles_and_permissions(user)
+        perms = user.get_all_permissions()
+        allowed = (user.has_perm("appeals.submit_appeal"), user.has_perm("accounts.decide_case"))
+
+    assert (user.pk, user.username, token.key, token.user) == (integration.pk, "lending-app", key, user)
+    assert (roles, allowed) == ({"integration"}, (True, False))
+    # The same answers as Django's ModelBackend reading the groups and permissions itself.
+    fresh_user = type(integration).objects.get(pk=integration.pk)
+    assert perms == fresh_user.get_all_permissions() == {"appeals.submit_appeal", "accounts.reveal_pii"}
+
+
+def test_a_second_appeal_over_the_api_costs_a_fixed_number_of_queries(integration, django_assert_num_queries):
+    warm_up, measured = frozen_high_case().line.account_no, frozen_high_case().line.account_no
+    client = token_client(integration)
+    assert post_api(client, warm_up, [("a.pdf", pdf())], key="k1").status_code == 201
+
+    with django_assert_num_queries(len(INTAKE_QUERIES)) as queries:
+        response = post_api(client, measured, [("a.pdf", pdf())], key="k2")
+
+    assert response.status_code == 201
+    assert first_words(queries) == INTAKE_QUERIES
+    assert Appeal.objects.count() == 2
+
+
+# --- 2. prepared statements
+
+
+def test_a_statement_is_prepared_once_per_connection_and_then_only_executed(settings):
+    settings.DATABASE_PREPARED = True
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    sql = "SELECT %s::int + %s::int, %s::text"
+
+    def run(params):
+        with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
+            execute_prepared(cur, name, sql, params)
+            row = cur.fetchone()
+        return row, [q["sql"] for q in queries.captured_queries]
+
+    assert run([2, 3, "x"]) == (
+        (5, "x"),
+        [f"PREPARE {name} AS SELECT $1::int + $2::int, $3::text", f"EXECUTE {name}(2, 3, 'x')"],
+    )
+    assert run([4, 5, "y"]) == ((9, "y"), [f"EXECUTE {name}(4, 5, 'y')"])
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
+        assert cur.fetchall() == [(f"PREPARE {name} AS SELECT $1::int + $2::int, $3::text",)]
+
+
+def test_a_statement_without_parameters_is_executed_without_an_argument_list(settings):
+    settings.DATABASE_PREPARED = True
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
+        for _ in range(2):
+            execute_prepared(cur, name, "SELECT 42", [])
+            assert cur.fetchone() == (42,)
+
+    assert [q["sql"] for q in queries.captured_queries] == [
+        f"PREPARE {name} AS SELECT 42",
+        f"EXECUTE {name}",
+        f"EXECUTE {name}",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_connection_prepares_the_statement_again(settings):
+    settings.DATABASE_PREPARED = True
+    name = f"test_{uuid.uuid4().hex[:12]}"
+
+    def run() -> list[str]:
+        with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
+            execute_prepared(cur, name, "SELECT %s::int", [7])
+            assert cur.fetchone() == (7,)
+        return first_words(queries)
+
+    assert run() == ["PREPARE", "EXECUTE"]
+    assert run() == ["EXECUTE"]
+    connection.close()  # the server forgets its prepared statements with the session
+    assert run() == ["PREPARE", "EXECUTE"]
+
+
+def test_without_prepared_statements_the_sql_is_sent_as_it_is(settings):
+    settings.DATABASE_PREPARED = False
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
+        for params in ([2, 3], [4, 5]):
+            execute_prepared(cur, name, "SELECT %s::int + %s::int", params)
+            assert cur.fetchone() == (sum(params),)
+        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [name])
+        assert cur.fetchone() == (0,)
+
+    assert [q["sql"] for q in queries.captured_queries][:2] == ["SELECT 2::int + 3::int", "SELECT 4::int + 5::int"]
+
+
+# --- 3. the rows the multi-table insert writes
+
+
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "plain-sql"])
+def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integration, settings, prepared):
+    settings.DATABASE_PREPARED = prepared
+    case = frozen_high_case()
+    account = case.line.account_no
+    data = pdf()
+    client = token_client(integration)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_api(client, account, [("结清证明.pdf", data)], key="req-1")
+
+    assert response.status_code == 201, response.content
+    assert any(word in {"PREPARE", "EXECUTE"} for word in first_words(queries)) == prepared
+    body = response.json()
+    appeal = Appeal.objects.get()
+    submitted = datetime.fromisoformat(body["submitted_at"])
+    due = submitted + timedelta(hours=settings.APPEAL_SLA_HOURS)
+    assert appeal.submitted_at == submitted  # to the microsecond
+    assert {f.attname: getattr(appeal, f.attname) for f in Appeal._meta.concrete_fields} == {
+        "id": body["id"],
+        "case_id": case.pk,
+        "line_id": case.line_id,
+        "reason": "loans_closed",
+        "statement": STATEMENT,
+        "channel": "api",
+        "status": "open",
+        "priority": 0,
+        "submitted_at": submitted,
+        "updated_at": submitted,
+        "sla_due_at": due,
+        "sla_paused_at": None,
+        "breach_notified_at": None,
+        "info_request": "",
+        "info_reply": "",
+        "outcome": "",
+        "reply": "",
+        "decision_id": None,
+        "decided_by_id": None,
+        "decided_at": None,
+        "idempotency_key": f"{integration.pk}:req-1",
+        "request_fingerprint": services._fingerprint(
+            account, "loans_closed", STATEMENT, [check_document("结清证明.pdf", data)]
+        ),
+        "version": 1,
+    }
+    case = Case.objects.get(pk=case.pk)
+    assert (case.appeal_state, case.appeal_due_at) == ("open", due)
+
+    document = AppealDocument.objects.get()
+    assert {f.attname: getattr(document, f.attname) for f in AppealDocument._meta.concrete_fields} == {
+        "id": body["documents"][0]["id"],
+        "appeal_id": appeal.pk,
+        "stored_name": only_file().name,
+        "original_name": "结清证明.pdf",
+        "content_type": "application/pdf",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "uploaded_at": submitted,
+        "round": 0,
+    }
+    assert only_file().read_bytes() == data
+
+    event = AuditEvent.objects.get(action__startswith="appeal.")
+    assert {f.attname: getattr(event, f.attname) for f in AuditEvent._meta.concrete_fields if f.attname != "id"} == {
+        "at": submitted,
+        "actor_kind": "operator",
+        "actor_user_id": integration.pk,
+        "actor_label": "lending-app",
+        "action": "appeal.submit",
+        "object_type": "appeal",
+        "object_id": appeal.pk,
+        "account_id": case.line_id,
+        "before": None,
+        "after": {"reason": "loans_closed", "channel": "api", "documents": 1, "case_id": case.pk},
+        "reason": "",
+    }
+
+    message = Notification.objects.get(kind__startswith="appeal_")
+    assert {
+        f.attname: getattr(message, f.attname) for f in Notification._meta.concrete_fields if f.attname != "id"
+    } == {
+        "line_id": case.line_id,
+        "kind": "appeal_received",
+        "channel": "sms",
+        "dedupe_key": f"appeal_received:{appeal.pk}",
+        "body": f"【借呗】我们已收到您的申诉（编号 {appeal.pk}），将在 72 小时内处理并告知结果。",
+        "created_at": submitted,
+        "sent_at": None,  # sent after the commit, which the test's transaction never reaches
+        "attempts": 0,
+        "last_error": "",
+    }
+
+    # The answer built from what was written equals the one read back from the database.
+    assert (
+        client.get(f"{API}{appeal.pk}/").json()
+        == body
+        == {
+            "id": appeal.pk,
+            "account_no": account,
+            "reason": "loans_closed",
+            "status": "open",
+            "submitted_at": body["submitted_at"],
+            "sla_due_at": timezone.localtime(due).isoformat(),
+            "outcome": "",
+            "reply": "",
+            "documents": [
+                {"id": document.pk, "name": "结清证明.pdf", "content_type": "application/pdf", "size": len(data)}
+            ],
+        }
+    )
+
+
+def test_json_rows_are_written_as_bulk_create_writes_them():
+    line = make_line()
+    at = datetime(2026, 6, 15, 4, 0, 1, 123457, tzinfo=UTC)
+
+    def event(label: str) -> AuditEvent:
+        return AuditEvent(
+            at=at,
+            actor_kind=ActorKind.SYSTEM,
+            actor_label=label,
+            action="test.rows",
+            object_type="line",
+            object_id=line.pk,
+            account_id=line.pk,
+            before=None,
+            after={"nested": {"list": [1, "二", None, True]}, "ratio": 1.5, "quote": 'it\'s "quoted" \\ 100%'},
+            reason="原因 with 'quotes' and %s",
+        )
+
+    AuditEvent.objects.bulk_create([event("orm")])
+    table, columns, rows = rows_sql([event("rows")])
+    with connection.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}", [rows_json([event("rows")])])
+
+    orm, written = (
+        AuditEvent.objects.filter(actor_label=label)
+        .values(*[f.attname for f in AuditEvent._meta.concrete_fields if f.attname not in {"id", "actor_label"}])
+        .get()
+        for label in ("orm", "rows")
+    )
+    assert written == orm
+    assert written["at"] == at  # microseconds kept
+    assert written["before"] is None
+
+
+@pytest.mark.parametrize(("name", "fits"), [("证" * 120, True), ("x" * 200, False)], ids=["at-the-limit", "too-long"])
+def test_a_json_row_with_a_value_longer_than_its_column_is_refused_not_cut(name, fits):
+    appeal = submit(frozen_high_case())
+    document = AppealDocument(
+        appeal_id=appeal.pk,
+        stored_name="0" * 32 + ".pdf",
+        original_name=name,
+        content_type="application/pdf",
+        size=1,
+        sha256="0" * 64,
+        uploaded_at=timezone.now(),
+    )
+    table, columns, rows = rows_sql([document])
+    insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}"
+
+    if fits:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(insert, [rows_json([document])])
+        assert AppealDocument.objects.get(stored_name=document.stored_name).original_name == name
+    else:
+        with (
+            pytest.raises(DataError, match=r"value too long for type character varying\(120\)"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
+            cur.execute(insert, [rows_json([document])])
+        assert not AppealDocument.objects.filter(stored_name=document.stored_name).exists()
+
+
+# --- 4. a race settled by the unique index
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_different_appeals_racing_for_one_account_give_one_appeal_and_a_clear_conflict(monkeypatch):
+    """The second request locks the line after the first took it: its check read the snapshot from before the
+    first committed, so only the unique index refuses its appeal; its file is removed and it is told why."""
+    default_ruleset()
+    integration = make_role_operator("integration", "lending-app")
+    account = frozen_high_case().line.account_no
+    real_target, real_write = services._intake_target, services._intake_write
+    arrived = threading.Lock()
+    order = []
+    first_holds_the_lock, second_pid = threading.Event(), []
+    writes = []
+
+    def target(*args):
+        with arrived:
+            order.append("first" if not order else "second")
+            role = order[-1]
+        if role == "second":
+            assert first_holds_the_lock.wait(10)
+            second_pid.append(connection.connection.info.backend_pid)
+            return real_target(*args)  # waits for the first request's transaction
+        found = real_target(*args)
+        first_holds_the_lock.set()
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cur:
+            while True:
+                if second_pid:
+                    cur.execute("SELECT pg_backend_pid() = ANY(pg_blocking_pids(%s))", [second_pid[0]])
+                    if cur.fetchone()[0]:
+                        break
+                assert time.monotonic() < deadline, "the second request never waited for the first one's lock"
+                time.sleep(0.01)
+        return found
+
+    def write(*args, **kwargs):
+        writes.append(real_write(*args, **kwargs))
+        return writes[-1]
+
+    monkeypatch.setattr(services, "_intake_target", target)
+    monkeypatch.setattr(services, "_intake_write", write)
+    clients = [token_client(integration), token_client(integration)]
+
+    responses = in_threads(
+        lambda: post_api(clients[0], account, [("one.pdf", pdf())], key="one", statement="第一份说明"),
+        lambda: post_api(clients[1], account, [("two.pdf", pdf() + b"\n")], key="two", statement="第二份说明"),
+    )
+
+    assert sorted(r.status_code for r in responses) == [201, 409], [r.content for r in responses]
+    won = next(r for r in responses if r.status_code == 201).json()
+    lost = next(r for r in responses if r.status_code == 409).json()
+    assert lost == {"detail": ALREADY_OPEN.format(won["id"])}
+    assert [w is None for w in writes] == [False, True]  # the loser's insert met the index
+    [appeal] = Appeal.objects.all()
+    assert appeal.pk == won["id"]
+    [document] = AppealDocument.objects.all()
+    assert (document.appeal_id, document.original_name) == (appeal.pk, won["documents"][0]["name"])
+    assert stored() == (1, 1, [document.stored_name], 1, 1)
+
+
+def stale_target(case: Case) -> services._IntakeTarget:
+    """What the lock statement returns when its check read a snapshot without the case's open appeal."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval(pg_get_serial_sequence('appeals_appeal', 'id'))")
+        (appeal_id,) = cur.fetchone()
+    line = CreditLine.objects.get(pk=case.line_id)
+    return services._IntakeTarget(line.pk, line.account_no, case.pk, appeal_id)
+
+
+def test_an_appeal_whose_check_was_stale_is_refused_by_the_index_and_leaves_nothing_behind(integration, monkeypatch):
+    case = frozen_high_case()
+    first = submit(case, [("a.pdf", pdf())])
+    before, marker = stored(), (Case.objects.get(pk=case.pk).appeal_state, first.sla_due_at)
+    monkeypatch.setattr(services, "_intake_target", lambda *args: stale_target(case))
+
+    with pytest.raises(ConflictError) as excinfo:
+        services.appeal_submit(
+            line_id=case.line_id,
+            reason="repaid",
+            statement="另一份说明",
+            files=[("b.pdf", pdf())],
+            channel="api",
+            actor=Actor.operator(integration),
+            idempotency_key="other",
+        )
+
+    assert str(excinfo.value) == ALREADY_OPEN.format(first.pk)
+    assert stored() == before  # no row, no audit event, no message, and the new file removed
+    case = Case.objects.get(pk=case.pk)
+    assert (case.appeal_state, case.appeal_due_at) == marker
+
+
+def test_a_retry_whose_check_was_stale_gets_the_appeal_the_first_request_created(integration, monkeypatch):
+    case = frozen_high_case()
+    actor = Actor.operator(integration)
+    request = {
+        "line_id": case.line_id,
+        "reason": "repaid",
+        "statement": STATEMENT,
+        "files": [("a.pdf", pdf())],
+        "channel": "api",
+        "actor": actor,
+        "idempotency_key": "req-1",
+    }
+    first = services.appeal_submit(**request)
+    before = stored()
+    monkeypatch.setattr(services, "_intake_target", lambda *args: stale_target(case))
+
+    again = services.appeal_submit(**request)
+
+    assert (again.replayed, again.appeal.pk, again.documents) == (True, first.appeal.pk, None)
+    assert stored() == before
+
+
+# --- 6. coalesced notification sends
+
+
+def _redis_answers(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_queue(monkeypatch) -> Iterator[Callable[[], list[dict]]]:
+    """Celery publishes to a real Redis (not eager) for the test; returns a function listing the queued messages."""
+    if not _redis_answers(REDIS_URL):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"Redis does not answer at {REDIS_URL}; .ci/run starts it")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    client.flushdb()
+    conf = celery_app.conf
+    saved = {k: conf[k] for k in ("task_always_eager", "broker_url", "broker_transport_options")}
+
+    def reset_connections() -> None:
+        kombu_pools.reset()
+        celery_app._pool = None  # type: ignore[attr-defined]
+        celery_app.__dict__.pop("amqp", None)
+
+    conf.update(task_always_eager=False, broker_url=REDIS_URL, broker_transport_options={"visibility_timeout": 3600})
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (CI sets it).
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    monkeypatch.setattr(notifications, "_send_due_at", 0.0)
+    reset_connections()
+    queue = conf.task_default_queue or "celery"
+
+    def messages() -> list[dict]:
+        return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+
+    try:
+        yield messages
+    finally:
+        reset_connections()
+        conf.update(saved)
+        client.flushdb()
+        client.close()
+
+
+def commit_a_notification(line: CreditLine, n: int) -> None:
+    with transaction.atomic():
+        notifications.notifications_queue(
+            [notifications.Outgoing(line.pk, NotificationKind.CREDIT_EDUCATION, f"education:{line.pk}:{n}", {})],
+            at=timezone.now(),
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commits_within_the_send_delay_publish_one_send_task(redis_queue, settings, monkeypatch):
+    settings.NOTIFICATION_SEND_DELAY_SECONDS = 1
+    clock = [1000.0]
+    monkeypatch.setattr(notifications, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    line = make_line()
+
+    commit_a_notification(line, 1)
+    clock[0] = 1000.9
+    commit_a_notification(line, 2)
+
+    [message] = redis_queue()
+    assert message["headers"]["task"] == "accounts.tasks.notifications_send_pending"
+    assert message["headers"]["eta"] is not None  # runs the delay later, and sends both rows
+    assert Notification.objects.filter(line=line, sent_at__isnull=True).count() == 2
+
+    clock[0] = 1001.0  # the task published first is due: the next commit publishes again
+    commit_a_notification(line, 3)
+
+    assert len(redis_queue()) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_send_delay_every_commit_publishes_a_send_task(redis_queue, settings):
+    settings.NOTIFICATION_SEND_DELAY_SECONDS = 0
+    line = make_line()
+
+    commit_a_notification(line, 1)
+    commit_a_notification(line, 2)
+
+    messages = redis_queue()
+    assert [(m["headers"]["task"], m["headers"]["eta"]) for m in messages] == [
+        ("accounts.tasks.notifications_send_pending", None)
+    ] * 2
+
+
+# --- 7. the web worker keeps request-sized buffers in the C heap
+
+
+def test_malloc_tuning_is_accepted_by_this_c_library():
+    from riskops.wsgi import keep_large_buffers
+
+    assert keep_large_buffers() is True
+
+
+def _settings_in_a_new_process(**env: str) -> subprocess.CompletedProcess[str]:
+    code = "from django.conf import settings; print(settings.WEB_KEEP_LARGE_BUFFERS)"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(os.environ, DJANGO_SETTINGS_MODULE="riskops.settings", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(("raw", "value"), [("", "True"), ("false", "False"), ("0", "False"), ("on", "True")])
+def test_web_keep_large_buffers_reads_a_boolean_from_the_environment(raw, value):
+    proc = _settings_in_a_new_process(WEB_KEEP_LARGE_BUFFERS=raw)
+    assert (proc.returncode, proc.stdout.strip()) == (0, value), proc.stderr
+
+
+def test_a_web_keep_large_buffers_that_is_not_a_boolean_stops_start_up():
+    proc = _settings_in_a_new_process(WEB_KEEP_LARGE_BUFFERS="maybe")
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured: WEB_KEEP_LARGE_BUFFERS='maybe' is not a boolean" in proc.stderr
