@@ -7,7 +7,8 @@
   again from beat (`jobs_dispatch`), every pending batch is sent to the broker, so a broker outage delays a job
   and never loses it.
 - `job_run_batch` runs one batch in one transaction: it locks the batch row, calls the same set-based services
-  as single decisions, records one `JobItem` per account, marks the batch done and adds its counts to the job.
+  as single decisions, records a `JobItem` per account it changed or failed (`riskops.selectors.job_outcomes` reads the rest as
+  unchanged), marks the batch done and adds its counts to the job.
   A duplicate delivery finds the batch locked (skipped) or done (nothing to do). A worker killed mid-batch
   rolls back everything, and the batch is sent again. So nothing is lost and nothing happens twice.
 """
@@ -418,11 +419,15 @@ def _freezes_lifted_by_evidence(line_ids: list[int]) -> set[int]:
 def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None:
     ids = sorted(outcomes)
     with connection.cursor() as cur:
-        # COPY: a batch's items in one stream (an INSERT of unnested arrays spent most of its time adapting them).
+        # Items for the accounts the batch changed or failed; an account of a done batch without one was left
+        # unchanged (`riskops.selectors.job_outcomes` reads it so). A nightly re-evaluation leaves most of a million accounts as
+        # they were: writing them all would be a million rows a night saying nothing happened.
+        # COPY: the items in one stream (an INSERT of unnested arrays spent most of its time adapting them).
         # A batch is recorded once (its row is locked and must be pending), so there is nothing to conflict with.
         with cur.cursor.copy("COPY riskops_jobitem (job_id, line_id, outcome, message) FROM STDIN") as copy:
             for i in ids:
-                copy.write_row((job.pk, i, outcomes[i][0], outcomes[i][1]))
+                if outcomes[i][0] != JobItemOutcome.UNCHANGED:
+                    copy.write_row((job.pk, i, outcomes[i][0], outcomes[i][1]))
         counts = {k: sum(1 for o, _m in outcomes.values() if o == k) for k in JobItemOutcome.values}
         batch.status = JobBatchStatus.DONE
         batch.finished_at = timezone.now()

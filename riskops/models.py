@@ -156,7 +156,8 @@ class JobItemOutcome(models.TextChoices):
 
 
 class JobItem(models.Model):
-    """What a job did to one account. Written in the batch's transaction: a batch that runs twice finds them."""
+    """What a job did to one account it changed or failed (an account of a done batch without one was left as it
+    was). Written in the batch's transaction: a batch that runs twice finds them."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
     line = models.ForeignKey("accounts.CreditLine", on_delete=models.PROTECT, related_name="+", db_index=False)

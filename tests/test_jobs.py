@@ -52,6 +52,7 @@ from riskops import tasks as job_tasks
 from riskops.audit import Actor
 from riskops.celery import app as celery_app
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem
+from riskops.selectors import job_outcomes
 from tests.factories import default_ruleset, flag, installment, make_line, make_role_operator
 from tests.test_case_review import in_threads
 
@@ -128,7 +129,7 @@ def counts(job: Job) -> tuple:
 
 
 def outcomes(job: Job) -> dict[int, tuple[str, str]]:
-    return {i.line_id: (i.outcome, i.message) for i in JobItem.objects.filter(job=job)}
+    return job_outcomes(job.pk)
 
 
 def effects(job: Job) -> dict[str, object]:

@@ -50,6 +50,7 @@ from riskops import jobs
 from riskops.audit import Actor
 from riskops.celery import app as celery_app
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem, JobKind, JobSelection
+from riskops.selectors import job_outcomes
 from tests.factories import default_ruleset, flag, make_line, make_role_operator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -508,11 +509,15 @@ def per_line(queryset, field_name: str = "line_id") -> tuple[int, int, int]:
 def assert_job_bookkeeping(job: Job) -> None:
     """The job's counters agree with its batches and its items."""
     assert job.changed + job.unchanged + job.failed == job.done
+    # Items for the accounts changed or failed; the done batches' other accounts were unchanged.
     items = JobItem.objects.filter(job=job)
     outcomes = dict(items.values_list("outcome").annotate(n=Count("id")))
-    assert items.count() == job.done
+    assert items.count() == job.changed + job.failed
     assert outcomes.get("changed", 0) == job.changed
-    assert outcomes.get("unchanged", 0) == job.unchanged
+    assert outcomes.get("unchanged", 0) == 0
+    per_account = job_outcomes(job.pk)
+    assert len(per_account) == job.done
+    assert sum(1 for outcome, _m in per_account.values() if outcome == "unchanged") == job.unchanged
     assert outcomes.get("failed", 0) == job.failed
     done_batches = JobBatch.objects.filter(job=job, status="done")
     assert done_batches.count() == job.batches_done
@@ -560,8 +565,8 @@ def test_a_reevaluation_job_on_real_workers_gives_the_engines_result_with_exact_
     assert job.unchanged == len(open_ids) - len(expected_changed)
     assert job.batches_done == job.batches_total and job.started_at and job.finished_at
     assert_job_bookkeeping(job)
-    assert set(JobItem.objects.filter(job=job).values_list("line_id", flat=True)) == open_ids
-    assert set(JobItem.objects.filter(job=job, outcome="changed").values_list("line_id", flat=True)) == expected_changed
+    assert set(job_outcomes(job.pk)) == open_ids
+    assert {i for i, (outcome, _m) in job_outcomes(job.pk).items() if outcome == "changed"} == expected_changed
 
     # The worker's result is the engine's, and each signal and freeze happened once, by this job.
     assert set(Signal.objects.filter(status="active").values_list("line_id", "code", "severity")) == expected_signals
@@ -604,13 +609,13 @@ def test_cancelling_a_running_job_stops_it_and_its_remaining_batches_never_run(r
         return not JobBatch.objects.filter(job=job, status="pending").exists()
 
     wait_until(settled, timeout=30, what="no pending batch", procs=procs, job_id=job.pk)
-    snapshot = (Job.objects.get(pk=job.pk).done, JobItem.objects.filter(job=job).count())
+    snapshot = (Job.objects.get(pk=job.pk).done, len(job_outcomes(job.pk)))
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:  # the queued messages of cancelled batches reach the worker meanwhile
         jobs.jobs_dispatch()
         time.sleep(0.25)
     job = Job.objects.get(pk=job.pk)
-    assert (job.done, JobItem.objects.filter(job=job).count()) == snapshot
+    assert (job.done, len(job_outcomes(job.pk))) == snapshot
     assert job.status == "cancelled" and job.finished_at
     assert 0 < job.done < job.selected
     assert_job_bookkeeping(job)
@@ -626,6 +631,7 @@ def test_cancelling_a_running_job_stops_it_and_its_remaining_batches_never_run(r
         )
         never_ran = cur.fetchone()[0]
     assert not JobItem.objects.filter(job=job, line_id__in=never_ran).exists()
+    assert not set(job_outcomes(job.pk)) & set(never_ran)
     assert not AuditEvent.objects.filter(actor_label=f"job #{job.pk}", account_id__in=never_ran).exists()
     assert AuditEvent.objects.filter(action="job.cancel", object_id=job.pk).count() == 1
 
