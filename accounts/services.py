@@ -634,7 +634,7 @@ def cases_refresh_exposure(*, line_ids: list[int], at: datetime) -> int:
             """
             UPDATE accounts_case c SET exposure = l.outstanding, updated_at = %s, version = c.version + 1
             FROM accounts_creditline l
-            WHERE l.id = c.line_id AND c.line_id = ANY(%s::bigint[]) AND c.status <> 'resolved'
+            WHERE l.id = c.line_id AND c.line_id + 0 = ANY(%s::bigint[]) AND c.status <> 'resolved'
               AND c.exposure IS DISTINCT FROM l.outstanding
               -- The batch's id range lets the planner hash-join the two range scans (10 ms -> 1 ms a batch).
               AND l.id BETWEEN %s AND %s AND c.line_id BETWEEN %s AND %s
