@@ -84,7 +84,8 @@ class CreditLine(models.Model):
 class LineChange(models.Model):
     """History of every status and limit change of a line: who or what, when, why."""
 
-    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="changes")
+    # db_index=False: the composite index below starts with the line, and serves the same lookups.
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="changes", db_index=False)
     at = models.DateTimeField()
     actor_kind = models.CharField(max_length=16)
     actor_user = models.ForeignKey(
@@ -282,7 +283,8 @@ class Signal(models.Model):
     can see exactly why. At most one active signal per (line, code, severity).
     """
 
-    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="signals")
+    # db_index=False: the composite index below starts with the line, and serves the same lookups.
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="signals", db_index=False)
     rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="+")
     code = models.CharField(max_length=20, choices=RuleCode.choices)
     severity = models.CharField(max_length=10, choices=Severity.choices)
@@ -314,7 +316,8 @@ class Suppression(models.Model):
     event (an id not listed) lets it fire.
     """
 
-    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="suppressions")
+    # db_index=False: the composite index below starts with the line, and serves the same lookups.
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="suppressions", db_index=False)
     code = models.CharField(max_length=20, choices=RuleCode.choices)
     event_ids = models.JSONField()
     signal = models.ForeignKey(Signal, on_delete=models.PROTECT, related_name="+")
@@ -523,8 +526,9 @@ class Notification(models.Model):
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="notifications")
     kind = models.CharField(max_length=20, choices=NotificationKind.choices)
     channel = models.CharField(max_length=10, default="sms")
-    # Same key, same message: the outbox never holds a notification twice.
-    dedupe_key = models.CharField(max_length=100, unique=True)
+    # Same key, same message: the outbox never holds a notification twice (a constraint in Meta: unique=True would
+    # add a second, pattern-matching index that nothing uses, written on every notification).
+    dedupe_key = models.CharField(max_length=100)
     body = models.TextField()
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -533,4 +537,5 @@ class Notification(models.Model):
 
     class Meta:
         verbose_name = _("notification")
+        constraints = [models.UniqueConstraint(fields=["dedupe_key"], name="notification_dedupe_key")]
         indexes = [models.Index(fields=["created_at"], name="notification_pending", condition=Q(sent_at__isnull=True))]

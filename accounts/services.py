@@ -262,9 +262,11 @@ def lines_unfreeze(*, line_ids: Iterable[int], actor: Actor, reason: str, at: da
         cur.execute(
             """
             WITH old AS (
-                -- The id range lets the primary key find the lines (the status index would read every frozen one).
+                -- The batch's id range through the primary key, its lines kept by hashed filters. Given any
+                -- indexable condition on the status, the planner read the status index instead: every frozen line
+                -- of the table, 20 to 45 ms a batch.
                 SELECT id FROM accounts_creditline
-                WHERE id = ANY(%(ids)s::bigint[]) AND id BETWEEN %(lo)s AND %(hi)s AND status = 'frozen'
+                WHERE id BETWEEN %(lo)s AND %(hi)s AND id + 0 = ANY(%(ids)s::bigint[]) AND status || '' = 'frozen'
                 ORDER BY id FOR UPDATE
             ), l AS (
                 UPDATE accounts_creditline l SET status = 'active', frozen_since = NULL, updated_at = %(at)s

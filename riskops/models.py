@@ -159,7 +159,8 @@ class JobItem(models.Model):
     """What a job did to one account it changed or failed (an account of a done batch without one was left as it
     was). Written in the batch's transaction: a batch that runs twice finds them."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items")
+    # db_index=False: the unique (job, line) constraint below serves the job's lookups.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items", db_index=False)
     line = models.ForeignKey("accounts.CreditLine", on_delete=models.PROTECT, related_name="+", db_index=False)
     outcome = models.CharField(max_length=10, choices=JobItemOutcome.choices)
     message = models.TextField(blank=True)
