@@ -54,7 +54,8 @@ class LineStatus(models.TextChoices):
 class CreditLine(models.Model):
     """A borrower's revolving credit line (the "account" of the glossary)."""
 
-    account_no = models.CharField(_("account number"), max_length=20, unique=True)
+    # Unique by a constraint in Meta: unique=True would add a pattern-matching index that no query uses.
+    account_no = models.CharField(_("account number"), max_length=20)
     borrower = models.OneToOneField(Borrower, on_delete=models.PROTECT, related_name="credit_line")
     limit = models.DecimalField(_("limit"), max_digits=14, decimal_places=2)
     available = models.DecimalField(_("available"), max_digits=14, decimal_places=2)
@@ -68,6 +69,7 @@ class CreditLine(models.Model):
         verbose_name = _("credit line")
         verbose_name_plural = _("credit lines")
         constraints = [
+            models.UniqueConstraint(fields=["account_no"], name="creditline_account_no"),
             models.CheckConstraint(condition=Q(available__gte=0), name="line_available_not_negative"),
             models.CheckConstraint(condition=Q(available__lte=models.F("limit")), name="line_available_within_limit"),
             models.CheckConstraint(
@@ -88,8 +90,9 @@ class LineChange(models.Model):
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="changes", db_index=False)
     at = models.DateTimeField()
     actor_kind = models.CharField(max_length=16)
+    # No index on who and which signal: nothing looks history up by them, and bulk jobs write a row per account.
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     kind = models.CharField(max_length=20)  # freeze, unfreeze, cut_available, limit_change
     status_before = models.CharField(max_length=10)
@@ -99,7 +102,9 @@ class LineChange(models.Model):
     available_before = models.DecimalField(max_digits=14, decimal_places=2)
     available_after = models.DecimalField(max_digits=14, decimal_places=2)
     reason = models.TextField(blank=True)
-    signal = models.ForeignKey("Signal", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    signal = models.ForeignKey(
+        "Signal", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
 
     class Meta:
         indexes = [models.Index(fields=["line", "at"], name="linechange_line_at")]
@@ -285,7 +290,7 @@ class Signal(models.Model):
 
     # db_index=False: the composite index below starts with the line, and serves the same lookups.
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="signals", db_index=False)
-    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="+")
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="+", db_index=False)  # read via the line
     code = models.CharField(max_length=20, choices=RuleCode.choices)
     severity = models.CharField(max_length=10, choices=Severity.choices)
     action = models.CharField(max_length=10, choices=RuleAction.choices)
@@ -320,9 +325,12 @@ class Suppression(models.Model):
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="suppressions", db_index=False)
     code = models.CharField(max_length=20, choices=RuleCode.choices)
     event_ids = models.JSONField()
-    signal = models.ForeignKey(Signal, on_delete=models.PROTECT, related_name="+")
+    # No index on the signal and the person: suppressions are read by line and code (the index below).
+    signal = models.ForeignKey(Signal, on_delete=models.PROTECT, related_name="+", db_index=False)
     created_at = models.DateTimeField()
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     reason = models.TextField()
 
     class Meta:

@@ -266,7 +266,7 @@ QUEUE_PAGE_SIZE = env_int("QUEUE_PAGE_SIZE", 50, minimum=5)
 
 # --- Jobs
 # Accounts per batch (one Celery task each); the selection is cut into id-ordered stretches of this size.
-JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 2000, minimum=1)
+JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 5000, minimum=1)
 if JOB_BATCH_SIZE > 5000:
     raise ImproperlyConfigured(f"JOB_BATCH_SIZE={JOB_BATCH_SIZE} must be at most 5000")
 # A job that may unfreeze more accounts than this needs a second senior reviewer (bulk unfreeze always does).
