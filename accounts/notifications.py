@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -142,7 +142,25 @@ def notifications_send_pending(*, limit: int = 500) -> int:
             else:
                 n.sent_at = timezone.now()
                 sent += 1
-        Notification.objects.bulk_update(pending, ["attempts", "sent_at", "last_error"])
+        if pending:
+            # One UPDATE from arrays: bulk_update builds a CASE per row and field, which for 500 rows took PostgreSQL
+            # longer to plan than the sends took.
+            with connection.cursor() as cur:
+                cur.execute(
+                    """
+                    UPDATE accounts_notification n
+                    SET attempts = v.attempts, sent_at = v.sent_at, last_error = v.last_error
+                    FROM unnest(%s::bigint[], %s::smallint[], %s::timestamptz[], %s::text[])
+                         AS v(id, attempts, sent_at, last_error)
+                    WHERE n.id = v.id
+                    """,
+                    [
+                        [n.pk for n in pending],
+                        [n.attempts for n in pending],
+                        [n.sent_at for n in pending],
+                        [n.last_error for n in pending],
+                    ],
+                )
     return sent
 
 

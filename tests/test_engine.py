@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts import services
 from accounts.engine import evaluate_lines
@@ -31,7 +32,7 @@ from accounts.models import (
     SignalStatus,
     Suppression,
 )
-from accounts.notifications import ConsoleSender, notifications_send_pending
+from accounts.notifications import ConsoleSender, Outgoing, notifications_queue, notifications_send_pending
 from appeals.links import read_link
 from riskops.audit import Actor
 from riskops.models import AuditEvent
@@ -986,6 +987,22 @@ def test_sending_marks_notifications_sent_and_never_resends_them(recording_sende
     assert len(recording_sender.calls) == 1
     notice.refresh_from_db()
     assert notice.attempts == 1
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_sending_costs_the_same_queries_for_3_or_30_notifications(n, recording_sender, django_assert_num_queries):
+    lines = [make_line() for _ in range(n)]
+    with transaction.atomic():
+        notifications_queue(
+            [Outgoing(line.pk, "credit_education", f"edu:{line.pk}", {}) for line in lines], at=timezone.now()
+        )
+
+    # The outbox rows locked with their lines' phones, then one UPDATE for all (in a transaction's two ends).
+    with django_assert_num_queries(4):
+        assert notifications_send_pending() == n
+
+    assert Notification.objects.filter(line__in=lines, sent_at__isnull=False, attempts=1, last_error="").count() == n
+    assert len(recording_sender.calls) == n
 
 
 def test_a_failing_gateway_records_the_error_and_leaves_the_notification_unsent(settings, caplog):
