@@ -27,10 +27,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import engine, services
-from accounts.models import Case, CaseStatus, CreditLine, LineStatus
+from accounts.models import CaseStatus, LineStatus
 from accounts.selectors import QueueFilters, queue_queryset
 from accounts.services import DomainError, NotAllowed, id_array
-from appeals.models import OPEN_STATES, Appeal
+from appeals.models import OPEN_STATES
 from riskops.audit import Actor, Change, audit_write
 from riskops.models import (
     JOB_ACTIVE,
@@ -356,29 +356,47 @@ def _run(job: Job, ids: list[int]) -> Outcomes:
 
 def _unfreeze(job: Job, ids: list[int], actor: Actor, *, only_cleared: bool) -> tuple[set[int], Outcomes]:
     """Unfreeze the batch's frozen lines that may be: the same rules as a reviewer's unfreeze, per account."""
-    frozen = dict(
-        CreditLine.objects.filter(pk__in=ids, pk__gte=min(ids), pk__lte=max(ids), status=LineStatus.FROZEN).values_list(
-            "pk", "limit"
+    # The batch's frozen lines with what holds each back, in one query: the id range through the primary key and
+    # the batch's lines kept by hashed filters (see accounts.engine._rows; a status condition the planner could use
+    # made it read every frozen line through the status index).
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT l.id, l."limit",
+                   EXISTS (SELECT 1 FROM accounts_case c WHERE c.line_id = l.id AND c.status = %(proposed)s),
+                   (SELECT a.id FROM appeals_appeal a
+                    WHERE a.line_id = l.id AND a.status = ANY(%(open)s) ORDER BY a.id LIMIT 1)
+            FROM accounts_creditline l
+            WHERE l.id BETWEEN %(lo)s AND %(hi)s AND l.id + 0 = ANY(%(ids)s::bigint[]) AND l.status || '' = %(frozen)s
+            """,
+            {
+                "proposed": CaseStatus.AWAITING_APPROVAL.value,
+                "open": [str(state) for state in OPEN_STATES],
+                "lo": min(ids),
+                "hi": max(ids),
+                "ids": services.id_array(ids),
+                "frozen": LineStatus.FROZEN.value,
+            },
         )
-    )
+        rows = cur.fetchall()
+    frozen = {line_id: limit for line_id, limit, _proposal, _appeal in rows}
     failed: Outcomes = {}
     if only_cleared:
         lifted = _freezes_lifted_by_evidence(list(frozen))
         frozen = {k: v for k, v in frozen.items() if k in lifted}
-    for line_id in Case.objects.filter(line_id__in=frozen, status=CaseStatus.AWAITING_APPROVAL).values_list(
-        "line_id", flat=True
-    ):
-        failed[line_id] = (
-            JobItemOutcome.FAILED,
-            _("A proposal on this case is waiting for a second reviewer; approve or reject it first"),
-        )
-    for line_id, appeal_id in Appeal.objects.filter(line_id__in=frozen, status__in=OPEN_STATES).values_list(
-        "line_id", "pk"
-    ):
-        failed[line_id] = (
-            JobItemOutcome.FAILED,
-            _("the borrower's appeal #%(id)s is open; decide it from the appeal page") % {"id": appeal_id},
-        )
+    for line_id, _limit, proposal, appeal_id in rows:
+        if line_id not in frozen:
+            continue
+        if proposal:
+            failed[line_id] = (
+                JobItemOutcome.FAILED,
+                _("A proposal on this case is waiting for a second reviewer; approve or reject it first"),
+            )
+        if appeal_id is not None:
+            failed[line_id] = (
+                JobItemOutcome.FAILED,
+                _("the borrower's appeal #%(id)s is open; decide it from the appeal page") % {"id": appeal_id},
+            )
     if job.approved_by_id is None:
         # Without a second reviewer's approval of the job, each account keeps the four-eyes limit of single
         # decisions (its freezing signals all cleared, so the limit is the rule that is left).

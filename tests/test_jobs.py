@@ -918,7 +918,7 @@ def test_a_job_asked_for_during_a_broker_outage_runs_once_when_the_broker_is_bac
 # --- 9. a batch costs a fixed number of queries
 
 
-BATCH_QUERIES = {"reevaluate": 32, "bulk_unfreeze": 14}
+BATCH_QUERIES = {"reevaluate": 32, "bulk_unfreeze": 12}
 
 
 @pytest.mark.parametrize("n", [3, 30])
