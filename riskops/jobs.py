@@ -374,7 +374,7 @@ def _unfreeze(job: Job, ids: list[int], actor: Actor, *, only_cleared: bool) -> 
                 "open": [str(state) for state in OPEN_STATES],
                 "lo": min(ids),
                 "hi": max(ids),
-                "ids": services.id_array(ids),
+                "ids": id_array(ids),
                 "frozen": LineStatus.FROZEN.value,
             },
         )

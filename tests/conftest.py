@@ -73,3 +73,9 @@ def senior2():
 @pytest.fixture
 def auditor():
     return make_role_operator("auditor", "aud")
+
+
+@pytest.fixture
+def integration():
+    """The lending app's API user: not an operator (the `integration` group may only submit and read appeals)."""
+    return make_role_operator("integration", "lending-app")

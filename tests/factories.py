@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import socket
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlparse
 
 from django.utils import timezone
 
@@ -188,3 +190,13 @@ def flag(
             raise ValueError(f"unknown signal family {code!r}")
     evaluate_lines([line.pk], now=now)
     return Case.objects.filter(line=line).exclude(status="resolved").first()
+
+
+def port_open(url: str) -> bool:
+    """Whether a server (Redis, RabbitMQ) answers at the host and port of `url`."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False

@@ -52,12 +52,6 @@ def ruleset():
     return default_ruleset()
 
 
-@pytest.fixture
-def integration():
-    """The lending app's API user (the `integration` group may only submit and read appeals)."""
-    return make_role_operator("integration", "lending-app")
-
-
 # --- helpers
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
@@ -46,7 +44,7 @@ from riskops.models import ActorKind, AuditEvent
 from riskops.prepared import execute_prepared
 from riskops.roles import load_roles_and_permissions
 from riskops.rows import rows_json, rows_sql
-from tests.factories import default_ruleset, make_line, make_role_operator
+from tests.factories import default_ruleset, make_line, make_role_operator, port_open
 from tests.test_appeals import API, NOTHING, STATEMENT, frozen_high_case, post_api, stored, submit, token_client
 from tests.test_case_review import in_threads
 from tests.test_documents import pdf
@@ -66,12 +64,6 @@ INTAKE_QUERIES = ["EXECUTE", "SAVEPOINT", "EXECUTE", "EXECUTE", "RELEASE"]
 @pytest.fixture(autouse=True)
 def ruleset():
     return default_ruleset()
-
-
-@pytest.fixture
-def integration():
-    """The lending app's API user (the `integration` group may only submit and read appeals)."""
-    return make_role_operator("integration", "lending-app")
 
 
 def first_words(queries: CaptureQueriesContext) -> list[str]:
@@ -517,19 +509,10 @@ def test_a_retry_whose_check_was_stale_gets_the_appeal_the_first_request_created
 # --- 6. coalesced notification sends
 
 
-def _redis_answers(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def redis_queue(monkeypatch) -> Iterator[Callable[[], list[dict]]]:
     """Celery publishes to a real Redis (not eager) for the test; returns a function listing the queued messages."""
-    if not _redis_answers(REDIS_URL):
+    if not port_open(REDIS_URL):
         if os.environ.get("CI"):
             raise RuntimeError(f"Redis does not answer at {REDIS_URL}; .ci/run starts it")
         pytest.skip(f"no Redis at {REDIS_URL}")

@@ -72,12 +72,6 @@ def ruleset():
     return default_ruleset()
 
 
-@pytest.fixture
-def integration():
-    """The lending app's API user: not an operator."""
-    return make_role_operator("integration", "lending-app")
-
-
 # --- helpers
 
 

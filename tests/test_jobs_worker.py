@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
@@ -51,7 +51,7 @@ from riskops.audit import Actor
 from riskops.celery import app as celery_app
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem, JobKind, JobSelection
 from riskops.selectors import job_outcomes
-from tests.factories import default_ruleset, flag, make_line, make_role_operator
+from tests.factories import default_ruleset, flag, make_line, make_role_operator, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -60,16 +60,7 @@ IN_CI = bool(os.environ.get("CI"))
 REDIS_SERVER = "redis-server"
 
 
-def _port_open(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-if not _port_open(REDIS_URL):
+if not port_open(REDIS_URL):
     if IN_CI:
         raise RuntimeError(f"Redis does not answer at {REDIS_URL}; .ci/run starts it")
     pytest.skip(f"no Redis at {REDIS_URL} (these tests need a real broker)", allow_module_level=True)
@@ -154,7 +145,7 @@ def celery_on(broker: Broker) -> Iterator[None]:
 def broker(request, settings) -> Iterator[Broker]:
     """The real broker (Redis, and RabbitMQ when its port answers), with this process's Celery app on it."""
     if request.param == "amqp":
-        if not _port_open(AMQP_URL):
+        if not port_open(AMQP_URL):
             pytest.skip(f"no RabbitMQ at {AMQP_URL} (optional broker)")
         b = Broker("amqp", AMQP_URL)
     else:
@@ -792,9 +783,9 @@ def test_a_job_asked_for_while_the_broker_is_down_runs_once_when_it_is_back(proc
 
     with celery_on(private):
         server = procs.redis_server(port)
-        assert _port_open(private.url)
+        assert port_open(private.url)
         server.kill()  # the broker goes away
-        assert not _port_open(private.url)
+        assert not port_open(private.url)
 
         started = time.monotonic()
         job = jobs.job_request(
