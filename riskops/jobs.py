@@ -444,15 +444,15 @@ def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None
         # per account saying so was most of what recording cost.
         # COPY: the items in one stream (an INSERT of unnested arrays spent most of its time adapting them).
         # A batch is recorded once (its row is locked and must be pending), so there is nothing to conflict with.
+        changed = [i for i in ids if outcomes[i][0] == JobItemOutcome.CHANGED]
         failed = [(i, outcomes[i][1]) for i in ids if outcomes[i][0] == JobItemOutcome.FAILED]
         if failed:
             with cur.cursor.copy("COPY riskops_jobitem (job_id, line_id, outcome, message) FROM STDIN") as copy:
                 for line_id, message in failed:
                     copy.write_row((job.pk, line_id, JobItemOutcome.FAILED.value, message))
-        counts = {k: sum(1 for o, _m in outcomes.values() if o == k) for k in JobItemOutcome.values}
         batch.status = JobBatchStatus.DONE
         batch.finished_at = timezone.now()
-        batch.changed_ids = [i for i in ids if outcomes[i][0] == JobItemOutcome.CHANGED]
+        batch.changed_ids = changed
         batch.save(update_fields=["status", "finished_at", "changed_ids"])
         # The foreign keys are checked at commit (deferred), a tenth of a second for a batch of 5,000 unfreezes:
         # checked now, the job's row below is held only for the commit itself, not while parallel batches wait.
@@ -469,9 +469,9 @@ def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None
             """,
             {
                 "n": len(ids),
-                "c": counts[JobItemOutcome.CHANGED],
-                "u": counts[JobItemOutcome.UNCHANGED],
-                "f": counts[JobItemOutcome.FAILED],
+                "c": len(changed),
+                "u": len(ids) - len(changed) - len(failed),
+                "f": len(failed),
                 "at": timezone.now(),
                 "job": job.pk,
             },
