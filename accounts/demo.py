@@ -977,7 +977,8 @@ def next_ids() -> dict[type[Model], int]:
     with connection.cursor() as cur:
         cur.execute(
             " UNION ALL ".join(
-                f"SELECT {i}, COALESCE(max(id), 0) + 1 FROM {qn(m._meta.db_table)}" for i, m in enumerate(MODELS)
+                f"SELECT {i}, COALESCE(max(id), 0) + 1 FROM {qn(m._meta.db_table)}"  # noqa: S608 - table names from the models
+                for i, m in enumerate(MODELS)
             )
         )
         found = dict(cur.fetchall())
@@ -991,7 +992,7 @@ def sync_sequences() -> None:
         for m in MODELS:
             table = m._meta.db_table
             cur.execute(
-                f"SELECT setval(pg_get_serial_sequence(%s, 'id'), COALESCE(max(id), 1), max(id) IS NOT NULL) "
+                f"SELECT setval(pg_get_serial_sequence(%s, 'id'), COALESCE(max(id), 1), max(id) IS NOT NULL) "  # noqa: S608 - table names from the models, values bound
                 f"FROM {qn(table)}",
                 [table],
             )

@@ -6,7 +6,8 @@ applied through `accounts.services` (fire, clear, freeze, cut, remind, open case
 
 How an event becomes a freeze:
 events -> rule queries (`_find_*`) -> findings -> minus suppressed -> diff with active signals
--> services.signals_fire / signals_clear -> policy: freeze / cut / remind -> cases -> audit.
+-> services.signals (fire / clear) -> policy: services.lines (freeze / cut) and reminders -> services.cases
+-> audit (each service writes its own).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from django.conf import settings
 from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
-from accounts import services
 from accounts.models import (
     SEVERITY_RANK,
     CounterpartyCategory,
@@ -34,7 +34,9 @@ from accounts.models import (
     Severity,
 )
 from accounts.notifications import Outgoing, notifications_queue
-from riskops.audit import Actor
+from accounts.services import cases, lines, signals
+from riskops.core.audit import Actor
+from riskops.core.sql import batch_params, in_batch
 
 
 @dataclass
@@ -57,7 +59,7 @@ class Finding:
 
     @property
     def event_keys(self) -> set[str]:
-        return set(services.evidence_event_keys(self.evidence))
+        return set(signals.evidence_event_keys(self.evidence))
 
 
 @dataclass
@@ -89,28 +91,24 @@ def _dec(value: Any) -> str:
 
 
 def _rows(sql: str, params: dict[str, Any]) -> list[tuple]:
-    ids = params["ids"]
-    # Batches are id ranges, so the finders read the range through the (line, time) indexes and keep the batch's
-    # lines with `line_id + 0 = ANY(ids)`: a filter PostgreSQL checks against a hash of the list. Written as
-    # `line_id = ANY(ids)`, the list would become an index condition, one index descent per id (PostgreSQL 15), and
-    # the planner would estimate each id's selectivity, a few ms per query for 2,000 ids.
-    params = {**params, "ids": services.id_array(ids), "lo": min(ids), "hi": max(ids)}
+    """Run a rule query over a batch (`params["ids"]`); the query keeps the batch's rows with
+    `riskops.core.sql.in_batch` (the batch's id range through the (line, time) indexes, its ids a hashed filter)."""
     with connection.cursor() as cur:
-        cur.execute(sql, params)
+        cur.execute(sql, {**params, **batch_params(params["ids"])})
         return cur.fetchall()
 
 
 def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
     p = rule.params
     rows = _rows(
-        """
+        f"""
         SELECT line_id, count(*), count(DISTINCT institution), array_agg(id ORDER BY occurred_at, id)
         FROM accounts_creditinquiry
-        WHERE line_id BETWEEN %(lo)s AND %(hi)s AND line_id + 0 = ANY(%(ids)s::bigint[]) AND occurred_at >= %(now)s - make_interval(days => %(days)s)
+        WHERE {in_batch("line_id")} AND occurred_at >= %(now)s - make_interval(days => %(days)s)
           AND occurred_at <= %(now)s
         GROUP BY line_id
         HAVING count(*) >= %(n)s AND count(DISTINCT institution) >= %(k)s
-        """,
+        """,  # noqa: S608 - table names from the models, values bound
         {"ids": ids, "now": now, "days": p["window_days"], "n": p["min_inquiries"], "k": p["min_institutions"]},
     )
     for line_id, n, k, event_ids in rows:
@@ -129,15 +127,15 @@ def _find_overdue(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding
     p = rule.params
     today = timezone.localdate(now)
     rows = _rows(
-        """
+        f"""
         SELECT line_id, max(%(today)s::date - due_date),
                array_agg(id ORDER BY due_date, id),
                array_agg(id ORDER BY due_date, id) FILTER (WHERE %(today)s::date - due_date >= %(high)s),
                sum(amount - paid_amount)
         FROM accounts_installment
-        WHERE line_id BETWEEN %(lo)s AND %(hi)s AND line_id + 0 = ANY(%(ids)s::bigint[]) AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
+        WHERE {in_batch("line_id")} AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
         GROUP BY line_id
-        """,
+        """,  # noqa: S608 - table names from the models, values bound
         {"ids": ids, "today": today, "high": p["min_days_past_due"], "low": p["reminder_min_days_past_due"]},
     )
     thresholds = {k: p[k] for k in ("min_days_past_due", "reminder_min_days_past_due")}
@@ -168,7 +166,7 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
     # index of risky transfers; a bound parameter would hide the values from it.
     categories = ", ".join(f"'{c}'" for c in sorted(p["categories"]))
     rows = _rows(
-        """
+        f"""
         SELECT d.line_id, d.id, d.amount, sum(t.amount), array_agg(t.id ORDER BY t.occurred_at, t.id),
                array_agg(DISTINCT t.counterparty_category)
         FROM accounts_drawdown d
@@ -176,12 +174,12 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
           ON t.line_id = d.line_id AND t.occurred_at >= d.occurred_at
          AND t.occurred_at <= d.occurred_at + make_interval(days => %(window)s)
          AND t.occurred_at <= %(now)s AND t.counterparty_category IN ({categories})
-        WHERE d.line_id BETWEEN %(lo)s AND %(hi)s AND d.line_id + 0 = ANY(%(ids)s::bigint[]) AND d.occurred_at <= %(now)s
+        WHERE {in_batch("d.line_id")} AND d.occurred_at <= %(now)s
           AND d.occurred_at > %(now)s - make_interval(days => %(lookback)s)
         GROUP BY d.line_id, d.id, d.amount
         HAVING sum(t.amount) >= d.amount * %(share)s
         ORDER BY d.line_id, d.id
-        """.replace("{categories}", categories),
+        """,  # noqa: S608 - table names from the models, values bound
         {
             "ids": ids,
             "now": now,
@@ -300,42 +298,16 @@ def evaluate_lines(
     if not requested:
         return result
     with transaction.atomic():
-        with connection.cursor() as cur:
-            # Lock the batch's lines first: concurrent evaluations of the same account serialise here.
-            cur.execute(
-                "SELECT id FROM accounts_creditline WHERE id BETWEEN %s AND %s AND id + 0 = ANY(%s::bigint[])"
-                " AND status <> 'closed' ORDER BY id FOR UPDATE",
-                [requested[0], requested[-1], services.id_array(requested)],
-            )
-            ids = [r[0] for r in cur.fetchall()]
+        ids = _lock_batch(requested)
         result.evaluated = len(ids)
         if not ids:
             return result
         rules = rules if rules is not None else active_rules()
-
         findings: dict[tuple[int, str, str], Finding] = {}
         for code, rule in rules.items():
             for f in FINDERS[RuleCode(code)](rule, ids, now):
                 findings[(f.line_id, f.code, f.severity)] = f
-
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT id, line_id, code, severity FROM accounts_signal"
-                " WHERE line_id BETWEEN %s AND %s AND line_id + 0 = ANY(%s::bigint[]) AND status = 'active'",
-                [ids[0], ids[-1], services.id_array(ids)],
-            )
-            active = {(r[1], r[2], r[3]): r[0] for r in cur.fetchall()}
-            cur.execute(
-                "SELECT line_id, code, event_ids FROM accounts_suppression"
-                " WHERE line_id BETWEEN %s AND %s AND line_id + 0 = ANY(%s::bigint[])",
-                [ids[0], ids[-1], services.id_array(ids)],
-            )
-            suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
-            for line_id, code, keys in cur.fetchall():
-                # Django has psycopg load jsonb as text (JSONField decodes it); a raw cursor gets the text.
-                if isinstance(keys, str):
-                    keys = json.loads(keys)
-                suppressed_keys[(line_id, code)].update(keys if isinstance(keys, list) else [])
+        active, suppressed_keys = _current(ids)
 
         new: list[Finding] = []
         for key, f in findings.items():
@@ -348,11 +320,11 @@ def evaluate_lines(
         to_clear = [sid for key, sid in active.items() if key not in findings]
 
         result.cleared = len(
-            services.signals_clear(signal_ids=to_clear, actor=actor, at=now, reason="condition no longer holds")
+            signals.signals_clear(signal_ids=to_clear, actor=actor, at=now, reason="condition no longer holds")
         )
-        created = services.signals_fire(
+        created = signals.signals_fire(
             signals=[
-                services.NewSignal(
+                signals.NewSignal(
                     f.line_id, f.rule.pk, f.code, f.severity, f.action, f.rule.ruleset.version, f.evidence
                 )
                 for f in new
@@ -364,8 +336,37 @@ def evaluate_lines(
         result.fired_signal_ids = [s.pk for s in created]
         result.changed_line_ids = {s.line_id for s in created} | {key[0] for key in active if key not in findings}
         _apply_policy(created, rules, actor, now, result)
-        services.cases_refresh_exposure(line_ids=ids, at=now)
+        cases.cases_refresh_exposure(line_ids=ids, at=now)
     return result
+
+
+def _lock_batch(requested: list[int]) -> list[int]:
+    """Lock the batch's open lines first: concurrent evaluations of the same account serialise here."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT id FROM accounts_creditline WHERE {in_batch('id')} AND status <> 'closed' ORDER BY id FOR UPDATE",  # noqa: S608 - table names from the models, values bound
+            batch_params(requested),
+        )
+        return [r[0] for r in cur.fetchall()]
+
+
+def _current(ids: list[int]) -> tuple[dict[tuple[int, str, str], int], dict[tuple[int, str], set[str]]]:
+    """The batch's active signals by (line, code, severity), and the event keys suppressed per (line, code)."""
+    params = batch_params(ids)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT id, line_id, code, severity FROM accounts_signal WHERE {in_batch('line_id')} AND status = 'active'",  # noqa: S608 - table names from the models, values bound
+            params,
+        )
+        active = {(r[1], r[2], r[3]): r[0] for r in cur.fetchall()}
+        cur.execute(f"SELECT line_id, code, event_ids FROM accounts_suppression WHERE {in_batch('line_id')}", params)  # noqa: S608 - table names from the models, values bound
+        suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
+        for line_id, code, keys in cur.fetchall():
+            # Django has psycopg load jsonb as text (JSONField decodes it); a raw cursor gets the text.
+            if isinstance(keys, str):
+                keys = json.loads(keys)
+            suppressed_keys[(line_id, code)].update(keys if isinstance(keys, list) else [])
+    return active, suppressed_keys
 
 
 def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: datetime, result: EvaluationResult) -> None:
@@ -390,7 +391,7 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
         return f"{s.code} signal #{s.pk} (ruleset v{s.ruleset_version})"
 
     result.frozen = len(
-        services.lines_freeze(
+        lines.lines_freeze(
             line_ids=freeze,
             actor=actor,
             at=now,
@@ -401,7 +402,7 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
     )
     if cut:
         result.cut = len(
-            services.lines_cut_available(
+            lines.lines_cut_available(
                 cuts={i: Decimal(rules[s.code].params.get("cut_ratio", "0.5")) for i, s in cut.items()},
                 actor=actor,
                 at=now,
@@ -413,20 +414,12 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
     outgoing = [
         Outgoing(s.line_id, NotificationKind.PROFILE_UPDATE_REQUEST, f"profile_update:{s.pk}", {}) for s in cut.values()
     ] + [
-        Outgoing(
-            s.line_id,
-            NotificationKind.OVERDUE_REMINDER,
-            f"overdue_reminder:{s.pk}",
-            {
-                "amount": f"{Decimal(s.evidence['values']['overdue_amount']):,.2f}",
-                "days": s.evidence["values"]["max_days_past_due"],
-            },
-        )
+        Outgoing(s.line_id, NotificationKind.OVERDUE_REMINDER, f"overdue_reminder:{s.pk}", lines.overdue_params(s))
         for s in remind
     ]
     notifications_queue(outgoing, at=now)
     result.reminded = len(remind)
-    opened = services.cases_open_or_raise(
+    opened = cases.cases_open_or_raise(
         severity_by_line=severity_by_line,
         signal_ids_by_line=signals_by_line,
         actor=actor,

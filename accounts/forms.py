@@ -2,60 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import CaseStatus, DecisionKind, ReasonCode, RuleCode
-
-ASSIGNEE_CHOICES = [("", _("anyone")), ("me", _("me")), ("unassigned", _("unassigned"))]
-SLA_CHOICES = [("", _("any")), ("due_soon", _("due soon")), ("breached", _("breached"))]
-TIER_CHOICES = [("", _("any")), ("1", "T1"), ("2", "T2"), ("3", "T3"), ("4", "T4")]
-MONEY_FIELD: dict[str, Any] = {"min_value": Decimal(0), "max_digits": 14, "decimal_places": 2}
-
-
-class QueueFilterForm(forms.Form):
-    status = forms.ChoiceField(
-        label=_("Status"), required=False, choices=[("", _("not resolved")), *CaseStatus.choices]
-    )
-    family = forms.ChoiceField(label=_("Signal family"), required=False, choices=[("", _("any")), *RuleCode.choices])
-    tier = forms.TypedChoiceField(
-        label=_("Risk tier"), required=False, choices=TIER_CHOICES, coerce=int, empty_value=None
-    )
-    assignee = forms.ChoiceField(label=_("Assignee"), required=False, choices=ASSIGNEE_CHOICES)
-    sla = forms.ChoiceField(label=_("SLA"), required=False, choices=SLA_CHOICES)
-    appeal = forms.ChoiceField(label=_("Appeal"), required=False, choices=[("", _("any")), ("open", _("open appeal"))])
-    opened_from = forms.DateField(
-        label=_("Opened from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    opened_to = forms.DateField(label=_("Opened to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    exposure_min = forms.DecimalField(label=_("Exposure from"), required=False, **MONEY_FIELD)
-    exposure_max = forms.DecimalField(label=_("Exposure to"), required=False, **MONEY_FIELD)
-    q = forms.CharField(
-        label=_("Search"),
-        required=False,
-        max_length=20,
-        widget=forms.TextInput(attrs={"placeholder": _("account no. or phone last 4"), "autocomplete": "off"}),
-    )
-
-    def clean_q(self) -> str:
-        q = self.cleaned_data["q"].strip().upper()
-        if q and not (q.isdigit() and len(q) == 4) and not (q.startswith("JB") and q[2:].isdigit() and len(q) == 12):
-            raise forms.ValidationError(
-                _("Search by an account number (JB and 10 digits) or the last 4 digits of a phone number")
-            )
-        return q
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if data.get("opened_from") and data.get("opened_to") and data["opened_from"] > data["opened_to"]:
-            raise forms.ValidationError(_("'Opened from' is after 'opened to'"))
-        low, high = data.get("exposure_min"), data.get("exposure_max")
-        if low is not None and high is not None and low > high:
-            raise forms.ValidationError(_("The exposure range is empty: 'from' is above 'to'"))
-        return data
+from accounts.models import DecisionKind, ReasonCode
+from accounts.queue_filters import MONEY_FIELD
 
 
 class DecisionForm(forms.Form):
@@ -87,12 +40,15 @@ class RevealForm(forms.Form):
 
 
 class BulkForm(forms.Form):
-    action = forms.ChoiceField(choices=[("assign", "assign"), ("release", "release"), ("reevaluate", "reevaluate")])
+    """The queue's bulk actions: assign and release, and those other apps add (`accounts.hooks.queue_actions`)."""
+
+    action = forms.ChoiceField(choices=[("assign", "assign"), ("release", "release")])
     case_ids = forms.TypedMultipleChoiceField(coerce=int, choices=[])
     assignee = forms.IntegerField(required=False, min_value=1)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, actions: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("assign", "assign"), ("release", "release"), *((a, a) for a in actions or [])]  # type: ignore[attr-defined]
         # Any id is syntactically fine here; the service decides which cases can change.
         raw = self.data.getlist("case_ids") if hasattr(self.data, "getlist") else []
         self.fields["case_ids"].choices = [(v, v) for v in raw]  # type: ignore[attr-defined]

@@ -12,8 +12,10 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -21,6 +23,7 @@ from django.utils.module_loading import import_string
 
 from accounts.masking import mask_phone
 from accounts.models import Notification, NotificationKind
+from riskops.core.sql import to_json
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,44 @@ class Outgoing:
     params: dict[str, object]
 
 
+def money_text(value: Decimal) -> str:
+    """An amount as the messages write it, after the ¥ of the template: 12,345.00."""
+    return f"{value:,.2f}"
+
+
+def outbox_insert(param: str = "messages", where: str = "") -> str:
+    """SQL adding the messages of `outbox_json` (the named parameter `param`) to the outbox; a message whose
+    dedupe key is already there is skipped. The time is the parameter `at`; `where` may add a condition on the
+    messages (`m`). Every writer of the outbox uses it."""
+    return f"""
+        INSERT INTO {Notification._meta.db_table} (line_id, kind, channel, dedupe_key, body, created_at, sent_at,
+            attempts, last_error)
+        SELECT m.line_id, m.kind, '{_CHANNEL}', m.dedupe_key, m.body, %(at)s, NULL, 0, ''
+        FROM json_to_recordset(%({param})s::json) AS m(line_id bigint, kind text, dedupe_key text, body text)
+        {where}
+        ON CONFLICT DO NOTHING
+    """  # noqa: S608 - table names from the models, values bound
+
+
+_CHANNEL = Notification._meta.get_field("channel").default
+assert _CHANNEL.isalnum()  # written into the SQL above
+
+
+def outbox_json(items: list[Outgoing]) -> str:
+    """The messages as outbox rows (JSON), each body its template filled in; no personal data goes in."""
+    return to_json(
+        [
+            {
+                "line_id": i.line_id,
+                "kind": i.kind,
+                "dedupe_key": i.dedupe_key,
+                "body": TEMPLATES[NotificationKind(i.kind)].format(**i.params),
+            }
+            for i in items
+        ]
+    )
+
+
 def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
     """Add notifications to the outbox (one INSERT); duplicates by dedupe_key are ignored.
 
@@ -62,32 +103,22 @@ def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
     """
     if not items:
         return 0
-    rows = notification_rows(items, at=at)
-    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+    with connection.cursor() as cur:
+        cur.execute(outbox_insert(), {"at": at, "messages": outbox_json(items)})
     notifications_send_after_commit()
-    return len(rows)
-
-
-def notification_rows(items: list[Outgoing], *, at: datetime) -> list[Notification]:
-    """The unsaved outbox rows for `items` (for a service that writes them in a statement of its own)."""
-    return [
-        Notification(
-            line_id=i.line_id,
-            kind=i.kind,
-            dedupe_key=i.dedupe_key,
-            body=TEMPLATES[NotificationKind(i.kind)].format(**i.params),
-            created_at=at,
-        )
-        for i in items
-    ]
+    return len(items)
 
 
 def notifications_send_after_commit() -> None:
-    """Schedule sending (once per transaction) for when the surrounding transaction commits."""
-    conn = transaction.get_connection()
-    if not any(callback[1] is _schedule_send for callback in conn.run_on_commit):
-        transaction.on_commit(_schedule_send)
+    """Schedule sending for when the surrounding transaction commits (at once outside a transaction).
 
+    Several changes in one transaction each ask; `_schedule_send` publishes at most one task per
+    NOTIFICATION_SEND_DELAY_SECONDS per process, and a task sends everything committed before it runs.
+    """
+    transaction.on_commit(_schedule_send)
+
+
+SEND_TASK = "accounts.tasks.notifications_send_pending"
 
 # When this process's pending send task will run (monotonic clock); see _schedule_send.
 _send_due_at = 0.0
@@ -99,12 +130,12 @@ def _schedule_send() -> None:
     A busy server commits notifications many times a second (every appeal queues its confirmation). Each commit
     would otherwise publish a task; instead the first one publishes a task that runs the delay later, and the
     commits until then skip publishing: they committed before that task runs, so it sends their rows too. With a
-    delay of 0, and when tasks run eagerly (tests), every commit publishes. A lost task (or a worker whose clock
+    delay of 0, and when tasks run eagerly (tests), every change that queued messages publishes. A lost task (or a worker whose clock
     runs ahead of the web server's, so that it runs the task early) costs at most the wait for the periodic sweep.
     """
     global _send_due_at
-    from accounts.tasks import notifications_send_pending
-
+    # By name from Celery's registry: the task module calls this one, not the other way.
+    notifications_send_pending = current_app.tasks[SEND_TASK]
     delay = settings.NOTIFICATION_SEND_DELAY_SECONDS
     eager = notifications_send_pending.app.conf.task_always_eager
     now = time.monotonic()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from accounts import engine, notifications
-from riskops.audit import Actor
+from accounts.services import cases
+from riskops.core.audit import Actor
 
 
 @shared_task(name="accounts.tasks.notifications_send_pending", acks_late=True)
@@ -28,6 +29,4 @@ def engine_evaluate_lines(line_ids: list[int]) -> dict[str, int]:
 
 @shared_task(name="accounts.tasks.cases_release_idle_claims", acks_late=True)
 def cases_release_idle_claims() -> int:
-    from accounts.services import cases_release_idle_claims as release
-
-    return len(release())
+    return len(cases.cases_release_idle_claims())

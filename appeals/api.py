@@ -6,20 +6,15 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.services import ConflictError, DomainError
 from appeals import services
-from appeals.documents import DocumentRejected, read_uploads
+from appeals.documents import read_uploads
 from appeals.models import Appeal, AppealChannel, AppealReason
-from riskops.audit import Actor
-from riskops.authentication import TokenWithRolesAuthentication
-from riskops.roles import load_roles_and_permissions
+from riskops.core.api import IntegrationApi
+from riskops.core.audit import Actor
 
 
 class AppealInput(serializers.Serializer):
@@ -56,18 +51,7 @@ class AppealOutput(serializers.BaseSerializer):
         }
 
 
-class _IntegrationApi(APIView):
-    authentication_classes = [TokenWithRolesAuthentication]
-    permission_classes = [IsAuthenticated]
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        load_roles_and_permissions(request.user)  # read with the token; has_perm below reads what it cached
-        if not request.user.has_perm("appeals.submit_appeal"):
-            raise PermissionDenied("This token may not submit or read appeals")
-
-
-class AppealCreateApi(_IntegrationApi):
+class AppealCreateApi(IntegrationApi):
     """POST /api/v1/appeals/ (multipart): account_no, reason, statement, documents (0-5 files).
 
     `Idempotency-Key` makes a retried request return the appeal the first one created (200, not 201).
@@ -78,28 +62,23 @@ class AppealCreateApi(_IntegrationApi):
     def post(self, request: Request) -> Response:
         data = AppealInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            files = read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", []))
-            result = services.appeal_submit(
-                account_no=data.validated_data["account_no"],
-                reason=data.validated_data["reason"],
-                statement=data.validated_data["statement"],
-                files=files,
-                channel=AppealChannel.API,
-                actor=Actor.operator(request.user),
-                idempotency_key=request.headers.get("Idempotency-Key", ""),
-            )
-        except ConflictError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        except (DomainError, DocumentRejected) as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        files = read_uploads(request.FILES.getlist("documents"), getattr(request, "unsafe_upload_names", []))
+        result = services.appeal_submit(
+            account_no=data.validated_data["account_no"],
+            reason=data.validated_data["reason"],
+            statement=data.validated_data["statement"],
+            files=files,
+            channel=AppealChannel.API,
+            actor=Actor.operator(request.user),
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+        )
         body = AppealOutput(result.appeal, context={"documents": result.documents}).data
         if result.replayed:
             return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class AppealDetailApi(_IntegrationApi):
+class AppealDetailApi(IntegrationApi):
     """GET /api/v1/appeals/<id>/: where an appeal stands and the reply the borrower got."""
 
     def get(self, request: Request, appeal_id: int) -> Response:

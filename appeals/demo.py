@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import Case, CaseStatus, LineStatus
 from appeals import services
 from appeals.models import Appeal, AppealChannel, AppealReason
-from riskops.audit import Actor
+from riskops.core.audit import Actor
 from riskops.models import ActorKind
 
 REASON_BY_FAMILY = {

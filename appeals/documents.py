@@ -24,6 +24,8 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
+from riskops.core.errors import DomainError
+
 MAX_BYTES = 10 * 1024 * 1024
 MAX_FILES = 5
 
@@ -31,7 +33,7 @@ PDF, PNG, JPEG = "application/pdf", "image/png", "image/jpeg"
 EXTENSIONS = {PDF: ".pdf", PNG: ".png", JPEG: ".jpg"}
 
 
-class DocumentRejected(ValueError):
+class DocumentRejected(DomainError):
     """The message says what is wrong in words a borrower understands."""
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from django.db.models import Count, Q
 
-from accounts.selectors import CaseDetail, case_detail
+from accounts.hooks import CasePanel
+from accounts.selectors.case import CaseDetail, case_detail
 from appeals.models import CLOCK_STATES, OPEN_STATES, Appeal, AppealAlert, AppealRuleOutcome, AppealStatus, RuleOutcome
 
 INBOX_TABS = {
@@ -121,5 +122,19 @@ def appeal_detail(appeal_id: int) -> AppealDetail:
     appeal = Appeal.objects.select_related("decided_by", "decision__reviewed_by").get(pk=appeal_id)
     documents = list(appeal.documents.order_by("round", "id"))
     detail = case_detail(appeal.case_id)
-    others = [a for a in detail.appeals if a.pk != appeal.pk]
+    others = [a for a in _account_appeals(detail) if a.pk != appeal.pk]
     return AppealDetail(appeal, documents, detail, others)
+
+
+def case_panels(detail: CaseDetail) -> list[CasePanel]:
+    """The case page's sections about appeals (`accounts.hooks.case_panels`): the open appeal, if any, under the
+    header, and the account's appeals in its history. One query."""
+    appeals = list(Appeal.objects.filter(line=detail.line).order_by("-submitted_at")[:20])
+    panels = [CasePanel("history", "appeals/_case_appeals.html", {"appeals": appeals})]
+    panels += [CasePanel("top", "appeals/_case_open_appeal.html", {"appeal": a}) for a in appeals if a.is_open]
+    return panels
+
+
+def _account_appeals(detail: CaseDetail) -> list[Appeal]:
+    """The account's appeals, as this app's panel of the case page read them."""
+    return next((p.context["appeals"] for p in detail.panels if p.template == "appeals/_case_appeals.html"), [])

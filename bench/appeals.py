@@ -75,7 +75,7 @@ from psycopg import sql  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from appeals.models import AppealReason  # noqa: E402
-from riskops.roles import INTEGRATION, ensure_roles  # noqa: E402
+from riskops.core.roles import INTEGRATION, ensure_roles  # noqa: E402
 
 BENCH_SEED = "42"
 BENCH_NOW = "2026-06-15T12:00:00+08:00"

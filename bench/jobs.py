@@ -80,10 +80,10 @@ from psycopg import sql  # noqa: E402
 
 from accounts.tasks import engine_evaluate_lines  # noqa: E402
 from riskops import jobs  # noqa: E402
-from riskops.audit import Actor  # noqa: E402
 from riskops.celery import app as celery_app  # noqa: E402
+from riskops.core.audit import Actor  # noqa: E402
+from riskops.core.roles import SENIOR_REVIEWER, ensure_roles  # noqa: E402
 from riskops.models import AuditEvent, Job, JobKind, JobSelection  # noqa: E402
-from riskops.roles import SENIOR_REVIEWER, ensure_roles  # noqa: E402
 
 BENCH_SEED = "42"
 QUEUE = f"riskops-jobs-bench-{uuid.uuid4().hex[:8]}"

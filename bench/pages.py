@@ -50,7 +50,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import Case, CreditLine  # noqa: E402
-from riskops.roles import ensure_roles  # noqa: E402
+from riskops.core.roles import ensure_roles  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

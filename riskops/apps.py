@@ -1,6 +1,18 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RiskopsConfig(AppConfig):
     name = "riskops"
     verbose_name = "RiskOps"
+
+    def ready(self) -> None:
+        # The jobs' tasks, registered in every process: the jobs send them by name.
+        import_module("riskops.tasks")
+        # Jobs plug into the queue of accounts, which never imports them (accounts/hooks.py).
+        from accounts import hooks
+        from riskops.jobs.actions import reevaluate_cases
+
+        hooks.queue_actions["reevaluate"] = (_("Re-evaluate now"), reevaluate_cases)

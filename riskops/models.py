@@ -179,7 +179,7 @@ class JobItemOutcome(models.TextChoices):
 class JobItem(models.Model):
     """An account a job could not change, with the reason (`outcome` is failed). Written in the batch's
     transaction, with the batch's `changed_ids`; the batch's other accounts were left as they were
-    (`riskops.selectors.job_outcomes`)."""
+    (`riskops.jobs.selectors.job_outcomes`)."""
 
     # db_index=False: the unique (job, line) constraint below serves the job's lookups.
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items", db_index=False)

@@ -69,7 +69,14 @@ def parse_database_url(url: str) -> dict[str, object]:
         "PORT": port,
         "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {k: v[0] for k, v in query.items()},
+        # Statements run with server-side binding, and psycopg prepares each one the connection has run
+        # `prepare_threshold` times (the appeal intake's, the token check: their parsing and planning was about half
+        # of PostgreSQL's work per appeal). Behind a pooler in transaction mode, DATABASE_PREPARED=false.
+        "OPTIONS": {
+            "server_side_binding": True,
+            "prepare_threshold": 5 if env_bool("DATABASE_PREPARED", True) else None,
+            **{k: v[0] for k, v in query.items()},
+        },
         "TEST": {"NAME": os.environ.get("DATABASE_TEST_NAME") or f"test_{name}"},
     }
 
@@ -145,6 +152,7 @@ if not DATABASE_URL:
 DATABASES = {"default": parse_database_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = ["riskops.core.auth.RoleBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -245,11 +253,6 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # --- Notifications to borrowers go to an outbox and are sent by a pluggable sender.
 NOTIFICATION_SENDER = os.environ.get("NOTIFICATION_SENDER", "accounts.notifications.ConsoleSender")
 NOTIFICATION_FILE_PATH = os.environ.get("NOTIFICATION_FILE_PATH", str(VAR_DIR / "notifications.log"))
-# Web workers keep request-sized buffers in the C heap (riskops.wsgi.keep_large_buffers).
-WEB_KEEP_LARGE_BUFFERS = env_bool("WEB_KEEP_LARGE_BUFFERS", True)
-# The appeal intake's statements are prepared once per connection (riskops.prepared); off behind a pooler in
-# transaction mode.
-DATABASE_PREPARED = env_bool("DATABASE_PREPARED", True)
 # Commits within this many seconds share one send task per server process (0: a task per commit).
 NOTIFICATION_SEND_DELAY_SECONDS = env_int("NOTIFICATION_SEND_DELAY_SECONDS", 1)
 
@@ -296,9 +299,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 11 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "riskops.authentication.TokenWithRolesAuthentication",
+        "riskops.core.auth.TokenWithRolesAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "riskops.core.api.exception_handler",
 }
 
 LOGGING = {

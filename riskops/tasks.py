@@ -6,11 +6,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from riskops import jobs
+from riskops.jobs import dispatch, requests, runner
 
 
 @shared_task(
-    name="riskops.tasks.job_run_batch",
+    name=dispatch.RUN_BATCH_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -25,10 +25,10 @@ from riskops import jobs
 )
 def job_run_batch(self, batch_id: int) -> str:  # type: ignore[no-untyped-def]
     try:
-        return jobs.job_run_batch(batch_id)
+        return runner.job_run_batch(batch_id)
     except (OperationalError, InterfaceError) as exc:
         if self.request.retries >= self.max_retries:
-            jobs.job_batch_failed(batch_id=batch_id, message=str(exc))
+            runner.job_batch_failed(batch_id=batch_id, message=str(exc))
             return "failed"
         raise
 
@@ -36,10 +36,10 @@ def job_run_batch(self, batch_id: int) -> str:  # type: ignore[no-untyped-def]
 @shared_task(name="riskops.tasks.jobs_dispatch", acks_late=True)
 def jobs_dispatch() -> int:
     """Beat: send pending batches (new, or lost with their worker) to the broker."""
-    return jobs.jobs_dispatch()
+    return dispatch.jobs_dispatch()
 
 
 @shared_task(name="riskops.tasks.job_reevaluate_all", acks_late=True)
 def job_reevaluate_all() -> int:
     """Beat, nightly: re-evaluate every active and frozen line as one job."""
-    return jobs.job_reevaluate_all().pk
+    return requests.job_reevaluate_all().pk

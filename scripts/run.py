@@ -34,7 +34,7 @@ def _interrupt(*_args: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("RISKOPS_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=positive_int, default=int(os.environ.get("RISKOPS_PORT", "8000")))
@@ -45,11 +45,10 @@ def main() -> int:
         help="demo accounts to load on the first start (default 20000)",
     )
     parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    embedded = not os.environ.get("DATABASE_URL")
-    python = sys.executable
-    manage = [python, str(ROOT / "manage.py")]
+
+def environment(args: argparse.Namespace, embedded: bool) -> dict[str, str]:
     env = dict(os.environ)
     # Borrower SMS go to a file in the demo rather than flooding the console.
     env.setdefault("NOTIFICATION_SENDER", "accounts.notifications.FileSender")
@@ -64,77 +63,94 @@ def main() -> int:
         print("PostgreSQL: embedded server under var/pg (set DATABASE_URL to use another)")
     else:
         print("PostgreSQL: DATABASE_URL")
-    children: list[subprocess.Popen] = []
+    return env
 
-    def stop_all(*_args: object) -> None:
-        # A second Ctrl-C while shutting down must not leave PostgreSQL running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if embedded:
-            from riskops.embedded_db import stop
 
-            stop()
-            print("Stopped the worker, beat, the web server and the embedded PostgreSQL.")
-        else:
-            print("Stopped the worker, beat and the web server.")
-
-    try:
-        subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
-        has_data = (
-            subprocess.run(
-                [*manage, "shell", "-c", "from accounts.models import CreditLine; print(CreditLine.objects.exists())"],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .endswith("True")
+def prepare(manage: list[str], env: dict[str, str], args: argparse.Namespace) -> None:
+    """Migrate, load the demo data on the first start, create the demo operators."""
+    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
+    has_data = (
+        subprocess.run(
+            [*manage, "shell", "-c", "from accounts.models import CreditLine; print(CreditLine.objects.exists())"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
-        if not has_data:
-            print(f"Loading {args.accounts} demo accounts (first start only)...")
-            subprocess.run(
-                [*manage, "seed_demo", "--accounts", str(args.accounts), "--seed", str(args.seed), "--appeals", "60"],
-                env=env,
-                check=True,
-            )
-        subprocess.run([*manage, "create_demo_operators"], env=env, check=True)
+        .stdout.strip()
+        .endswith("True")
+    )
+    if not has_data:
+        print(f"Loading {args.accounts} demo accounts (first start only)...")
+        subprocess.run(
+            [*manage, "seed_demo", "--accounts", str(args.accounts), "--seed", str(args.seed), "--appeals", "60"],
+            env=env,
+            check=True,
+        )
+    subprocess.run([*manage, "create_demo_operators"], env=env, check=True)
 
-        celery = [python, "-m", "celery", "-A", "riskops"]
-        children.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], env=env))
-        children.append(subprocess.Popen([*celery, "beat", "--loglevel", "INFO"], env=env))
-        children.append(subprocess.Popen([*manage, "runserver", "--noreload", f"{args.host}:{args.port}"], env=env))
-        url = f"http://{args.host}:{args.port}/"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "healthz", timeout=1)  # noqa: S310 - our own local server
-                break
-            except OSError:
-                time.sleep(0.2)
-        print(f"\nRiskOps console: {url}  (log in with a demo operator above; Ctrl-C stops everything)")
-        print(f"Borrower notifications are written to {env['NOTIFICATION_FILE_PATH']}\n")
-        signal.signal(signal.SIGTERM, _interrupt)
-        # Also when started from a script, where SIGINT may arrive ignored: Ctrl-C always stops everything.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        print("A process stopped unexpectedly; stopping the rest.", file=sys.stderr)
-        return 1
+
+def stop_all(children: list[subprocess.Popen], embedded: bool) -> None:
+    # A second Ctrl-C while shutting down must not leave PostgreSQL running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    if embedded:
+        from riskops.embedded_db import stop
+
+        stop()
+        print("Stopped the worker, beat, the web server and the embedded PostgreSQL.")
+    else:
+        print("Stopped the worker, beat and the web server.")
+
+
+def serve(manage: list[str], env: dict[str, str], args: argparse.Namespace, children: list[subprocess.Popen]) -> int:
+    """Start the worker, beat and the web server; return when one of them stops (1) or on Ctrl-C."""
+    celery = [sys.executable, "-m", "celery", "-A", "riskops"]
+    children.append(subprocess.Popen([*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], env=env))
+    children.append(subprocess.Popen([*celery, "beat", "--loglevel", "INFO"], env=env))
+    children.append(subprocess.Popen([*manage, "runserver", "--noreload", f"{args.host}:{args.port}"], env=env))
+    url = f"http://{args.host}:{args.port}/"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "healthz", timeout=1)  # noqa: S310 - our own local server
+            break
+        except OSError:
+            time.sleep(0.2)
+    print(f"\nRiskOps console: {url}  (log in with a demo operator above; Ctrl-C stops everything)")
+    print(f"Borrower notifications are written to {env['NOTIFICATION_FILE_PATH']}\n")
+    signal.signal(signal.SIGTERM, _interrupt)
+    # Also when started from a script, where SIGINT may arrive ignored: Ctrl-C always stops everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.5)
+    print("A process stopped unexpectedly; stopping the rest.", file=sys.stderr)
+    return 1
+
+
+def main() -> int:
+    args = parse_args()
+    embedded = not os.environ.get("DATABASE_URL")
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    env = environment(args, embedded)
+    children: list[subprocess.Popen] = []
+    try:
+        prepare(manage, env, args)
+        return serve(manage, env, args, children)
     except KeyboardInterrupt:
         return 0
     except subprocess.CalledProcessError as exc:
         print(f"`{' '.join(map(str, exc.cmd[1:3]))}` failed with exit code {exc.returncode}", file=sys.stderr)
         return exc.returncode or 1
     finally:
-        stop_all()
+        stop_all(children, embedded)
 
 
 if __name__ == "__main__":

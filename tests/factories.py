@@ -150,7 +150,7 @@ def make_role_operator(role: str, username: str | None = None):
     """An operator in one of riskops.roles.ROLES (the groups and their permissions come from the migrations)."""
     from django.contrib.auth.models import Group
 
-    from riskops.roles import ensure_roles
+    from riskops.core.roles import ensure_roles
 
     ensure_roles()  # a transactional test's flush empties the groups the migrations made
     user = make_operator(username)

@@ -29,7 +29,8 @@ from accounts.models import Case, CaseStatus, Decision, DecisionStatus, LineStat
 from appeals import links, services
 from appeals.documents import MAX_BYTES
 from appeals.models import Appeal, AppealAlert, AppealDocument, AppealRuleOutcome
-from riskops.audit import Actor
+from riskops.core.audit import Actor
+from riskops.core.errors import ConflictError, DomainError, NotAllowed
 from riskops.models import ActorKind, AuditEvent
 from tests.factories import default_ruleset, flag, inquiry, make_line, make_operator, make_role_operator
 from tests.test_case_review import in_threads
@@ -344,7 +345,7 @@ def test_a_second_appeal_while_one_is_open_is_a_conflict(integration):
 def test_a_bad_reason_or_statement_is_refused_with_a_clear_message(reason, statement, message):
     case = frozen_high_case()
 
-    with pytest.raises(case_services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.appeal_submit(
             line_id=case.line_id, reason=reason, statement=statement, files=[], channel="link", actor=BORROWER
         )
@@ -536,7 +537,7 @@ def test_documents_are_not_added_to_an_appeal_that_is_not_waiting_for_them():
     path = path_of(links.more_info_link(appeal.pk))
     before = (stored(), fresh(appeal).version)
 
-    with pytest.raises(case_services.ConflictError) as excinfo:
+    with pytest.raises(ConflictError) as excinfo:
         services.appeal_add_documents(appeal_id=appeal.pk, files=[("a.pdf", pdf())], note="补充", actor=BORROWER)
     response = Client().post(path, {"note": "补充", "documents": [SimpleUploadedFile("a.pdf", pdf())]})
 
@@ -717,7 +718,7 @@ def test_the_proposer_of_an_appeal_approval_cannot_approve_it_themselves(senior)
     case = frozen_high_case()
     appeal = decide(submit(case), senior, "approve")
 
-    with pytest.raises(case_services.NotAllowed) as excinfo:
+    with pytest.raises(NotAllowed) as excinfo:
         case_services.decision_review(decision_id=appeal.decision_id, actor=Actor.operator(senior), approve=True)
 
     assert str(excinfo.value) == OWN_PROPOSAL
@@ -793,7 +794,7 @@ def test_approving_in_part_needs_a_limit_below_the_current_one(analyst, new_limi
     appeal = submit(case)
     before = (stored(), fresh(appeal).version, fresh(case.line).status)
 
-    with pytest.raises(case_services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         decide(appeal, analyst, "approve_in_part", new_limit=new_limit)
 
     assert str(excinfo.value) == "Approving in part needs a new limit above ¥0.00 and below the current ¥20,000.00"
@@ -851,7 +852,7 @@ def test_two_reviewers_deciding_the_same_appeal_at_once_make_one_decision():
         )
 
         [winner] = [r for r in results if isinstance(r, Appeal)]
-        [loser] = [r for r in results if isinstance(r, case_services.ConflictError)]
+        [loser] = [r for r in results if isinstance(r, ConflictError)]
         assert str(loser) == f"This appeal was already decided: {winner.status}"
         [decision] = Decision.objects.filter(case=case)
         assert fresh(appeal).decision_id == decision.pk
@@ -880,7 +881,7 @@ def test_a_case_with_an_open_appeal_is_settled_only_from_the_appeal(analyst, kin
             idempotency_key=uuid.uuid4().hex,
         )
 
-    with pytest.raises(case_services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         case_decide(kind, Decimal(new_limit) if new_limit else None)
 
     assert str(excinfo.value) == OPEN_APPEAL
@@ -999,3 +1000,13 @@ def test_the_queue_marks_cases_with_an_open_appeal_and_filters_to_them(analyst):
     assert 'class="badge appeal"' in everything[appealed.pk]
     assert "badge appeal" not in everything[plain.pk]
     assert list(appeals_only) == [appealed.pk]
+
+
+def test_the_cases_appeal_marker_has_a_value_for_each_open_appeal_status_and_none_other():
+    from accounts.models import CaseAppealState
+    from appeals.models import OPEN_STATES
+
+    assert set(CaseAppealState.values) == {"", *(s.value for s in OPEN_STATES)}
+    assert {s.value: s.label for s in OPEN_STATES} == {
+        s.value: s.label for s in CaseAppealState if s != CaseAppealState.NONE
+    }

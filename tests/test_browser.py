@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group, User
 
 from accounts.engine import evaluate_lines
 from accounts.models import Case, CreditLine, Decision, LineStatus
+from riskops.core.roles import ensure_roles
 from riskops.models import AuditEvent
-from riskops.roles import ensure_roles
 from tests.factories import NOW, default_ruleset, inquiry, make_line
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

@@ -27,8 +27,8 @@ from accounts.models import Case, CreditLine, LineStatus, Notification, Notifica
 from appeals import replies
 from appeals.links import appeal_link
 from appeals.models import Appeal, AppealChannel, AppealReason, AppealStatus
-from riskops.audit import Actor
-from riskops.roles import ensure_roles
+from riskops.core.audit import Actor
+from riskops.core.roles import ensure_roles
 from tests.factories import default_ruleset, inquiry, make_line
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

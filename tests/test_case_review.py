@@ -35,7 +35,8 @@ from accounts.models import (
     SignalStatus,
     Suppression,
 )
-from riskops.audit import Actor
+from riskops.core.audit import Actor
+from riskops.core.errors import ConflictError, DomainError, NotAllowed
 from riskops.models import AuditEvent
 from tests.factories import default_ruleset, flag, inquiry, make_line, make_role_operator
 
@@ -227,10 +228,10 @@ def test_an_escalated_case_is_decided_only_by_a_senior_reviewer(analyst, senior)
     decide(case, analyst, "escalate", reason_code="needs_senior")
     before = case_state(case)
 
-    with pytest.raises(services.NotAllowed) as excinfo:
+    with pytest.raises(NotAllowed) as excinfo:
         decide(case, analyst, "keep_frozen", reason_code="evidence_confirmed")
     assert str(excinfo.value) == "This case was escalated; a senior reviewer decides it"
-    with pytest.raises(services.NotAllowed):
+    with pytest.raises(NotAllowed):
         services.case_claim(case_id=case.pk, actor=op(analyst))
     assert case_state(case) == before
 
@@ -241,7 +242,7 @@ def test_an_escalated_case_is_decided_only_by_a_senior_reviewer(analyst, senior)
 def test_cases_are_assigned_only_to_operators_who_can_decide_them(senior, auditor, analyst):
     case = flag(make_line(), "MULTI_HEAD")
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.cases_assign(case_ids=[case.pk], assignee_id=auditor.pk, actor=op(senior))
 
     assert str(excinfo.value) == f"operator {auditor.pk} does not exist, is inactive or cannot decide cases"
@@ -267,7 +268,7 @@ def test_claiming_a_case_someone_is_working_on_is_a_conflict(analyst, analyst2):
     services.case_claim(case_id=case.pk, actor=op(analyst))
     before = case_state(case)
 
-    with pytest.raises(services.ConflictError) as excinfo:
+    with pytest.raises(ConflictError) as excinfo:
         services.case_claim(case_id=case.pk, actor=op(analyst2))
 
     assert str(excinfo.value) == "This case is already claimed by ana"
@@ -337,7 +338,7 @@ def test_two_concurrent_decisions_on_one_case_apply_exactly_once(first, second):
         )
 
         outcomes = [r for r in (a, b) if isinstance(r, services.DecisionOutcome)]
-        conflicts = [r for r in (a, b) if isinstance(r, services.ConflictError)]
+        conflicts = [r for r in (a, b) if isinstance(r, ConflictError)]
         assert (len(outcomes), len(conflicts)) == (1, 1), (a, b)
         [winner] = outcomes
         assert winner.applied and not winner.replayed
@@ -436,7 +437,7 @@ def test_a_decision_during_an_evaluation_of_the_same_account_waits_instead_of_de
 
     assert result.fired == 1
     [got] = outcome
-    assert isinstance(got, services.ConflictError), got
+    assert isinstance(got, ConflictError), got
     assert str(got) == STALE
     case = fresh(case)
     assert (case.status, case.severity_rank, case.version) == (CaseStatus.OPEN, 3, version + 1)
@@ -474,7 +475,7 @@ def test_nobody_reviews_their_own_proposal_even_a_senior_reviewer(senior, approv
     proposal = decide(case, senior, "unfreeze").decision
     before = (case_state(case), line_state(case.line))
 
-    with pytest.raises(services.NotAllowed) as excinfo:
+    with pytest.raises(NotAllowed) as excinfo:
         services.decision_review(decision_id=proposal.pk, actor=op(senior), approve=approve)
 
     assert str(excinfo.value) == OWN_PROPOSAL
@@ -588,7 +589,7 @@ def test_an_analyst_cannot_approve_a_proposal(analyst, analyst2):
     case = frozen_multi_head_case()
     proposal = decide(case, analyst, "unfreeze").decision
 
-    with pytest.raises(services.NotAllowed) as excinfo:
+    with pytest.raises(NotAllowed) as excinfo:
         services.decision_review(decision_id=proposal.pk, actor=op(analyst2), approve=True)
 
     assert str(excinfo.value) == "Only a senior reviewer can approve or reject a proposal"
@@ -619,7 +620,7 @@ def test_a_proposal_is_reviewed_once(analyst, senior, senior2):
     proposal = decide(case, analyst, "unfreeze").decision
     services.decision_review(decision_id=proposal.pk, actor=op(senior), approve=True)
 
-    with pytest.raises(services.ConflictError) as excinfo:
+    with pytest.raises(ConflictError) as excinfo:
         services.decision_review(decision_id=proposal.pk, actor=op(senior2), approve=False)
 
     assert str(excinfo.value) == "This proposal was already approved and applied"
@@ -633,7 +634,7 @@ def test_a_pending_proposal_blocks_other_decisions(analyst, senior, kind, new_li
     decide(case, analyst, "unfreeze")
     before = (case_state(case), line_state(case.line))
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         decide(case, senior, kind, new_limit=Decimal(new_limit) if new_limit else None)
 
     assert str(excinfo.value) == PENDING
@@ -677,7 +678,7 @@ def test_keep_frozen_needs_a_frozen_line(analyst):
     case = flag(make_line(), "PROFILE_STALE")
     assert fresh(case.line).status == LineStatus.ACTIVE
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         decide(case, analyst, "keep_frozen")
 
     assert str(excinfo.value) == "The line is not frozen; nothing to keep frozen"
@@ -688,7 +689,7 @@ def test_keep_frozen_needs_a_frozen_line(analyst):
 def test_an_unfreeze_limit_must_be_above_zero_and_at_most_the_current_limit(analyst, new_limit):
     case = frozen_medium_only_case()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         decide(case, analyst, "unfreeze", new_limit=new_limit)
 
     assert str(excinfo.value) == "The new limit must be above ¥0.00 and at most the current limit ¥20,000.00"
@@ -701,7 +702,7 @@ def test_a_limit_cut_needs_a_new_limit_below_the_current_one(analyst, new_limit)
     case = flag(make_line(limit="20000.00", available="15000.00", outstanding="5000.00"), "PROFILE_STALE")
     before = (case_state(case), line_state(case.line))
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         decide(case, analyst, "cut_limit", new_limit=new_limit)
 
     assert str(excinfo.value) == "A cut needs a new limit from ¥0.00 up to below the current ¥20,000.00"
@@ -750,7 +751,7 @@ def test_a_reminder_is_sent_with_the_overdue_amount_and_the_case_stays_open(anal
 def test_a_reminder_needs_something_overdue(analyst):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         decide(case, analyst, "remind", reason_code="other")
 
     assert str(excinfo.value) == "Nothing is overdue on this account; send a credit-education notice instead"
@@ -790,7 +791,7 @@ def test_a_stale_form_is_refused_and_changes_nothing(analyst, analyst2):
     services.case_claim(case_id=case.pk, actor=op(analyst2))  # someone acts meanwhile
     before = (case_state(case), line_state(case.line), actions(case.line))
 
-    with pytest.raises(services.ConflictError) as excinfo:
+    with pytest.raises(ConflictError) as excinfo:
         decide(case, analyst, "keep_frozen", expected_version=rendered_version)
 
     assert str(excinfo.value) == STALE
@@ -802,7 +803,7 @@ def test_a_resolved_case_takes_no_more_decisions(analyst):
     case = frozen_multi_head_case()
     decide(case, analyst, "keep_frozen")
 
-    with pytest.raises(services.ConflictError) as excinfo:
+    with pytest.raises(ConflictError) as excinfo:
         decide(case, analyst, "unfreeze")
 
     assert str(excinfo.value) == "This case is already resolved"
@@ -846,7 +847,7 @@ def test_an_auditor_reads_but_changes_nothing(auditor, call, message):
     case = frozen_multi_head_case()
     before = (case_state(case), line_state(case.line), actions(case.line))
 
-    with pytest.raises(services.NotAllowed) as excinfo:
+    with pytest.raises(NotAllowed) as excinfo:
         call(case, op(auditor))
 
     assert str(excinfo.value) == message
@@ -880,7 +881,7 @@ def test_revealing_personal_data_returns_it_and_audits_the_reason_but_not_the_va
 def test_an_analyst_cannot_reveal_personal_data(analyst):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.NotAllowed) as excinfo:
+    with pytest.raises(NotAllowed) as excinfo:
         services.borrower_reveal(case_id=case.pk, actor=op(analyst), fields=["phone"], reason="借款人来电，核实身份")
 
     assert str(excinfo.value) == "Your role cannot reveal personal data"
@@ -891,7 +892,7 @@ def test_an_analyst_cannot_reveal_personal_data(analyst):
 def test_revealing_needs_a_reason_of_ten_characters(senior, reason):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.borrower_reveal(case_id=case.pk, actor=op(senior), fields=["phone"], reason=reason)
 
     assert str(excinfo.value) == "Type the reason for revealing personal data (at least 10 characters)"
@@ -902,7 +903,7 @@ def test_revealing_needs_a_reason_of_ten_characters(senior, reason):
 def test_only_name_phone_and_national_id_can_be_revealed(senior, fields):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.borrower_reveal(case_id=case.pk, actor=op(senior), fields=fields, reason="借款人来电，核实身份")
 
     assert str(excinfo.value) == "Choose what to reveal: name, phone or national id"
@@ -935,7 +936,7 @@ def test_notes_are_appended_and_audited(analyst, analyst2):
 def test_an_empty_note_is_refused(analyst, text, message):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.note_add(case_id=case.pk, actor=op(analyst), text=text)
 
     assert str(excinfo.value) == message
@@ -946,7 +947,7 @@ def test_an_empty_note_is_refused(analyst, text, message):
 def test_a_note_is_at_most_five_thousand_characters(analyst):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.note_add(case_id=case.pk, actor=op(analyst), text="长" * 5001)
 
     assert str(excinfo.value) == "A note is at most 5,000 characters"
@@ -976,7 +977,7 @@ def test_a_senior_reviewer_assigns_cases_in_bulk_with_one_audit_event_per_case_c
 def test_an_analyst_cannot_assign_cases(analyst, analyst2):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.NotAllowed) as excinfo:
+    with pytest.raises(NotAllowed) as excinfo:
         services.cases_assign(case_ids=[case.pk], assignee_id=analyst2.pk, actor=op(analyst))
 
     assert str(excinfo.value) == "Your role cannot assign cases to others"
@@ -1011,7 +1012,7 @@ def test_a_senior_reviewer_releases_anyones_cases(senior, analyst):
 def test_assigning_to_an_unknown_operator_is_refused(senior):
     case = frozen_multi_head_case()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.cases_assign(case_ids=[case.pk], assignee_id=987654321, actor=op(senior))
 
     assert str(excinfo.value) == "operator 987654321 does not exist, is inactive or cannot decide cases"

@@ -1,6 +1,6 @@
-"""The appeal intake's fast path (POST /api/v1/appeals/): token and roles in one query, prepared statements, the
-multi-table insert from JSON rows, the fallback when a unique index settles a race, coalesced notification
-sends, and the web worker's malloc tuning.
+"""The appeal intake's fast path (POST /api/v1/appeals/): token and roles in one query, statements psycopg
+prepares, the multi-table insert from JSON rows, the fallback when a unique index settles a race, coalesced
+notification sends, and the web worker's malloc tuning.
 
 Everything runs against the real PostgreSQL; the notification test publishes to a real Redis (db 11, flushed
 before and after), and the race runs two real requests on their own connections.
@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import types
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,17 +32,16 @@ from rest_framework.test import APIClient
 
 from accounts import notifications
 from accounts.models import Case, CreditLine, Notification, NotificationKind
-from accounts.services import ConflictError
 from appeals import services
 from appeals.documents import check_document
 from appeals.models import Appeal, AppealDocument
-from riskops.audit import Actor
-from riskops.authentication import TokenWithRolesAuthentication
+from appeals.services import intake
 from riskops.celery import app as celery_app
+from riskops.core.audit import Actor
+from riskops.core.auth import TokenWithRolesAuthentication, user_roles
+from riskops.core.errors import ConflictError
+from riskops.core.sql import rows_json, rows_sql
 from riskops.models import ActorKind, AuditEvent
-from riskops.prepared import execute_prepared
-from riskops.roles import load_roles_and_permissions
-from riskops.rows import rows_json, rows_sql
 from tests.factories import default_ruleset, make_line, make_role_operator, port_open
 from tests.test_appeals import API, NOTHING, STATEMENT, frozen_high_case, post_api, stored, submit, token_client
 from tests.test_case_review import in_threads
@@ -55,10 +53,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # A database of its own: CI's broker is db 15, the worker tests use db 13.
 REDIS_URL = os.environ.get("INTAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 ALREADY_OPEN = "An appeal for this account (no. {}) is already being reviewed; we will reply to it"
-# One successful POST after the first on a connection (which also sends the PREPAREs): the token with its roles,
-# the savepoint of the service's atomic block (the test's own transaction is outside it), the lock of the line and
-# case, the multi-table insert, the savepoint's release.
-INTAKE_QUERIES = ["EXECUTE", "SAVEPOINT", "EXECUTE", "EXECUTE", "RELEASE"]
+# One successful POST: the token with its roles, the savepoint of the service's atomic block (the test's own
+# transaction is outside it), the lock of the line with what decides whether it may be appealed, the multi-table
+# insert, the savepoint's release.
+INTAKE_QUERIES = ["SELECT", "SAVEPOINT", "SELECT", "WITH", "RELEASE"]
 
 
 @pytest.fixture(autouse=True)
@@ -114,12 +112,12 @@ def test_the_token_query_fills_the_roles_and_permissions_so_has_perm_costs_no_qu
     integration.user_permissions.add(Permission.objects.get(codename="reveal_pii"))
     key = Token.objects.create(user=integration).key
     auth = TokenWithRolesAuthentication()
-    auth.authenticate_credentials(key)  # prepares the statement if this connection has not yet
+    auth.authenticate_credentials(key)
 
     with django_assert_num_queries(1):
         user, token = auth.authenticate_credentials(key)
     with django_assert_num_queries(0):
-        roles = load_roles_and_permissions(user)
+        roles = user_roles(user)
         perms = user.get_all_permissions()
         allowed = (user.has_perm("appeals.submit_appeal"), user.has_perm("accounts.decide_case"))
 
@@ -143,81 +141,58 @@ def test_a_second_appeal_over_the_api_costs_a_fixed_number_of_queries(integratio
     assert Appeal.objects.count() == 2
 
 
-# --- 2. prepared statements
+# --- 2. prepared statements (psycopg's own: server-side binding and prepare_threshold)
 
 
-def test_a_statement_is_prepared_once_per_connection_and_then_only_executed(settings):
-    settings.DATABASE_PREPARED = True
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    sql = "SELECT %s::int + %s::int, %s::text"
-
-    def run(params):
-        with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
-            execute_prepared(cur, name, sql, params)
-            row = cur.fetchone()
-        return row, [q["sql"] for q in queries.captured_queries]
-
-    assert run([2, 3, "x"]) == (
-        (5, "x"),
-        [f"PREPARE {name} AS SELECT $1::int + $2::int, $3::text", f"EXECUTE {name}(2, 3, 'x')"],
-    )
-    assert run([4, 5, "y"]) == ((9, "y"), [f"EXECUTE {name}(4, 5, 'y')"])
+def prepared_statements() -> list[str]:
     with connection.cursor() as cur:
-        cur.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
-        assert cur.fetchall() == [(f"PREPARE {name} AS SELECT $1::int + $2::int, $3::text",)]
+        cur.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cur.fetchall()]
 
 
-def test_a_statement_without_parameters_is_executed_without_an_argument_list(settings):
-    settings.DATABASE_PREPARED = True
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
-        for _ in range(2):
-            execute_prepared(cur, name, "SELECT 42", [])
-            assert cur.fetchone() == (42,)
+def test_psycopg_prepares_the_intakes_statements_once_a_connection_has_run_them_a_few_times(integration):
+    client = token_client(integration)
+    accounts = [frozen_high_case().line.account_no for _ in range(7)]
+    connection.ensure_connection()
+    assert connection.connection.prepare_threshold == 5
 
-    assert [q["sql"] for q in queries.captured_queries] == [
-        f"PREPARE {name} AS SELECT 42",
-        f"EXECUTE {name}",
-        f"EXECUTE {name}",
-    ]
+    for n, account in enumerate(accounts):
+        assert post_api(client, account, [("a.pdf", pdf())], key=f"k{n}").status_code == 201
 
-
-@pytest.mark.django_db(transaction=True)
-def test_a_new_connection_prepares_the_statement_again(settings):
-    settings.DATABASE_PREPARED = True
-    name = f"test_{uuid.uuid4().hex[:12]}"
-
-    def run() -> list[str]:
-        with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
-            execute_prepared(cur, name, "SELECT %s::int", [7])
-            assert cur.fetchone() == (7,)
-        return first_words(queries)
-
-    assert run() == ["PREPARE", "EXECUTE"]
-    assert run() == ["EXECUTE"]
-    connection.close()  # the server forgets its prepared statements with the session
-    assert run() == ["PREPARE", "EXECUTE"]
+    prepared = prepared_statements()
+    assert any("FROM authtoken_token t" in sql for sql in prepared)  # the token with its roles
+    assert any("FOR UPDATE OF l" in sql and "appeals_appeal" in sql for sql in prepared)  # the lock
+    assert any(sql.startswith("WITH a AS (INSERT INTO") for sql in prepared)  # the multi-table insert
 
 
-def test_without_prepared_statements_the_sql_is_sent_as_it_is(settings):
-    settings.DATABASE_PREPARED = False
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with CaptureQueriesContext(connection) as queries, connection.cursor() as cur:
-        for params in ([2, 3], [4, 5]):
-            execute_prepared(cur, name, "SELECT %s::int + %s::int", params)
-            assert cur.fetchone() == (sum(params),)
-        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [name])
-        assert cur.fetchone() == (0,)
+def _in_a_new_process(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env=dict(os.environ, DJANGO_SETTINGS_MODULE="riskops.settings", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
-    assert [q["sql"] for q in queries.captured_queries][:2] == ["SELECT 2::int + 3::int", "SELECT 4::int + 5::int"]
+
+@pytest.mark.parametrize(("raw", "threshold"), [("", "5"), ("true", "5"), ("false", "None"), ("0", "None")])
+def test_database_prepared_turns_psycopgs_prepared_statements_on_and_off(raw, threshold):
+    code = "from django.db import connection; connection.ensure_connection(); print(connection.connection.prepare_threshold)"
+    proc = _in_a_new_process(code, DATABASE_PREPARED=raw)
+    assert (proc.returncode, proc.stdout.strip()) == (0, threshold), proc.stderr
+
+
+def test_a_database_prepared_that_is_not_a_boolean_stops_start_up():
+    proc = _in_a_new_process("", DATABASE_PREPARED="maybe")
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_PREPARED='maybe' is not a boolean" in proc.stderr
 
 
 # --- 3. the rows the multi-table insert writes
 
 
-@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "plain-sql"])
-def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integration, settings, prepared):
-    settings.DATABASE_PREPARED = prepared
+def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integration, settings):
     case = frozen_high_case()
     account = case.line.account_no
     data = pdf()
@@ -227,7 +202,7 @@ def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integ
         response = post_api(client, account, [("结清证明.pdf", data)], key="req-1")
 
     assert response.status_code == 201, response.content
-    assert any(word in {"PREPARE", "EXECUTE"} for word in first_words(queries)) == prepared
+    assert first_words(queries) == INTAKE_QUERIES
     body = response.json()
     appeal = Appeal.objects.get()
     submitted = datetime.fromisoformat(body["submitted_at"])
@@ -255,7 +230,7 @@ def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integ
         "decided_by_id": None,
         "decided_at": None,
         "idempotency_key": f"{integration.pk}:req-1",
-        "request_fingerprint": services._fingerprint(
+        "request_fingerprint": intake._fingerprint(
             account, "loans_closed", STATEMENT, [check_document("结清证明.pdf", data)]
         ),
         "version": 1,
@@ -346,9 +321,12 @@ def test_json_rows_are_written_as_bulk_create_writes_them():
         )
 
     AuditEvent.objects.bulk_create([event("orm")])
-    table, columns, rows = rows_sql([event("rows")])
+    table, columns, rows = rows_sql([event("rows")], "rows")
     with connection.cursor() as cur:
-        cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}", [rows_json([event("rows")])])
+        cur.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}",  # noqa: S608 - table names from the models, values bound
+            {"rows": rows_json([event("rows")])},
+        )
 
     orm, written = (
         AuditEvent.objects.filter(actor_label=label)
@@ -373,12 +351,12 @@ def test_a_json_row_with_a_value_longer_than_its_column_is_refused_not_cut(name,
         sha256="0" * 64,
         uploaded_at=timezone.now(),
     )
-    table, columns, rows = rows_sql([document])
-    insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}"
+    table, columns, rows = rows_sql([document], "rows")
+    insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {rows}"  # noqa: S608 - table names from the models, values bound
 
     if fits:
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(insert, [rows_json([document])])
+            cur.execute(insert, {"rows": rows_json([document])})
         assert AppealDocument.objects.get(stored_name=document.stored_name).original_name == name
     else:
         with (
@@ -386,7 +364,7 @@ def test_a_json_row_with_a_value_longer_than_its_column_is_refused_not_cut(name,
             transaction.atomic(),
             connection.cursor() as cur,
         ):
-            cur.execute(insert, [rows_json([document])])
+            cur.execute(insert, {"rows": rows_json([document])})
         assert not AppealDocument.objects.filter(stored_name=document.stored_name).exists()
 
 
@@ -400,7 +378,7 @@ def test_two_different_appeals_racing_for_one_account_give_one_appeal_and_a_clea
     default_ruleset()
     integration = make_role_operator("integration", "lending-app")
     account = frozen_high_case().line.account_no
-    real_target, real_write = services._intake_target, services._intake_write
+    real_target, real_write = intake._target, intake._write
     arrived = threading.Lock()
     order = []
     first_holds_the_lock, second_pid = threading.Event(), []
@@ -431,8 +409,8 @@ def test_two_different_appeals_racing_for_one_account_give_one_appeal_and_a_clea
         writes.append(real_write(*args, **kwargs))
         return writes[-1]
 
-    monkeypatch.setattr(services, "_intake_target", target)
-    monkeypatch.setattr(services, "_intake_write", write)
+    monkeypatch.setattr(intake, "_target", target)
+    monkeypatch.setattr(intake, "_write", write)
     clients = [token_client(integration), token_client(integration)]
 
     responses = in_threads(
@@ -452,20 +430,30 @@ def test_two_different_appeals_racing_for_one_account_give_one_appeal_and_a_clea
     assert stored() == (1, 1, [document.stored_name], 1, 1)
 
 
-def stale_target(case: Case) -> services._IntakeTarget:
-    """What the lock statement returns when its check read a snapshot without the case's open appeal."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT nextval(pg_get_serial_sequence('appeals_appeal', 'id'))")
-        (appeal_id,) = cur.fetchone()
-    line = CreditLine.objects.get(pk=case.line_id)
-    return services._IntakeTarget(line.pk, line.account_no, case.pk, appeal_id)
+def stale_once(monkeypatch, case: Case) -> None:
+    """The lock statement's first read comes from a snapshot without the case's open appeal (and the key's
+    appeal); the intake reads again, for real, when the unique index refuses what it wrote."""
+    real = intake._target
+    calls = []
+
+    def target(*args, **kwargs):
+        calls.append(args)
+        if len(calls) > 1:
+            return real(*args, **kwargs)
+        with connection.cursor() as cur:
+            cur.execute("SELECT nextval(pg_get_serial_sequence('appeals_appeal', 'id'))")
+            (appeal_id,) = cur.fetchone()
+        line = CreditLine.objects.get(pk=case.line_id)
+        return intake._Target(line.pk, line.account_no, line.status, case.pk, None, None, None, appeal_id)
+
+    monkeypatch.setattr(intake, "_target", target)
 
 
 def test_an_appeal_whose_check_was_stale_is_refused_by_the_index_and_leaves_nothing_behind(integration, monkeypatch):
     case = frozen_high_case()
     first = submit(case, [("a.pdf", pdf())])
     before, marker = stored(), (Case.objects.get(pk=case.pk).appeal_state, first.sla_due_at)
-    monkeypatch.setattr(services, "_intake_target", lambda *args: stale_target(case))
+    stale_once(monkeypatch, case)
 
     with pytest.raises(ConflictError) as excinfo:
         services.appeal_submit(
@@ -498,7 +486,7 @@ def test_a_retry_whose_check_was_stale_gets_the_appeal_the_first_request_created
     }
     first = services.appeal_submit(**request)
     before = stored()
-    monkeypatch.setattr(services, "_intake_target", lambda *args: stale_target(case))
+    stale_once(monkeypatch, case)
 
     again = services.appeal_submit(**request)
 
@@ -591,34 +579,21 @@ def test_without_a_send_delay_every_commit_publishes_a_send_task(redis_queue, se
     ] * 2
 
 
-# --- 7. the web worker keeps request-sized buffers in the C heap
+# --- 7. the web worker keeps request-sized buffers in the C heap (glibc's tunables, README)
+
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864"
 
 
-def test_malloc_tuning_is_accepted_by_this_c_library():
-    from riskops.wsgi import keep_large_buffers
+def test_the_documented_malloc_tuning_is_accepted_by_this_c_library():
+    import glob
 
-    assert keep_large_buffers() is True
-
-
-def _settings_in_a_new_process(**env: str) -> subprocess.CompletedProcess[str]:
-    code = "from django.conf import settings; print(settings.WEB_KEEP_LARGE_BUFFERS)"
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=dict(os.environ, DJANGO_SETTINGS_MODULE="riskops.settings", **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    [loader] = glob.glob("/lib64/ld-linux-*.so.*") or glob.glob("/lib/*/ld-linux-*.so.*")[:1]
+    proc = subprocess.run(
+        [loader, "--list-tunables"], env={"GLIBC_TUNABLES": GLIBC_TUNABLES}, capture_output=True, text=True, timeout=30
     )
-
-
-@pytest.mark.parametrize(("raw", "value"), [("", "True"), ("false", "False"), ("0", "False"), ("on", "True")])
-def test_web_keep_large_buffers_reads_a_boolean_from_the_environment(raw, value):
-    proc = _settings_in_a_new_process(WEB_KEEP_LARGE_BUFFERS=raw)
-    assert (proc.returncode, proc.stdout.strip()) == (0, value), proc.stderr
-
-
-def test_a_web_keep_large_buffers_that_is_not_a_boolean_stops_start_up():
-    proc = _settings_in_a_new_process(WEB_KEEP_LARGE_BUFFERS="maybe")
-    assert proc.returncode != 0
-    assert "ImproperlyConfigured: WEB_KEEP_LARGE_BUFFERS='maybe' is not a boolean" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    tunables = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert tunables["glibc.malloc.mmap_threshold"].split(" ")[0] == "0x2000000"
+    assert tunables["glibc.malloc.trim_threshold"].split(" ")[0] == "0x4000000"
+    readme = (ROOT / "README.md").read_text()
+    assert f"GLIBC_TUNABLES={GLIBC_TUNABLES}" in readme

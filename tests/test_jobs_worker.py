@@ -47,10 +47,10 @@ from accounts import engine
 from accounts.models import Case, CreditLine, LineChange, LineStatus, Notification, Signal, Suppression
 from appeals import services as appeal_services
 from riskops import jobs
-from riskops.audit import Actor
 from riskops.celery import app as celery_app
+from riskops.core.audit import Actor
+from riskops.jobs.selectors import job_outcomes
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem, JobKind, JobSelection
-from riskops.selectors import job_outcomes
 from tests.factories import default_ruleset, flag, make_line, make_role_operator, port_open
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts import selectors, services
+from accounts import services
 from accounts.engine import evaluate_lines
 from accounts.models import (
     Case,
@@ -33,7 +33,8 @@ from accounts.models import (
     Signal,
     SignalStatus,
 )
-from riskops.audit import Actor
+from accounts.selectors import queue as selectors
+from riskops.core.audit import Actor
 from riskops.models import AuditEvent
 from tests.factories import (
     default_ruleset,

@@ -21,7 +21,8 @@ from accounts.models import (
     NotificationKind,
     Signal,
 )
-from riskops.audit import Actor
+from riskops.core.audit import Actor
+from riskops.core.errors import DomainError
 from riskops.models import AuditEvent
 from tests.factories import NOW, default_ruleset, inquiry, make_line, make_operator
 
@@ -132,7 +133,7 @@ def test_cutting_a_line_with_nothing_available_changes_nothing():
 def test_a_cut_ratio_outside_zero_to_one_is_refused(ratio):
     line = make_line(available="8000.00")
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.lines_cut_available(cuts={line.pk: Decimal(ratio)}, actor=Actor.engine(), reasons={})
 
     assert str(excinfo.value) == "a cut ratio must be between 0 and 1"
@@ -146,7 +147,7 @@ def test_a_cut_ratio_outside_zero_to_one_is_refused(ratio):
 def test_freezing_an_account_by_hand_needs_a_reason(reason):
     line = make_line()
 
-    with pytest.raises(services.DomainError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.account_freeze(line_id=line.pk, actor=Actor.operator(make_operator()), reason=reason)
 
     assert str(excinfo.value) == "a reason is required to freeze a line"

@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from riskops.roles import ROLES
+    from riskops.core.roles import ROLES
 
     Group = apps.get_model("auth", "Group")
     for name in ROLES:

@@ -4,7 +4,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from riskops.roles import ADMIN, INTEGRATION, ROLES, ensure_roles
+from riskops.core.roles import ADMIN, INTEGRATION, ROLES, ensure_roles
 
 DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 

@@ -6,17 +6,14 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.models import CreditLine
-from accounts.services import DomainError, NotAllowed
-from riskops import jobs
-from riskops.audit import Actor
+from riskops.core.api import OperatorApi
+from riskops.core.audit import Actor
+from riskops.jobs import requests
 from riskops.models import Job, JobKind, JobSelection
-from riskops.roles import ROLES, load_roles_and_permissions
 
 
 class JobInput(serializers.Serializer):
@@ -49,14 +46,7 @@ class JobOutput(serializers.ModelSerializer):
         ]
 
 
-class _OperatorApi(APIView):
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        if not (request.user.is_superuser or load_roles_and_permissions(request.user) & set(ROLES)):
-            raise PermissionDenied("This account has no operator role")
-
-
-class JobCreateApi(_OperatorApi):
+class JobCreateApi(OperatorApi):
     """POST /api/v1/jobs/ {kind, selection_kind: ids|filter|all, account_nos?, filter?, reason?}."""
 
     def post(self, request: Request) -> Response:
@@ -76,21 +66,16 @@ class JobCreateApi(_OperatorApi):
             selection = {"line_ids": list(found.values())}
         elif v["selection_kind"] == JobSelection.FILTER:
             selection = dict(v.get("filter") or {})
-        try:
-            job = jobs.job_request(
-                kind=v["kind"],
-                selection_kind=v["selection_kind"],
-                selection=selection,
-                actor=Actor.operator(request.user),
-                reason=v.get("reason", ""),
-            )
-        except NotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
-        except DomainError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        job = requests.job_request(
+            kind=v["kind"],
+            selection_kind=v["selection_kind"],
+            selection=selection,
+            actor=Actor.operator(request.user),
+            reason=v.get("reason", ""),
+        )
         return Response(JobOutput(job).data, status=status.HTTP_201_CREATED)
 
 
-class JobDetailApi(_OperatorApi):
+class JobDetailApi(OperatorApi):
     def get(self, request: Request, job_id: int) -> Response:
         return Response(JobOutput(get_object_or_404(Job, pk=job_id)).data)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from riskops import api, views
+from riskops.jobs import api, views
 
 app_name = "riskops"
 

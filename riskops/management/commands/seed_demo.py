@@ -164,7 +164,7 @@ class Command(BaseCommand):
                 f"cases opened {result.cases_opened:,}. Total {time.monotonic() - started:.1f} s"
             )
         if appeals:
-            from appeals.demo import seed_demo_appeals
+            from appeals.demo import seed_demo_appeals  # the demo spans both apps: this command is the project's
 
             made = seed_demo_appeals(appeals)
             if verbose:

@@ -1,0 +1,111 @@
+"""Borrowers and their credit lines (the "accounts" of the glossary), and each line's history."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Right
+from django.utils.translation import gettext_lazy as _
+
+from accounts.masking import mask_name, mask_national_id, mask_phone
+
+
+class Borrower(models.Model):
+    """The person behind a credit line. Personal fields are stored whole and shown masked."""
+
+    name = models.CharField(_("name"), max_length=50)
+    phone = models.CharField(_("phone"), max_length=20)
+    national_id = models.CharField(_("national id"), max_length=18)
+    city = models.CharField(_("city"), max_length=30)
+    occupation = models.CharField(_("occupation"), max_length=40)
+    employer = models.CharField(_("employer"), max_length=80)
+    declared_monthly_income = models.DecimalField(_("declared monthly income"), max_digits=14, decimal_places=2)
+    profile_updated_at = models.DateTimeField(_("profile last updated"))
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        verbose_name = _("borrower")
+        verbose_name_plural = _("borrowers")
+        # The queue's search by the last 4 digits of a phone number.
+        indexes = [models.Index(Right("phone", 4), name="borrower_phone_last4")]
+
+    def __str__(self) -> str:
+        return f"{self.masked_name} ({self.masked_phone})"
+
+    @property
+    def masked_name(self) -> str:
+        return mask_name(self.name)
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+    @property
+    def masked_national_id(self) -> str:
+        return mask_national_id(self.national_id)
+
+
+class LineStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    FROZEN = "frozen", _("frozen")
+    CLOSED = "closed", _("closed")
+
+
+class CreditLine(models.Model):
+    """A borrower's revolving credit line (the "account" of the glossary)."""
+
+    # Unique by a constraint in Meta: unique=True would add a pattern-matching index that no query uses.
+    account_no = models.CharField(_("account number"), max_length=20)
+    borrower = models.OneToOneField(Borrower, on_delete=models.PROTECT, related_name="credit_line")
+    limit = models.DecimalField(_("limit"), max_digits=14, decimal_places=2)
+    available = models.DecimalField(_("available"), max_digits=14, decimal_places=2)
+    outstanding = models.DecimalField(_("outstanding principal"), max_digits=14, decimal_places=2, default=Decimal("0"))
+    status = models.CharField(_("status"), max_length=10, choices=LineStatus.choices, default=LineStatus.ACTIVE)
+    frozen_since = models.DateTimeField(_("frozen since"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened at"))
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        verbose_name = _("credit line")
+        verbose_name_plural = _("credit lines")
+        constraints = [
+            models.UniqueConstraint(fields=["account_no"], name="creditline_account_no"),
+            models.CheckConstraint(condition=Q(available__gte=0), name="line_available_not_negative"),
+            models.CheckConstraint(condition=Q(available__lte=models.F("limit")), name="line_available_within_limit"),
+            models.CheckConstraint(
+                condition=Q(status="frozen", frozen_since__isnull=False) | ~Q(status="frozen"),
+                name="line_frozen_has_since",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="line_status")]
+
+    def __str__(self) -> str:
+        return self.account_no
+
+
+class LineChange(models.Model):
+    """History of every status and limit change of a line: who or what, when, why."""
+
+    # db_index=False: the composite index below starts with the line, and serves the same lookups.
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="changes", db_index=False)
+    at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=16)
+    # No index on who and which signal: nothing looks history up by them, and bulk jobs write a row per account.
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    kind = models.CharField(max_length=20)  # freeze, unfreeze, cut_available, limit_change
+    status_before = models.CharField(max_length=10)
+    status_after = models.CharField(max_length=10)
+    limit_before = models.DecimalField(max_digits=14, decimal_places=2)
+    limit_after = models.DecimalField(max_digits=14, decimal_places=2)
+    available_before = models.DecimalField(max_digits=14, decimal_places=2)
+    available_after = models.DecimalField(max_digits=14, decimal_places=2)
+    reason = models.TextField(blank=True)
+    signal = models.ForeignKey(
+        "Signal", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["line", "at"], name="linechange_line_at")]

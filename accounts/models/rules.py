@@ -1,0 +1,125 @@
+"""Rulesets and their rules (thresholds are data), the signals they fire, and suppressions."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models.lines import CreditLine
+
+
+class Severity(models.TextChoices):
+    LOW = "low", _("low")
+    MEDIUM = "medium", _("medium")
+    HIGH = "high", _("high")
+
+
+SEVERITY_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3}
+
+
+class RuleCode(models.TextChoices):
+    MULTI_HEAD = "MULTI_HEAD", _("multi-head borrowing")
+    OVERDUE = "OVERDUE", _("overdue repayment")
+    ABNORMAL_USE = "ABNORMAL_USE", _("abnormal use of loan money")
+    PROFILE_STALE = "PROFILE_STALE", _("stale profile")
+
+
+class RuleAction(models.TextChoices):
+    FREEZE = "freeze", _("freeze")
+    CUT = "cut", _("cut available limit")
+    REMIND = "remind", _("remind")
+
+
+class RuleSet(models.Model):
+    """A versioned set of rule parameters; exactly one is active."""
+
+    version = models.PositiveIntegerField(unique=True)
+    is_active = models.BooleanField(default=False)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("ruleset")
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_ruleset")
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version}"
+
+
+class Rule(models.Model):
+    ruleset = models.ForeignKey(RuleSet, on_delete=models.PROTECT, related_name="rules")
+    code = models.CharField(max_length=20, choices=RuleCode.choices)
+    params = models.JSONField()
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    action = models.CharField(max_length=10, choices=RuleAction.choices)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ruleset", "code"], name="rule_code_per_ruleset")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.ruleset})"
+
+
+class SignalStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    CLEARED = "cleared", _("cleared")
+    OVERTURNED = "overturned", _("overturned")
+
+
+class Signal(models.Model):
+    """A rule that fired for an account, with what it saw.
+
+    `evidence` holds the event ids per kind, the computed values and the thresholds, so a reader
+    can see exactly why. At most one active signal per (line, code, severity).
+    """
+
+    # db_index=False: the composite index below starts with the line, and serves the same lookups.
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="signals", db_index=False)
+    rule = models.ForeignKey(Rule, on_delete=models.PROTECT, related_name="+", db_index=False)  # read via the line
+    code = models.CharField(max_length=20, choices=RuleCode.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    action = models.CharField(max_length=10, choices=RuleAction.choices)
+    ruleset_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=SignalStatus.choices, default=SignalStatus.ACTIVE)
+    fired_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    evidence = models.JSONField()
+    case = models.ForeignKey("Case", null=True, blank=True, on_delete=models.PROTECT, related_name="signals")
+
+    class Meta:
+        verbose_name = _("signal")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["line", "code", "severity"], condition=Q(status="active"), name="one_active_signal"
+            )
+        ]
+        indexes = [models.Index(fields=["line", "status"], name="signal_line_status")]
+
+    def __str__(self) -> str:
+        return f"{self.code}/{self.severity} on line {self.line_id}"
+
+
+class Suppression(models.Model):
+    """After a person overturns a signal, the same evidence must not fire it again.
+
+    The signal is suppressed while every event it would cite is in `event_ids`; a new qualifying
+    event (an id not listed) lets it fire.
+    """
+
+    # db_index=False: the composite index below starts with the line, and serves the same lookups.
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="suppressions", db_index=False)
+    code = models.CharField(max_length=20, choices=RuleCode.choices)
+    event_ids = models.JSONField()
+    # No index on the signal and the person: suppressions are read by line and code (the index below).
+    signal = models.ForeignKey(Signal, on_delete=models.PROTECT, related_name="+", db_index=False)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    reason = models.TextField()
+
+    class Meta:
+        indexes = [models.Index(fields=["line", "code"], name="suppression_line_code")]

@@ -1,0 +1,94 @@
+"""The queue's filter: what an operator narrows the queue to, as the page's form reads it and a job saves it.
+
+`QueueFilterForm` parses and checks it (a page's query string, a saved job selection); `QueueFilters` is the
+checked value that `accounts.selectors.queue.queue_queryset` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext as _gettext
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import CaseStatus, RuleCode
+from riskops.core.errors import DomainError
+
+MONEY_FIELD: dict[str, Any] = {"min_value": Decimal(0), "max_digits": 14, "decimal_places": 2}
+
+
+@dataclass
+class QueueFilters:
+    status: str = ""
+    family: str = ""
+    tier: int | None = None
+    assignee: str = ""  # "", "me", "unassigned"
+    sla: str = ""  # "", "due_soon", "breached"
+    opened_from: date | None = None
+    opened_to: date | None = None
+    exposure_min: Decimal | None = None
+    exposure_max: Decimal | None = None
+    q: str = ""
+    appeal: str = ""  # "", "open": only cases with an open appeal
+
+
+ASSIGNEE_CHOICES = [("", _("anyone")), ("me", _("me")), ("unassigned", _("unassigned"))]
+SLA_CHOICES = [("", _("any")), ("due_soon", _("due soon")), ("breached", _("breached"))]
+TIER_CHOICES = [("", _("any")), ("1", "T1"), ("2", "T2"), ("3", "T3"), ("4", "T4")]
+
+
+class QueueFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("not resolved")), *CaseStatus.choices]
+    )
+    family = forms.ChoiceField(label=_("Signal family"), required=False, choices=[("", _("any")), *RuleCode.choices])
+    tier = forms.TypedChoiceField(
+        label=_("Risk tier"), required=False, choices=TIER_CHOICES, coerce=int, empty_value=None
+    )
+    assignee = forms.ChoiceField(label=_("Assignee"), required=False, choices=ASSIGNEE_CHOICES)
+    sla = forms.ChoiceField(label=_("SLA"), required=False, choices=SLA_CHOICES)
+    appeal = forms.ChoiceField(label=_("Appeal"), required=False, choices=[("", _("any")), ("open", _("open appeal"))])
+    opened_from = forms.DateField(
+        label=_("Opened from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    opened_to = forms.DateField(label=_("Opened to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    exposure_min = forms.DecimalField(label=_("Exposure from"), required=False, **MONEY_FIELD)
+    exposure_max = forms.DecimalField(label=_("Exposure to"), required=False, **MONEY_FIELD)
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"placeholder": _("account no. or phone last 4"), "autocomplete": "off"}),
+    )
+
+    def clean_q(self) -> str:
+        q = self.cleaned_data["q"].strip().upper()
+        if q and not (q.isdigit() and len(q) == 4) and not (q.startswith("JB") and q[2:].isdigit() and len(q) == 12):
+            raise forms.ValidationError(
+                _("Search by an account number (JB and 10 digits) or the last 4 digits of a phone number")
+            )
+        return q
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("opened_from") and data.get("opened_to") and data["opened_from"] > data["opened_to"]:
+            raise forms.ValidationError(_("'Opened from' is after 'opened to'"))
+        low, high = data.get("exposure_min"), data.get("exposure_max")
+        if low is not None and high is not None and low > high:
+            raise forms.ValidationError(_("The exposure range is empty: 'from' is above 'to'"))
+        return data
+
+
+def queue_filters(params: dict[str, Any]) -> QueueFilters:
+    """A saved queue filter (a job's selection) as QueueFilters, checked by the queue's own form."""
+    form = QueueFilterForm({k: v for k, v in params.items() if not k.startswith("_")})
+    if not form.is_valid():
+        raise DomainError(
+            _gettext("The queue filter is not valid: %(errors)s")
+            % {"errors": "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items())}
+        )
+    return QueueFilters(**form.cleaned_data)

@@ -1,0 +1,147 @@
+"""The queue: unresolved cases in priority order, filtered, in keyset pages; a fixed number of queries at any depth."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Right
+from django.utils import timezone
+
+from accounts.models import Case, CaseStatus, Signal
+from accounts.queue_filters import QueueFilters
+
+QUEUE_COUNT_CAP = 1000
+SEVERITY_ORDER = {"high": 3, "medium": 2, "low": 1}
+
+# queue_key = -(severity_rank * 10**12 + exposure in cents): each tier is a range of it (see models.RISK_TIER).
+_T = 10**12
+TIER_QUEUE_KEYS = {
+    1: (-(10 * _T), -(3 * _T + 5_000_000)),
+    2: (-(3 * _T + 5_000_000), -3 * _T),
+    3: (-(3 * _T), -2 * _T),
+    4: (-(2 * _T), 0),
+}
+
+
+@dataclass
+class QueuePage:
+    cases: list[dict[str, Any]]
+    next_cursor: str
+    count: int
+    count_capped: bool
+
+
+def parse_cursor(raw: str) -> tuple[int, int] | None:
+    """A keyset cursor is "queue_key:id"; anything else means the first page."""
+    try:
+        key, case_id = raw.split(":", 1)
+        return int(key), int(case_id)
+    except ValueError:
+        return None
+
+
+def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime | None = None) -> QuerySet[Case]:
+    """The cases the filter selects (unresolved ones unless it names a status), unordered."""
+    qs = Case.objects.all()
+    qs = qs.filter(status=filters.status) if filters.status else qs.exclude(status=CaseStatus.RESOLVED)
+    if filters.family:
+        qs = qs.filter(signal_codes__contains=[filters.family])
+    if filters.appeal:
+        qs = qs.exclude(appeal_state="")
+    if filters.tier:
+        # Tiers are contiguous stretches of the queue order; the queue_key range lets the index skip to them.
+        low, high = TIER_QUEUE_KEYS[filters.tier]
+        qs = qs.filter(risk_tier=filters.tier, queue_key__gt=low, queue_key__lte=high)
+    if filters.assignee == "me":
+        qs = qs.filter(assignee_id=user_id)
+    elif filters.assignee == "unassigned":
+        qs = qs.filter(assignee__isnull=True)
+    qs = _by_time(qs, filters, now or timezone.now())
+    if filters.exposure_min is not None:
+        qs = qs.filter(exposure__gte=filters.exposure_min)
+    if filters.exposure_max is not None:
+        qs = qs.filter(exposure__lte=filters.exposure_max)
+    if filters.q:
+        if filters.q.startswith("JB"):
+            qs = qs.filter(line__account_no=filters.q)
+        else:
+            qs = qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=filters.q)
+    return qs
+
+
+def _by_time(qs: QuerySet[Case], filters: QueueFilters, now: datetime) -> QuerySet[Case]:
+    """The SLA state and the opening dates (whole days in the operator's time zone)."""
+    if filters.sla == "breached":
+        qs = qs.filter(sla_due_at__lt=now)
+    elif filters.sla == "due_soon":
+        qs = qs.filter(sla_due_at__gte=now, sla_due_at__lt=now + timedelta(hours=settings.CASE_DUE_SOON_HOURS))
+    tz = timezone.get_current_timezone()
+    if filters.opened_from:
+        qs = qs.filter(opened_at__gte=datetime.combine(filters.opened_from, datetime.min.time(), tzinfo=tz))
+    if filters.opened_to:
+        qs = qs.filter(
+            opened_at__lt=datetime.combine(filters.opened_to + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+        )
+    return qs
+
+
+QUEUE_ROW_FIELDS = (
+    "id",
+    "status",
+    "severity_rank",
+    "exposure",
+    "queue_key",
+    "risk_tier",
+    "opened_at",
+    "sla_due_at",
+    "line__account_no",
+    "line__status",
+    "line__borrower__name",
+    "line__borrower__phone",
+    "assignee__username",
+    "appeal_state",
+    "appeal_due_at",
+)
+
+
+def queue_page(
+    filters: QueueFilters, *, user_id: int | None, after: tuple[int, int] | None, page_size: int
+) -> QueuePage:
+    """One page of the queue in priority order (keyset on (queue_key, id)); 3 queries whatever the depth."""
+    qs = queue_queryset(filters, user_id=user_id)
+    count = qs.values("pk")[: QUEUE_COUNT_CAP + 1].count()
+    page_qs = qs
+    if after is not None:
+        page_qs = page_qs.filter(
+            RawSQL('("accounts_case"."queue_key", "accounts_case"."id") > (%s, %s)', after, output_field=BooleanField())
+        )
+    # Plain rows, not model instances: only what a queue row shows (never the evidence JSON).
+    cases = list(page_qs.order_by("queue_key", "id").values(*QUEUE_ROW_FIELDS)[: page_size + 1])
+    has_more = len(cases) > page_size
+    cases = cases[:page_size]
+    signals: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+    if cases:
+        rows = (
+            Signal.objects.filter(case_id__in=[c["id"] for c in cases])
+            .order_by("-severity", "code")
+            .values_list("case_id", "code", "severity", "status")
+        )
+        for case_id, code, severity, status in rows:
+            signals[case_id].append((code, severity, status))
+        for items in signals.values():
+            items.sort(key=lambda item: (item[2] != "active", -SEVERITY_ORDER.get(item[1], 0), item[0]))
+    for c in cases:
+        c["signals"] = signals[c["id"]]
+    next_cursor = f"{cases[-1]['queue_key']}:{cases[-1]['id']}" if has_more and cases else ""
+    return QueuePage(cases, next_cursor, min(count, QUEUE_COUNT_CAP), count > QUEUE_COUNT_CAP)
+
+
+def operators_for_assignment() -> QuerySet:
+    return get_user_model().objects.filter(is_active=True, groups__isnull=False).distinct().order_by("username")

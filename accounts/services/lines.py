@@ -1,0 +1,436 @@
+"""Every change of a credit line's status or limits: freeze, cut the available amount, unfreeze, change the limit.
+
+Each is set-based (a single account is a batch of one) and takes two statements:
+1. `_lock` locks the lines in the state the change applies to and reads what the change needs;
+2. `_write` writes the change with all it implies, in one statement of data-modifying CTEs: the lines, their
+   history, their audit events, the borrowers' messages, and for an unfreeze the overturned signals with their
+   suppressions and, for a job, the resolved cases.
+What a line becomes and what its message says is decided in Python between the two, once for every caller: the
+engine, a reviewer's decision, an appeal's, a job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.hooks import link_for_borrower
+from accounts.models import Case, CaseStatus, CreditLine, LineChange, LineStatus, NotificationKind, Signal, SignalStatus
+from accounts.notifications import (
+    REASON_ZH,
+    Outgoing,
+    money_text,
+    notifications_queue,
+    notifications_send_after_commit,
+    outbox_insert,
+    outbox_json,
+)
+from accounts.services import cases, signals
+from riskops.core.audit import Actor, actor_params, audit_insert
+from riskops.core.errors import DomainError
+from riskops.core.sql import batch_params, in_batch, not_indexed, to_json
+
+CENT = Decimal("0.01")
+_LINE = CreditLine._meta.db_table
+_HISTORY = LineChange._meta.db_table
+
+# Why a job left a frozen line frozen (`lines_unfreeze(..., hold_for_review=True)`).
+HELD_APPEAL = "appeal_open"
+HELD_PROPOSAL = "proposal_pending"
+HELD_FOUR_EYES = "four_eyes"
+
+
+@dataclass(frozen=True)
+class LineUpdate:
+    line_id: int
+    status_before: str
+    limit_before: Decimal
+    available_before: Decimal
+    status_after: str
+    limit_after: Decimal
+    available_after: Decimal
+    reason: str = ""
+    signal_id: int | None = None
+
+
+def _lock(ids: Sequence[int], condition: str, *, columns: str = "", joins: str = "") -> list[tuple[Any, ...]]:
+    """Lock the lines among `ids` that meet `condition`, in id order (the engine's order): rows of (id, status,
+    limit, available, outstanding, *columns)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f'SELECT l.id, l.status, l."limit", l.available, l.outstanding{columns} FROM {_LINE} l {joins}'  # noqa: S608 - table names from the models, values bound
+            f" WHERE {in_batch('l.id')} AND {condition} ORDER BY l.id FOR UPDATE OF l",
+            batch_params(ids),
+        )
+        return cur.fetchall()
+
+
+_LINES = f"""
+    v AS MATERIALIZED (
+        SELECT * FROM json_to_recordset(%(lines)s::json) AS v(line_id bigint, status_before text, limit_before numeric,
+            available_before numeric, status_after text, limit_after numeric, available_after numeric, reason text,
+            signal_id bigint)
+    ), l AS (
+        UPDATE {_LINE} l SET status = v.status_after, "limit" = v.limit_after, available = v.available_after,
+            frozen_since = CASE WHEN v.status_after = 'frozen' THEN COALESCE(l.frozen_since, %(at)s) END,
+            updated_at = %(at)s
+        FROM v WHERE l.id = v.line_id
+        RETURNING l.id
+    ), history AS (
+        INSERT INTO {_HISTORY} (line_id, at, actor_kind, actor_user_id, kind, status_before, status_after,
+            limit_before, limit_after, available_before, available_after, reason, signal_id)
+        SELECT v.line_id, %(at)s, %(actor_kind)s, %(actor_user)s::integer, %(kind)s, v.status_before, v.status_after,
+            v.limit_before, v.limit_after, v.available_before, v.available_after, v.reason, v.signal_id
+        FROM v
+    ), messages AS ({outbox_insert()})"""  # noqa: S608 - table names from the models, values bound
+
+# A line's audit event shows its status, limit and available amount before and after.
+_LINE_AUDIT = """
+    SELECT %(action)s::text, 'credit_line'::text, v.line_id, v.line_id,
+        jsonb_build_object('status', v.status_before, 'limit', v.limit_before::text,
+                           'available', v.available_before::text),
+        jsonb_build_object('status', v.status_after, 'limit', v.limit_after::text, 'available', v.available_after::text),
+        v.reason
+    FROM v"""
+
+
+def _two_places(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _write(
+    updates: list[LineUpdate],
+    *,
+    kind: str,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    messages: list[Outgoing],
+    overturn: list[dict[str, Any]] | None = None,
+    change_reason: str = "",
+    resolve_cases: str = "",
+) -> None:
+    """Write line changes and what follows from them in one statement.
+
+    `overturn`: the lines' signals to overturn and suppress (`signals.overturn_rows`), with `change_reason`.
+    `resolve_cases`: the outcome with which the lines' unresolved cases are resolved (jobs), also `change_reason`.
+    """
+    if not updates:
+        return
+    ctes = [_LINES]
+    audit = [_LINE_AUDIT]
+    params: dict[str, Any] = {
+        **actor_params(actor, at),
+        "kind": kind,
+        "action": action,
+        "change_reason": change_reason,
+        "messages": outbox_json(messages),
+        "lines": to_json(
+            [
+                {
+                    "line_id": u.line_id,
+                    "status_before": u.status_before,
+                    "limit_before": _two_places(u.limit_before),
+                    "available_before": _two_places(u.available_before),
+                    "status_after": u.status_after,
+                    "limit_after": _two_places(u.limit_after),
+                    "available_after": _two_places(u.available_after),
+                    "reason": u.reason,
+                    "signal_id": u.signal_id,
+                }
+                for u in updates
+            ]
+        ),
+    }
+    if overturn:
+        ctes.append(signals.OVERTURN_CTES)
+        audit.append(signals.OVERTURN_AUDIT)
+        params["overturn"] = to_json(overturn)
+    if resolve_cases:
+        ctes.append(cases.RESOLVE_CTES)
+        audit.append(cases.RESOLVE_AUDIT)
+        params["outcome"] = resolve_cases
+    ctes.append(f"audit AS ({audit_insert(' UNION ALL '.join(audit))})")
+    with connection.cursor() as cur:
+        cur.execute(f"WITH {', '.join(ctes)} SELECT count(*) FROM l", params)  # noqa: S608 - table names from the models, values bound
+    if messages:
+        notifications_send_after_commit()
+
+
+def _reason_text(code: str) -> str:
+    return REASON_ZH.get(code, "风险核查")
+
+
+def lines_freeze(
+    *,
+    line_ids: Iterable[int],
+    actor: Actor,
+    reasons: Mapping[int, str],
+    codes: Mapping[int, str] | None = None,
+    signal_by_line: Mapping[int, int] | None = None,
+    at: datetime | None = None,
+) -> list[int]:
+    """Freeze the active lines among `line_ids`; lines already frozen or closed are left alone.
+
+    Returns the ids actually frozen. Each gets a history row, an audit event and one freeze message, which says
+    why and carries the link where the borrower can appeal.
+    """
+    ids = sorted(set(line_ids))
+    if not ids:
+        return []
+    at = at or timezone.now()
+    codes, signal_by_line = codes or {}, signal_by_line or {}
+    with transaction.atomic(savepoint=False):
+        rows = _lock(ids, f"{not_indexed('l.status')} = 'active'")
+        updates = [
+            LineUpdate(
+                i,
+                status,
+                limit,
+                available,
+                LineStatus.FROZEN,
+                limit,
+                available,
+                reasons.get(i, ""),
+                signal_by_line.get(i),
+            )
+            for i, status, limit, available, _outstanding in rows
+        ]
+        messages = [
+            Outgoing(
+                u.line_id,
+                NotificationKind.FREEZE,
+                f"freeze:{u.line_id}:{at.isoformat()}",
+                {"reason": _reason_text(codes.get(u.line_id, "")), "link": link_for_borrower(u.line_id)},
+            )
+            for u in updates
+        ]
+        _write(updates, kind="freeze", action="line.freeze", actor=actor, at=at, messages=messages)
+    return [u.line_id for u in updates]
+
+
+def lines_cut_available(
+    *,
+    cuts: Mapping[int, Decimal],
+    actor: Actor,
+    reasons: Mapping[int, str],
+    codes: Mapping[int, str] | None = None,
+    signal_by_line: Mapping[int, int] | None = None,
+    at: datetime | None = None,
+) -> list[int]:
+    """Cut the available amount of each line by its ratio (0.5 = by half); closed or exhausted lines are skipped.
+
+    Returns the ids whose available amount was cut.
+    """
+    if not cuts:
+        return []
+    keep = {i: Decimal(1) - Decimal(ratio) for i, ratio in cuts.items()}
+    if any(k < 0 or k > 1 for k in keep.values()):
+        raise DomainError("a cut ratio must be between 0 and 1")
+    at = at or timezone.now()
+    codes, signal_by_line = codes or {}, signal_by_line or {}
+    with transaction.atomic(savepoint=False):
+        rows = _lock(sorted(cuts), f"{not_indexed('l.status')} <> 'closed' AND l.available > 0")
+        updates = [
+            LineUpdate(
+                i,
+                status,
+                limit,
+                available,
+                status,
+                limit,
+                (available * keep[i]).quantize(CENT, ROUND_HALF_UP),
+                reasons.get(i, ""),
+                signal_by_line.get(i),
+            )
+            for i, status, limit, available, _outstanding in rows
+        ]
+        messages = [
+            Outgoing(
+                u.line_id,
+                NotificationKind.LIMIT_CUT,
+                f"cut:{u.line_id}:{at.isoformat()}",
+                {"available": money_text(u.available_after), "reason": _reason_text(codes.get(u.line_id, ""))},
+            )
+            for u in updates
+        ]
+        _write(updates, kind="cut_available", action="line.cut_available", actor=actor, at=at, messages=messages)
+    return [u.line_id for u in updates]
+
+
+def _available_within(available: Decimal, new_limit: Decimal, outstanding: Decimal) -> Decimal:
+    """What is already drawn counts against a lower limit too."""
+    return max(Decimal(0), min(available, new_limit - outstanding))
+
+
+@dataclass
+class Unfrozen:
+    line_ids: list[int] = field(default_factory=list)
+    # The frozen lines left frozen: why (HELD_*) and their limit; only with hold_for_review or a four_eyes_limit.
+    held: dict[int, tuple[str, Decimal]] = field(default_factory=dict)
+
+
+_UNFREEZE_COLUMNS = f""", c.status, c.appeal_state,
+    (SELECT json_agg(json_build_array(s.id, s.code, s.evidence -> 'events') ORDER BY s.id)
+     FROM {Signal._meta.db_table} s
+     WHERE s.line_id = l.id AND s.status = '{SignalStatus.ACTIVE.value}' AND s.action = 'freeze')::text"""  # noqa: S608 - table names from the models, values bound
+_UNFREEZE_JOINS = f"LEFT JOIN {Case._meta.db_table} c ON c.line_id = l.id AND c.status <> '{CaseStatus.RESOLVED.value}'"
+
+
+def lines_unfreeze(
+    *,
+    line_ids: Iterable[int],
+    actor: Actor,
+    reason: str,
+    at: datetime | None = None,
+    limits: Mapping[int, Decimal] | None = None,
+    hold_for_review: bool = False,
+    four_eyes_limit: Decimal | None = None,
+    resolve_cases: bool = False,
+) -> Unfrozen:
+    """Unfreeze the frozen lines among `line_ids`, at their limit or at the lower one `limits` gives.
+
+    The one unfreeze, for a reviewer's decision (a batch of one: the caller has checked the case under its lock)
+    and for jobs. Each line's active freezing signals are overturned and suppressed, so the same evidence does not
+    freeze it again; it gets a history row, audit events (line, signals) and one message with its limit.
+    For jobs: `hold_for_review` leaves frozen the lines whose case has an open appeal or a proposal waiting for a
+    second reviewer (they decide those); `four_eyes_limit` leaves frozen those whose limit would be that or more;
+    `resolve_cases` resolves each line's unresolved case ("unfrozen").
+    """
+    ids = sorted(set(line_ids))
+    result = Unfrozen()
+    if not ids:
+        return result
+    at = at or timezone.now()
+    limits = limits or {}
+    with transaction.atomic(savepoint=False):
+        rows = _lock(ids, f"{not_indexed('l.status')} = 'frozen'", columns=_UNFREEZE_COLUMNS, joins=_UNFREEZE_JOINS)
+        updates, messages, overturn = [], [], []
+        for line_id, _status, limit, available, outstanding, case_status, appeal_state, freezing in rows:
+            new_limit = limits.get(line_id, limit)
+            held = _held(case_status, appeal_state, new_limit, hold_for_review, four_eyes_limit)
+            if held:
+                result.held[line_id] = (held, limit)
+                continue
+            new_available = available if new_limit >= limit else _available_within(available, new_limit, outstanding)
+            updates.append(
+                LineUpdate(
+                    line_id, LineStatus.FROZEN, limit, available, LineStatus.ACTIVE, new_limit, new_available, reason
+                )
+            )
+            messages.append(
+                Outgoing(
+                    line_id,
+                    NotificationKind.UNFREEZE,
+                    f"unfreeze:{line_id}:{at.isoformat()}",
+                    {"limit": money_text(new_limit)},
+                )
+            )
+            overturn += signals.overturn_rows(line_id, freezing)
+        _write(
+            updates,
+            kind="unfreeze",
+            action="line.unfreeze",
+            actor=actor,
+            at=at,
+            messages=messages,
+            overturn=overturn,
+            change_reason=reason,
+            resolve_cases="unfrozen" if resolve_cases else "",
+        )
+    result.line_ids = [u.line_id for u in updates]
+    return result
+
+
+def _held(
+    case_status: str | None,
+    appeal_state: str | None,
+    new_limit: Decimal,
+    hold_for_review: bool,
+    four_eyes_limit: Decimal | None,
+) -> str:
+    if hold_for_review and appeal_state:
+        return HELD_APPEAL
+    if hold_for_review and case_status == CaseStatus.AWAITING_APPROVAL:
+        return HELD_PROPOSAL
+    if four_eyes_limit is not None and new_limit >= four_eyes_limit:
+        return HELD_FOUR_EYES
+    return ""
+
+
+def lines_change_limit(
+    *, limits: Mapping[int, Decimal], actor: Actor, reason: str, at: datetime | None = None
+) -> list[int]:
+    """Set the limit of open lines (a reviewer's cut); the available amount follows. Returns the ids changed."""
+    if not limits:
+        return []
+    at = at or timezone.now()
+    with transaction.atomic(savepoint=False):
+        rows = _lock(sorted(limits), f"{not_indexed('l.status')} <> 'closed'")
+        updates = [
+            LineUpdate(
+                i,
+                status,
+                limit,
+                available,
+                status,
+                limits[i],
+                _available_within(available, limits[i], outstanding),
+                reason,
+            )
+            for i, status, limit, available, outstanding in rows
+        ]
+        messages = [
+            Outgoing(
+                u.line_id,
+                NotificationKind.LIMIT_CHANGE,
+                f"limit:{u.line_id}:{at.isoformat()}",
+                {"limit": money_text(u.limit_after)},
+            )
+            for u in updates
+        ]
+        _write(updates, kind="limit_change", action="line.limit_change", actor=actor, at=at, messages=messages)
+    return [u.line_id for u in updates]
+
+
+def lines_remind(*, line_ids: Iterable[int], dedupe_prefix: str, at: datetime | None = None) -> list[int]:
+    """Queue an overdue reminder for each of these lines with an active OVERDUE signal (its amount and days).
+
+    `dedupe_prefix` names the sender (a job): the same sender never reminds the same line twice.
+    """
+    ids = sorted(set(line_ids))
+    at = at or timezone.now()
+    overdue: dict[int, Signal] = {}
+    for signal in Signal.objects.filter(line_id__in=ids, code="OVERDUE", status=SignalStatus.ACTIVE).order_by(
+        "fired_at"
+    ):
+        overdue[signal.line_id] = signal
+    notifications_queue(
+        [
+            Outgoing(
+                line_id, NotificationKind.OVERDUE_REMINDER, f"{dedupe_prefix}:remind:{line_id}", overdue_params(signal)
+            )
+            for line_id, signal in sorted(overdue.items())
+        ],
+        at=at,
+    )
+    return sorted(overdue)
+
+
+def overdue_params(signal: Signal) -> dict[str, object]:
+    """An overdue reminder's numbers, from an OVERDUE signal's evidence (¥1,000.00, 31 days)."""
+    values = signal.evidence.get("values", {})
+    return {"amount": money_text(Decimal(values["overdue_amount"])), "days": values["max_days_past_due"]}
+
+
+def account_freeze(*, line_id: int, actor: Actor, reason: str) -> bool:
+    """Freeze one line by hand; returns False when it was not active."""
+    if not reason.strip():
+        raise DomainError("a reason is required to freeze a line")
+    return bool(lines_freeze(line_ids=[line_id], actor=actor, reasons={line_id: reason}))

@@ -1,0 +1,170 @@
+"""Every change of signals: fire, clear, overturn (with the suppression that keeps the same evidence quiet)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Signal, SignalStatus, Suppression
+from riskops.core.audit import Actor, Change, actor_params, audit_insert, audit_write
+from riskops.core.errors import DomainError
+from riskops.core.sql import to_json
+
+
+@dataclass(frozen=True)
+class NewSignal:
+    line_id: int
+    rule_id: int
+    code: str
+    severity: str
+    action: str
+    ruleset_version: int
+    evidence: dict
+
+
+def signals_fire(*, signals: list[NewSignal], actor: Actor, at: datetime) -> list[Signal]:
+    """Record fired signals (one INSERT) with their audit events.
+
+    A signal that is already active for the same (line, code, severity) is not duplicated: the
+    partial unique index makes a concurrent duplicate fail loudly; evaluate_lines prevents that
+    by locking the batch's lines first.
+    """
+    if not signals:
+        return []
+    objs = [
+        Signal(
+            line_id=s.line_id,
+            rule_id=s.rule_id,
+            code=s.code,
+            severity=s.severity,
+            action=s.action,
+            ruleset_version=s.ruleset_version,
+            status=SignalStatus.ACTIVE,
+            fired_at=at,
+            evidence=s.evidence,
+        )
+        for s in signals
+    ]
+    with transaction.atomic(savepoint=False):
+        created = Signal.objects.bulk_create(objs, batch_size=5000)
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=(
+                Change(
+                    action="signal.fire",
+                    object_type="signal",
+                    object_id=s.pk,
+                    account_id=s.line_id,
+                    after={
+                        "code": s.code,
+                        "severity": s.severity,
+                        "ruleset_version": s.ruleset_version,
+                        "values": s.evidence.get("values"),
+                    },
+                )
+                for s in created
+            ),
+        )
+    return created
+
+
+def signals_clear(*, signal_ids: Iterable[int], actor: Actor, at: datetime, reason: str) -> list[int]:
+    """Mark active signals as cleared because their condition no longer holds.
+
+    Clearing never unfreezes a line: a person or a job decides that.
+    """
+    ids = sorted(set(signal_ids))
+    if not ids:
+        return []
+    with transaction.atomic(savepoint=False):
+        rows = list(
+            Signal.objects.select_for_update()
+            .filter(pk__in=ids, status=SignalStatus.ACTIVE)
+            .order_by("pk")
+            .values_list("pk", "line_id", "code", "severity")
+        )
+        Signal.objects.filter(pk__in=[r[0] for r in rows]).update(status=SignalStatus.CLEARED, cleared_at=at)
+        audit_write(
+            actor=actor,
+            at=at,
+            changes=(
+                Change(
+                    action="signal.clear",
+                    object_type="signal",
+                    object_id=pk,
+                    account_id=line_id,
+                    before={"status": "active", "code": code, "severity": severity},
+                    after={"status": "cleared"},
+                    reason=reason,
+                )
+                for pk, line_id, code, severity in rows
+            ),
+        )
+    return [r[0] for r in rows]
+
+
+def evidence_event_keys(evidence: dict) -> list[str]:
+    """The events a signal cites, as sorted "kind:id" keys (what suppression compares)."""
+    events = evidence.get("events", {})
+    return sorted(f"{kind}:{eid}" for kind, ids in events.items() for eid in ids)
+
+
+# Overturning, as CTEs of a statement that may also unfreeze the signals' lines (`accounts.services.lines`): the
+# signals of `%(overturn)s` (rows of `overturn_rows`) that are still active become overturned, each with a
+# suppression of the events it cites, by `%(actor_user)s` for `%(change_reason)s`; `OVERTURN_AUDIT` is the source of
+# their audit events.
+OVERTURN_CTES = f"""
+    o AS MATERIALIZED (
+        SELECT * FROM json_to_recordset(%(overturn)s::json) AS o(signal_id bigint, line_id bigint, code text,
+            event_keys jsonb)
+    ), s AS (
+        UPDATE {Signal._meta.db_table} s SET status = '{SignalStatus.OVERTURNED.value}', cleared_at = %(at)s
+        FROM o WHERE s.id = o.signal_id AND s.status = '{SignalStatus.ACTIVE.value}'
+        RETURNING s.id, s.line_id
+    ), suppressions AS (
+        INSERT INTO {Suppression._meta.db_table} (line_id, code, event_ids, signal_id, created_at, created_by_id,
+            reason)
+        SELECT o.line_id, o.code, o.event_keys, o.signal_id, %(at)s, %(actor_user)s::integer, %(change_reason)s
+        FROM o JOIN s ON s.id = o.signal_id
+    )"""  # noqa: S608 - table names from the models, values bound
+OVERTURN_AUDIT = """
+    SELECT 'signal.overturn'::text, 'signal'::text, s.id, s.line_id, '{"status": "active"}'::jsonb,
+        '{"status": "overturned"}'::jsonb, %(change_reason)s::text
+    FROM s"""
+
+
+def overturn_rows(line_id: int, signals_json: str | None) -> list[dict[str, Any]]:
+    """The rows `OVERTURN_CTES` reads for a line's signals, given as JSON `[[id, code, {kind: [event ids]}], ...]`."""
+    return [
+        {"signal_id": sid, "line_id": line_id, "code": code, "event_keys": evidence_event_keys({"events": events})}
+        for sid, code, events in json.loads(signals_json or "[]")
+    ]
+
+
+def signal_overturn(*, signal_id: int, actor: Actor, reason: str) -> Signal:
+    """A person overturns a signal: it stops counting, and the same evidence cannot fire it again.
+
+    The suppression lasts until an event that is not in this signal's evidence qualifies.
+    """
+    if not reason.strip():
+        raise DomainError("a reason is required to overturn a signal")
+    at = timezone.now()
+    with transaction.atomic():
+        signal = Signal.objects.select_for_update().get(pk=signal_id)
+        if signal.status != SignalStatus.ACTIVE:
+            raise DomainError(f"signal {signal_id} is {signal.status}, not active; nothing to overturn")
+        rows = overturn_rows(signal.line_id, json.dumps([[signal.pk, signal.code, signal.evidence.get("events", {})]]))
+        with connection.cursor() as cur:
+            cur.execute(
+                f"WITH {OVERTURN_CTES}, audit AS ({audit_insert(OVERTURN_AUDIT)}) SELECT count(*) FROM s",  # noqa: S608 - table names from the models, values bound
+                {**actor_params(actor, at), "overturn": to_json(rows), "change_reason": reason},
+            )
+        signal.refresh_from_db()
+    return signal

@@ -1,0 +1,182 @@
+"""The case page and what an operator does on it: claim, release, decide, approve, note, re-evaluate, reveal."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import services
+from accounts.explain import explain
+from accounts.forms import DecisionForm, NoteForm, RevealForm, ReviewForm
+from accounts.models import Case, Decision
+from accounts.selectors.case import case_detail
+from accounts.services.borrowers import require_may_reveal
+from accounts.services.decisions import require_may_decide
+from riskops.core.errors import DomainError
+from riskops.core.http import actor, domain_errors, operator_required, safe_next
+from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, REVEAL_PII
+from riskops.models import JobKind
+
+
+def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str, Any]:
+    try:
+        detail = case_detail(case_id)
+    except Case.DoesNotExist:
+        raise Http404(_("No such case")) from None
+    user = request.user
+    return {
+        "d": detail,
+        "case": detail.case,
+        "line": detail.line,
+        "borrower": detail.line.borrower,
+        "explained": [(s, explain(s), detail.evidence.get(s.pk, {})) for s in detail.signals],
+        "decision_form": extra.pop("decision_form", None)
+        or DecisionForm(initial={"version": detail.case.version, "token": secrets.token_hex(16)}),
+        "note_form": NoteForm(),
+        "reveal_form": RevealForm(),
+        "review_form": ReviewForm(),
+        "can_decide": user.has_perm(DECIDE_CASE),
+        "can_approve": user.has_perm(APPROVE_DECISION),
+        "can_reveal": user.has_perm(REVEAL_PII),
+        "four_eyes_limit": settings.FOUR_EYES_LIMIT,
+        "job_kinds": JobKind.choices,
+        **extra,
+    }
+
+
+def _back_to_case(request: HttpRequest, case_id: int, **_kwargs: Any) -> str:
+    return reverse("accounts:case", args=[case_id])
+
+
+@operator_required
+@require_GET
+def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
+    return render(request, "accounts/case.html", _case_context(request, case_id))
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_case)
+def case_decide(request: HttpRequest, case_id: int) -> HttpResponse:
+    get_object_or_404(Case, pk=case_id)
+    require_may_decide(actor(request))
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return render(request, "accounts/case.html", _case_context(request, case_id, decision_form=form), status=400)
+    data = form.cleaned_data
+    outcome = services.case_decide(
+        case_id=case_id,
+        actor=actor(request),
+        kind=data["kind"],
+        reason_code=data["reason_code"],
+        note=data["note"],
+        new_limit=data["new_limit"],
+        expected_version=data["version"],
+        idempotency_key=data["token"],
+    )
+    if outcome.replayed:
+        messages.info(request, _("This form was already submitted; the decision was recorded once."))
+    elif outcome.applied:
+        messages.success(request, _("Decision applied: %(kind)s.") % {"kind": outcome.decision.get_kind_display()})
+    else:
+        messages.success(request, _("Proposed: a different senior reviewer must approve this unfreeze."))
+    return redirect("accounts:case", case_id=case_id)
+
+
+def _back_from_review(request: HttpRequest, decision_id: int, **_kwargs: Any) -> str:
+    case_id = Decision.objects.filter(pk=decision_id).values_list("case_id", flat=True).first()
+    return safe_next(request, reverse("accounts:case", args=[case_id]) if case_id else reverse("accounts:queue"))
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_from_review)
+def decision_review(request: HttpRequest, decision_id: int, verdict: str) -> HttpResponse:
+    get_object_or_404(Decision, pk=decision_id)
+    form = ReviewForm(request.POST)
+    approve = verdict == "approve"
+    services.decision_review(
+        decision_id=decision_id,
+        actor=actor(request),
+        approve=approve,
+        note=form.cleaned_data["note"] if form.is_valid() else "",
+    )
+    messages.success(request, _("Proposal approved and applied.") if approve else _("Proposal rejected."))
+    # The appeal page approves from where the reviewer is, and goes back there.
+    return redirect(_back_from_review(request, decision_id))
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_case)
+def case_claim(request: HttpRequest, case_id: int) -> HttpResponse:
+    services.case_claim(case_id=case_id, actor=actor(request))
+    messages.success(request, _("Case claimed."))
+    return redirect("accounts:case", case_id=case_id)
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_case)
+def case_release(request: HttpRequest, case_id: int) -> HttpResponse:
+    # The service skips cases it may not change; one case asked for and none changed is worth saying.
+    if not services.cases_assign(case_ids=[case_id], assignee_id=None, actor=actor(request)):
+        raise DomainError(_("Nothing to release: the case is not assigned to you."))
+    messages.success(request, _("Case released."))
+    return redirect("accounts:case", case_id=case_id)
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_case)
+def case_note(request: HttpRequest, case_id: int) -> HttpResponse:
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        raise DomainError(_("A note cannot be empty (at most 5,000 characters)."))
+    services.note_add(case_id=case_id, actor=actor(request), text=form.cleaned_data["text"])
+    messages.success(request, _("Note added."))
+    return redirect("accounts:case", case_id=case_id)
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_case)
+def case_reevaluate(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Re-run the rules for this account now; with htmx only the signals section is replaced."""
+    get_object_or_404(Case, pk=case_id)
+    result = services.case_reevaluate(case_id=case_id, actor=actor(request))
+    summary = _("Re-evaluated: %(fired)d fired, %(cleared)d cleared, %(suppressed)d suppressed.") % {
+        "fired": result.fired,
+        "cleared": result.cleared,
+        "suppressed": result.suppressed,
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "accounts/_signals.html", _case_context(request, case_id, reevaluate_summary=summary))
+    messages.success(request, summary)
+    return redirect("accounts:case", case_id=case_id)
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_case)
+def case_reveal(request: HttpRequest, case_id: int) -> HttpResponse:
+    get_object_or_404(Case, pk=case_id)
+    require_may_reveal(actor(request))
+    form = RevealForm(request.POST)
+    if not form.is_valid():
+        raise DomainError(_("Choose what to reveal and type a reason of at least 10 characters."))
+    revealed = services.borrower_reveal(
+        case_id=case_id, actor=actor(request), fields=form.cleaned_data["targets"], reason=form.cleaned_data["reason"]
+    )
+    # Shown in this response only; never stored in the session or the URL.
+    response = render(request, "accounts/case.html", _case_context(request, case_id, revealed=revealed))
+    response["Cache-Control"] = "no-store"
+    return response

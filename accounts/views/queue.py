@@ -1,0 +1,166 @@
+"""The queue: unresolved cases in priority order, "next case", and bulk actions on the selected cases."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import hooks, services
+from accounts.forms import BulkForm
+from accounts.masking import mask_name, mask_phone
+from accounts.models import CaseAppealState, CaseStatus, LineStatus, SignalStatus
+from accounts.queue_filters import QueueFilterForm, QueueFilters
+from accounts.selectors import queue as selectors
+from riskops.core.formats import money, sla
+from riskops.core.http import actor, domain_errors, operator_required
+from riskops.core.roles import ASSIGN_CASE, DECIDE_CASE
+from riskops.models import JobKind
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("accounts:queue")
+
+
+@operator_required
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET or None)
+    filters = QueueFilters()
+    if form.is_bound and form.is_valid():
+        filters = QueueFilters(**form.cleaned_data)
+    after = selectors.parse_cursor(request.GET.get("after", ""))
+    page = selectors.queue_page(filters, user_id=request.user.pk, after=after, page_size=settings.QUEUE_PAGE_SIZE)
+    kept = {k: v for k, v in request.GET.items() if k != "after" and v}
+    return render(
+        request,
+        "accounts/queue.html",
+        {
+            "form": form if form.is_bound else QueueFilterForm(),
+            "values": {k: request.GET.get(k, "") for k in QueueFilterForm.base_fields},
+            "select_fields": [(n, form.fields[n]) for n in ("status", "family", "tier", "assignee", "sla", "appeal")],
+            "page": page,
+            "rows": _queue_rows(page.cases),
+            "query": urlencode(kept),
+            "operators": selectors.operators_for_assignment() if request.user.has_perm(ASSIGN_CASE) else [],
+            "can_decide": request.user.has_perm(DECIDE_CASE),
+            "queue_actions": [(name, label) for name, (label, _run) in hooks.queue_actions.items()],
+            "job_kinds": JobKind.choices,
+        },
+    )
+
+
+def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:
+    """The queue's rows as escaped HTML, built here rather than in the template.
+
+    The queue is read all day; Django's template engine spent about 10 ms of a 25 ms page on these 50 rows, this
+    loop about 2 ms. Every value goes through format_html, so it is escaped exactly as a template would.
+    """
+    case_url = reverse("accounts:case", args=[0])[:-2]
+    status_labels = dict(CaseStatus.choices)
+    line_labels = dict(LineStatus.choices)
+    signal_labels = dict(SignalStatus.choices)
+    appeal_labels = dict(CaseAppealState.choices)
+    appeal_word, paused_word = _("Appeal"), _("paused")
+    appeal_soon = settings.APPEAL_DUE_SOON_HOURS
+    tz = timezone.get_current_timezone()
+    rows = []
+    for c in cases:
+        url = f"{case_url}{c['id']}/"
+        badges = format_html_join(
+            " ",
+            '<span class="badge sev-{}" title="{}">{}</span>',
+            ((f"{severity} st-{status}", signal_labels[status], code) for code, severity, status in c["signals"]),
+        )
+        if c["appeal_state"]:
+            # Marked as an appeal, with the appeal's own deadline (paused while waiting for the borrower).
+            badges = format_html(
+                '{} <span class="badge appeal" title="{}">{}</span> {}',
+                badges,
+                appeal_labels.get(c["appeal_state"], ""),
+                appeal_word,
+                paused_word
+                if c["appeal_state"] == CaseAppealState.AWAITING_INFO
+                else sla(c["appeal_due_at"], appeal_soon),
+            )
+        rows.append(
+            format_html(
+                '<tr class="case sev-{}" data-row-href="{}">'
+                '<td><input type="checkbox" name="case_ids" value="{}" aria-label="{}"></td>'
+                '<td><span class="tier tier-{}">T{}</span></td>'
+                '<td><a href="{}"><code>{}</code></a></td>'
+                "<td>{}<br><small>{}</small></td>"
+                "<td>{}</td>"
+                '<td class="num">{}</td>'
+                '<td><span class="status status-{}">{}</span></td>'
+                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                c["severity_rank"],
+                url,
+                c["id"],
+                c["line__account_no"],
+                c["risk_tier"],
+                c["risk_tier"],
+                url,
+                c["line__account_no"],
+                mask_name(c["line__borrower__name"]),
+                mask_phone(c["line__borrower__phone"]),
+                badges,
+                money(c["exposure"]),
+                c["line__status"],
+                line_labels[c["line__status"]],
+                status_labels[c["status"]],
+                c["assignee__username"] or "—",
+                sla(c["sla_due_at"]),
+                c["opened_at"].astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            )
+        )
+    return rows
+
+
+def _back_to_queue(request: HttpRequest) -> str:
+    query = request.POST.get("query", "")
+    return reverse("accounts:queue") + (f"?{query}" if query else "")
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_queue)
+def queue_next(request: HttpRequest) -> HttpResponse:
+    case = services.case_claim_next(actor=actor(request))
+    if case is None:
+        messages.info(request, _("No unassigned case is waiting. Well done."))
+        return redirect("accounts:queue")
+    return redirect("accounts:case", case_id=case.pk)
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_queue)
+def queue_bulk(request: HttpRequest) -> HttpResponse:
+    form = BulkForm(request.POST, actions=list(hooks.queue_actions))
+    back = _back_to_queue(request)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect(back)
+    data = form.cleaned_data
+    if data["action"] == "assign":
+        changed = services.cases_assign(case_ids=data["case_ids"], assignee_id=data["assignee"], actor=actor(request))
+        messages.success(request, _("%(n)d cases assigned.") % {"n": len(changed)})
+    elif data["action"] == "release":
+        changed = services.cases_assign(case_ids=data["case_ids"], assignee_id=None, actor=actor(request))
+        messages.success(request, _("%(n)d cases released.") % {"n": len(changed)})
+    else:
+        _label, run = hooks.queue_actions[data["action"]]
+        messages.success(request, run(data["case_ids"], actor(request)))
+    return redirect(back)
