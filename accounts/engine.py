@@ -36,7 +36,7 @@ from accounts.models import (
 from accounts.notifications import Outgoing, notifications_queue
 from accounts.services import cases, lines, signals
 from riskops.core.audit import Actor
-from riskops.core.sql import batch_params, in_batch
+from riskops.core.sql import batch_params, id_range, in_batch
 
 
 @dataclass
@@ -104,7 +104,7 @@ def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Find
         f"""
         SELECT line_id, count(*), count(DISTINCT institution), array_agg(id ORDER BY occurred_at, id)
         FROM accounts_creditinquiry
-        WHERE {in_batch("line_id")} AND occurred_at >= %(now)s - make_interval(days => %(days)s)
+        WHERE {in_batch("line_id", ids)} AND occurred_at >= %(now)s - make_interval(days => %(days)s)
           AND occurred_at <= %(now)s
         GROUP BY line_id
         HAVING count(*) >= %(n)s AND count(DISTINCT institution) >= %(k)s
@@ -133,7 +133,7 @@ def _find_overdue(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding
                array_agg(id ORDER BY due_date, id) FILTER (WHERE %(today)s::date - due_date >= %(high)s),
                sum(amount - paid_amount)
         FROM accounts_installment
-        WHERE {in_batch("line_id")} AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
+        WHERE {in_batch("line_id", ids)} AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
         GROUP BY line_id
         """,  # noqa: S608 - table names from the models, values bound
         {"ids": ids, "today": today, "high": p["min_days_past_due"], "low": p["reminder_min_days_past_due"]},
@@ -174,7 +174,7 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
           ON t.line_id = d.line_id AND t.occurred_at >= d.occurred_at
          AND t.occurred_at <= d.occurred_at + make_interval(days => %(window)s)
          AND t.occurred_at <= %(now)s AND t.counterparty_category IN ({categories})
-        WHERE {in_batch("d.line_id")} AND d.occurred_at <= %(now)s
+        WHERE {in_batch("d.line_id", ids)} AND d.occurred_at <= %(now)s
           AND d.occurred_at > %(now)s - make_interval(days => %(lookback)s)
         GROUP BY d.line_id, d.id, d.amount
         HAVING sum(t.amount) >= d.amount * %(share)s
@@ -217,7 +217,7 @@ def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Fi
 def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
     p = rule.params
     rows = _rows(
-        """
+        f"""
         WITH sel AS MATERIALIZED (
             -- The batch's lines with their borrower's declared employer and income: one lookup per line, not one
             -- per income record.
@@ -230,7 +230,7 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
                floor(extract(epoch FROM %(now)s - r.occurred_at) / 86400)::int
         FROM accounts_externalincomerecord r
         JOIN sel ON sel.id = r.line_id
-        WHERE r.line_id BETWEEN %(lo)s AND %(hi)s
+        WHERE {id_range("r.line_id", ids)}
           AND r.occurred_at <= %(now)s - make_interval(days => %(grace)s)
           AND r.occurred_at > %(now)s - make_interval(days => %(lookback)s)
           AND (r.employer <> sel.employer OR r.monthly_income <= sel.declared_monthly_income * (1 - %(drop)s))
@@ -239,7 +239,7 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
               WHERE u.line_id = r.line_id AND u.occurred_at >= r.occurred_at AND u.occurred_at <= %(now)s
           )
         ORDER BY r.line_id, r.occurred_at, r.id
-        """,
+        """,  # noqa: S608 - table names from the models, values bound
         {
             "ids": ids,
             "now": now,
@@ -344,7 +344,7 @@ def _lock_batch(requested: list[int]) -> list[int]:
     """Lock the batch's open lines first: concurrent evaluations of the same account serialise here."""
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT id FROM accounts_creditline WHERE {in_batch('id')} AND status <> 'closed' ORDER BY id FOR UPDATE",  # noqa: S608 - table names from the models, values bound
+            f"SELECT id FROM accounts_creditline WHERE {in_batch('id', requested)} AND status <> 'closed' ORDER BY id FOR UPDATE",  # noqa: S608 - table names from the models, values bound
             batch_params(requested),
         )
         return [r[0] for r in cur.fetchall()]
@@ -355,11 +355,14 @@ def _current(ids: list[int]) -> tuple[dict[tuple[int, str, str], int], dict[tupl
     params = batch_params(ids)
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT id, line_id, code, severity FROM accounts_signal WHERE {in_batch('line_id')} AND status = 'active'",  # noqa: S608 - table names from the models, values bound
+            f"SELECT id, line_id, code, severity FROM accounts_signal WHERE {in_batch('line_id', ids)} AND status = 'active'",  # noqa: S608 - table names from the models, values bound
             params,
         )
         active = {(r[1], r[2], r[3]): r[0] for r in cur.fetchall()}
-        cur.execute(f"SELECT line_id, code, event_ids FROM accounts_suppression WHERE {in_batch('line_id')}", params)  # noqa: S608 - table names from the models, values bound
+        cur.execute(
+            f"SELECT line_id, code, event_ids FROM accounts_suppression WHERE {in_batch('line_id', ids)}",  # noqa: S608 - table names from the models, values bound
+            params,
+        )
         suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
         for line_id, code, keys in cur.fetchall():
             # Django has psycopg load jsonb as text (JSONField decodes it); a raw cursor gets the text.

@@ -21,8 +21,12 @@ Why it is built this way:
   two cores. Each request has its own account and Idempotency-Key and must get 201.
 - Latency is per request, from sending the request line to reading the whole response; throughput is the measured
   appeals over the wall time of the measured phase. A warm-up phase (not timed) first loads every worker.
+- The floor (`intake_floor_per_s`): the same server (same gunicorn options, the same glibc tunables) and the same
+  load against bench/intake_floor.py, a bare view that takes the same 1 MB upload through the same middleware and
+  writes it to disk with the intake's own storage, and nothing else (no token, no checks, no database).
+  `intake_vs_floor` is the intake's throughput over the floor's (target: at least 0.7).
 - Naive side by side: the same load against `gunicorn riskops.wsgi:application` with gunicorn's defaults (one sync
-  worker, no keep-alive), which is what one gets by not configuring it.
+  worker, no keep-alive, no glibc tunables), which is what one gets by not configuring it.
 - After each phase the database must hold exactly one appeal and one stored document per request, and the document
   directory exactly as many 1 MB files.
 - The CPU each side used during the timed phase is read from /proc (the gunicorn processes, their PostgreSQL
@@ -54,24 +58,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/riskops_appeals_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskops.settings")
-# Measured as production runs: DEBUG off (the server gets the same environment).
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
-os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+from bench.common import ensure_database, percentile, setup  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+# Measured as production runs: DEBUG off (the servers get the same environment).
+setup(default_database="riskops_appeals_bench", allowed_hosts="127.0.0.1,localhost")
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from psycopg import connect as psycopg_connect  # noqa: E402
-from psycopg import sql  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from appeals.models import AppealReason  # noqa: E402
@@ -81,6 +76,8 @@ BENCH_SEED = "42"
 BENCH_NOW = "2026-06-15T12:00:00+08:00"
 DOCUMENT_BYTES = 1024 * 1024
 TARGET_P95_MS = 200
+TARGET_VS_FLOOR = 0.7
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864"
 APPEAL_TABLES = ("appeals_appealruleoutcome", "appeals_appealalert", "appeals_appealdocument", "appeals_appeal")
 STATEMENT = (
     "我在 5 月为比较利率向几家机构申请了贷款，最终只在一家借款，其余申请均已撤销；"
@@ -125,24 +122,6 @@ def padded_pdf(size: int = DOCUMENT_BYTES) -> bytes:
 
 
 # --- the database
-
-
-def ensure_database() -> None:
-    """Create the benchmark's database if it does not exist, then migrate it."""
-    db = settings.DATABASES["default"]
-    params: dict[str, Any] = {
-        "host": db["HOST"] or None,
-        "port": db["PORT"] or None,
-        "user": db["USER"] or None,
-        "password": db["PASSWORD"] or None,
-        "dbname": "postgres",
-        "autocommit": True,
-    }
-    with psycopg_connect(**{k: v for k, v in params.items() if v is not None}) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone() is None:
-            print(f"creating database {db['NAME']}")
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(db["NAME"]))))
-    call_command("migrate", verbosity=0)
 
 
 def scalar(sql: str, params: list[Any] | None = None) -> Any:
@@ -234,7 +213,9 @@ def _postgres_backends() -> list[int]:
 class Server:
     """gunicorn serving riskops.wsgi on a free loopback port, with a document directory of its own."""
 
-    def __init__(self, label: str, gunicorn_args: list[str], documents: Path, log: Path) -> None:
+    def __init__(
+        self, label: str, gunicorn_args: list[str], documents: Path, log: Path, *, app: str, tuned: bool
+    ) -> None:
         self.label = label
         self.port = free_port()
         self.documents = documents
@@ -246,11 +227,13 @@ class Server:
             "CELERY_BROKER_URL": "memory://",
             "LOG_LEVEL": "WARNING",
         }
+        if tuned:  # glibc's malloc tuned for uploads, as the README's production command runs it
+            env["GLIBC_TUNABLES"] = GLIBC_TUNABLES
         command = [
             sys.executable,
             "-m",
             "gunicorn",
-            "riskops.wsgi:application",
+            app,
             "--bind",
             f"127.0.0.1:{self.port}",
             "--chdir",
@@ -259,7 +242,7 @@ class Server:
             "warning",
             *gunicorn_args,
         ]
-        self.command = " ".join(command[2:])
+        self.command = ("GLIBC_TUNABLES=... " if tuned else "") + " ".join(command[2:])
         self.log = log.open("w")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self._wait_ready()
@@ -381,19 +364,26 @@ class Load:
         return phase
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def run_server(
-    label: str, gunicorn_args: list[str], accounts: list[str], warmup: int, clients: int, token: str, document: bytes
+    label: str,
+    gunicorn_args: list[str],
+    accounts: list[str],
+    warmup: int,
+    clients: int,
+    token: str,
+    document: bytes,
+    *,
+    tuned: bool = True,
+    floor: bool = False,
 ) -> dict[str, Any]:
-    """Start the server, warm it up, time `len(accounts) - warmup` appeals, check what was stored, clean up."""
+    """Start the server, warm it up, time `len(accounts) - warmup` appeals, check what was stored, clean up.
+
+    `floor`: the floor's bare view (bench/intake_floor.py) instead of the intake; only its files are checked."""
     clear_appeals()
     workdir = Path(tempfile.mkdtemp(prefix="riskops-appeals-bench-"))
     documents = workdir / "appeal-documents"
-    server = Server(label, gunicorn_args, documents, workdir / "server.log")
+    app = "bench.intake_floor:application" if floor else "riskops.wsgi:application"
+    server = Server(label, gunicorn_args, documents, workdir / "server.log", app=app, tuned=tuned)
     print(f"{label}: {server.command}")
     try:
         load = Load(server.port, token, document, run=f"{label}-{secrets.token_hex(4)}")
@@ -418,13 +408,16 @@ def run_server(
                 log_tail = (workdir / "server.log").read_text(errors="replace")[-2000:]
                 sys.exit(f"{label} {name}: statuses {phase.statuses}; {phase.errors}\nserver log:\n{log_tail}")
         sent = len(accounts)
-        stored_appeals = scalar("SELECT count(*) FROM appeals_appeal")
-        stored_documents = scalar(
-            "SELECT count(*) FROM appeals_appealdocument WHERE size = %s AND content_type = 'application/pdf'",
-            [len(document)],
-        )
         files = [p for p in documents.iterdir() if p.is_file()] if documents.exists() else []
         full_files = sum(1 for p in files if p.stat().st_size == len(document))
+        if floor:
+            stored_appeals = stored_documents = sent  # the floor writes no row; its files are checked
+        else:
+            stored_appeals = scalar("SELECT count(*) FROM appeals_appeal")
+            stored_documents = scalar(
+                "SELECT count(*) FROM appeals_appealdocument WHERE size = %s AND content_type = 'application/pdf'",
+                [len(document)],
+            )
         if not (stored_appeals == stored_documents == len(files) == full_files == sent):
             sys.exit(
                 f"{label}: sent {sent} appeals, stored {stored_appeals} appeals, {stored_documents} document rows, "
@@ -505,21 +498,36 @@ def main() -> None:
     load_before = round(os.getloadavg()[0], 2)
     print(f"load average before the run: {load_before} (the figures need a quiet machine)")
 
-    served = run_server(
-        "gunicorn",
+    configured = (
         ["--worker-class", args.worker_class, "--workers", str(args.workers)]
         + (["--threads", str(args.threads)] if args.worker_class == "gthread" else [])
-        + (["--keep-alive", str(args.keep_alive)] if args.keep_alive is not None else []),
+        + (["--keep-alive", str(args.keep_alive)] if args.keep_alive is not None else [])
+    )
+    served = run_server(
+        "gunicorn", configured, accounts[: args.warmup + args.appeals], args.warmup, args.clients, token, document
+    )
+    # The floor: the same server and load, a view that only takes the upload and writes it to disk.
+    floor = run_server(
+        "floor",
+        configured,
         accounts[: args.warmup + args.appeals],
         args.warmup,
         args.clients,
         token,
         document,
+        floor=True,
     )
     naive = None
     if not args.no_naive:
         naive = run_server(
-            "naive", [], accounts[: args.warmup + naive_appeals], args.warmup, args.clients, token, document
+            "naive",
+            [],
+            accounts[: args.warmup + naive_appeals],
+            args.warmup,
+            args.clients,
+            token,
+            document,
+            tuned=False,
         )
 
     figures: dict[str, Any] = {
@@ -530,6 +538,11 @@ def main() -> None:
         "intake_per_s": served["per_s"],
         "target_p95_ms": TARGET_P95_MS,
         "meets_target": served["p95_ms"] <= TARGET_P95_MS,
+        "intake_floor_per_s": floor["per_s"],
+        "intake_floor_p95_ms": floor["p95_ms"],
+        "intake_vs_floor": round(served["per_s"] / floor["per_s"], 3),
+        "target_intake_vs_floor": TARGET_VS_FLOOR,
+        "floor_cpu_ms_per_appeal": floor["cpu_ms_per_appeal"],
         "appeals": served["appeals"],
         "warmup": args.warmup,
         "clients": args.clients,

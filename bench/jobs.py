@@ -45,8 +45,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -59,25 +59,34 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/riskops_jobs_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskops.settings")
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
-os.environ["CELERY_BROKER_URL"] = os.environ.get("JOBS_BENCH_BROKER_URL", "redis://127.0.0.1:6379/12")
+from bench.common import admin_connection, database_connection, setup  # noqa: E402
+
+
+def _broker() -> str:
+    """JOBS_BENCH_BROKER_URL, else Redis db 12 on this machine, else (a fresh machine, no Redis) kombu's filesystem
+    transport in the benchmark's own folder, which the workers share."""
+    if os.environ.get("JOBS_BENCH_BROKER_URL"):
+        return os.environ["JOBS_BENCH_BROKER_URL"]
+    with suppress(OSError), socket.create_connection(("127.0.0.1", 6379), timeout=1):
+        return "redis://127.0.0.1:6379/12"
+    return "filesystem://"
+
+
 # Nothing is lost in this benchmark: a batch waiting in the queue behind a million accounts is not re-sent.
 os.environ["JOB_REDISPATCH_SECONDS"] = "3600"
-
-import django  # noqa: E402
-
-django.setup()
+os.environ["CELERY_BROKER_URL"] = _broker()
+# Beat's schedule, notification files and a filesystem broker's folders: this run's own, for it and its workers.
+os.environ["RISKOPS_VAR_DIR"] = tempfile.mkdtemp(prefix="riskops-jobs-bench-var-")
+setup(default_database="riskops_jobs_bench")
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from psycopg import connect as psycopg_connect  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from accounts.models import Case  # noqa: E402
+from accounts.services import case_decide, decision_review  # noqa: E402
 from accounts.tasks import engine_evaluate_lines  # noqa: E402
 from riskops import jobs  # noqa: E402
 from riskops.celery import app as celery_app  # noqa: E402
@@ -90,19 +99,6 @@ QUEUE = f"riskops-jobs-bench-{uuid.uuid4().hex[:8]}"
 
 
 # --- databases
-
-
-def admin_connection():  # type: ignore[no-untyped-def]
-    db = settings.DATABASES["default"]
-    params = {
-        "host": db["HOST"] or None,
-        "port": db["PORT"] or None,
-        "user": db["USER"] or None,
-        "password": db["PASSWORD"] or None,
-        "dbname": "postgres",
-        "autocommit": True,
-    }
-    return psycopg_connect(**{k: v for k, v in params.items() if v is not None})
 
 
 def database_url(name: str) -> str:
@@ -177,7 +173,6 @@ class Worker:
         env = {
             **os.environ,
             "CELERY_BROKER_URL": broker,
-            "RISKOPS_VAR_DIR": str(log_dir / "var"),
             "PYTHONPATH": str(ROOT),
         }
         with self.log.open("ab") as out:
@@ -326,6 +321,156 @@ def per_account_tasks(workers: list[Worker], ids: list[int]) -> float:
     return time.monotonic() - started
 
 
+# --- the two ways of doing a bulk unfreeze's work that it is measured against
+
+
+def in_threads(work: Any, chunks: list[list[int]]) -> float:
+    """Run `work(chunk)` for each chunk in a thread of its own (its own database connection); wall-clock seconds."""
+    errors: list[BaseException] = []
+
+    def run(chunk: list[int]) -> None:
+        try:
+            work(chunk)
+        except BaseException as exc:  # noqa: BLE001 - reported below, after the threads
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(chunk,)) for chunk in chunks]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.monotonic() - started
+
+
+def reviewer_unfreezes(line_ids: list[int], proposer: Actor, approver: Actor) -> float:
+    """The per-account way: a reviewer's unfreeze of each line in a loop, through the services, on two threads (as
+    the job has two workers). The lines have high-severity signals, so each is a proposal and a second senior
+    reviewer's approval: two transactions per account, as on the case page."""
+
+    def work(chunk: list[int]) -> None:
+        for line_id in chunk:
+            case_id = Case.objects.filter(line_id=line_id).exclude(status="resolved").values_list("pk", flat=True)[0]
+            outcome = case_decide(
+                case_id=case_id,
+                actor=proposer,
+                kind="unfreeze",
+                reason_code="income_verified",
+                expected_version=None,
+                idempotency_key=uuid.uuid4().hex,
+            )
+            if not outcome.applied:
+                decision_review(decision_id=outcome.decision.pk, actor=approver, approve=True)
+
+    return in_threads(work, [line_ids[0::2], line_ids[1::2]])
+
+
+# table: (columns written, what is read for them, the account's column, which rows the job wrote)
+WRITE_FLOOR_TABLES = {
+    "accounts_linechange": (
+        "line_id, at, actor_kind, actor_user_id, kind, status_before, status_after, limit_before, limit_after,"
+        " available_before, available_after, reason, signal_id",
+        "line_id, at, actor_kind, actor_user_id, kind, status_before, status_after, limit_before, limit_after,"
+        " available_before, available_after, reason, signal_id",
+        "line_id",
+        "reason = %(reason)s",
+    ),
+    "accounts_suppression": (
+        "line_id, code, event_ids, signal_id, created_at, created_by_id, reason",
+        "line_id, code, event_ids::text, signal_id, created_at, created_by_id, reason",
+        "line_id",
+        "reason = %(reason)s",
+    ),
+    "riskops_auditevent": (
+        "at, actor_kind, actor_user_id, actor_label, action, object_type, object_id, account_id, before, after, reason",
+        "at, actor_kind, actor_user_id, actor_label, action, object_type, object_id, account_id, before::text,"
+        " after::text, reason",
+        "account_id",
+        "actor_label = %(label)s",
+    ),
+    "accounts_notification": (
+        "line_id, kind, channel, dedupe_key, body, created_at, sent_at, attempts, last_error",
+        "line_id, kind, channel, dedupe_key || ':floor', body, created_at, sent_at, attempts, last_error",
+        "line_id",
+        "kind = 'unfreeze' AND created_at >= %(since)s",
+    ),
+}
+
+
+def write_floor(job: Job, line_ids: list[int], batch_size: int) -> float:
+    """The floor of the bulk unfreeze: the rows it wrote, written again by plain statements into the same tables
+    (same indexes, same foreign keys), in the same batches of consecutive accounts, on two threads with
+    synchronous_commit off as the batches run: per batch, one UPDATE each of its lines, overturned signals and
+    resolved cases (the same rows), and multi-row INSERT ... VALUES of the history, suppression, audit and
+    notification rows the job wrote for those accounts (copies, read beforehand). Nothing is computed, decided or
+    read while it runs."""
+    params = {"reason": f"job #{job.pk}: bulk unfreeze", "label": f"job #{job.pk}", "since": job.started_at}
+    rows: dict[str, dict[int, list[tuple[Any, ...]]]] = {}
+    with database_connection() as conn:
+        for table, (_columns, read, line_column, where) in WRITE_FLOOR_TABLES.items():
+            by_line: dict[int, list[tuple[Any, ...]]] = {}
+            for row in conn.execute(
+                f"SELECT {line_column}, {read} FROM {table} WHERE {where}",  # noqa: S608 - the bench's own tables
+                params,
+            ):
+                by_line.setdefault(row[0], []).append(row[1:])
+            rows[table] = by_line
+        signals = dict(
+            conn.execute(
+                "SELECT id, line_id FROM accounts_signal WHERE id IN (SELECT object_id FROM riskops_auditevent"
+                " WHERE actor_label = %(label)s AND action = 'signal.overturn')",
+                params,
+            ).fetchall()
+        )
+        cases = dict(
+            conn.execute(
+                "SELECT id, line_id FROM accounts_case WHERE id IN (SELECT object_id FROM riskops_auditevent"
+                " WHERE actor_label = %(label)s AND action = 'case.update')",
+                params,
+            ).fetchall()
+        )
+    batches = [line_ids[i : i + batch_size] for i in range(0, len(line_ids), batch_size)]
+
+    def work(mine: list[int]) -> None:
+        with database_connection() as conn:
+            for index in mine:
+                batch = set(batches[index])
+                with conn.transaction():
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                    ids = sorted(batch)
+                    conn.execute(
+                        "UPDATE accounts_creditline SET status = 'active', frozen_since = NULL, updated_at = now()"
+                        " WHERE id = ANY(%s)",
+                        [ids],
+                    )
+                    conn.execute(
+                        "UPDATE accounts_signal SET cleared_at = now() WHERE id = ANY(%s)",
+                        [[s for s, line in signals.items() if line in batch]],
+                    )
+                    conn.execute(
+                        "UPDATE accounts_case SET updated_at = now() WHERE id = ANY(%s)",
+                        [[c for c, line in cases.items() if line in batch]],
+                    )
+                    for table, (columns, _read, _line, _where) in WRITE_FLOOR_TABLES.items():
+                        copies = [r for line_id in ids for r in rows[table].get(line_id, [])]
+                        for start in range(0, len(copies), 1000):
+                            chunk = copies[start : start + 1000]
+                            values = ", ".join(["(" + ", ".join(["%s"] * len(chunk[0])) + ")"] * len(chunk))
+                            conn.execute(
+                                f"INSERT INTO {table} ({columns}) VALUES {values}",  # noqa: S608 - the bench's own tables
+                                [v for r in chunk for v in r],
+                            )
+
+    indexes = list(range(len(batches)))
+    started = time.monotonic()
+    in_threads(work, [indexes[0::2], indexes[1::2]])
+    return time.monotonic() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", default="riskops_pages", help="the seeded database to copy (only read)")
@@ -333,6 +478,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=settings.JOB_BATCH_SIZE)
     parser.add_argument("--per-account-sample", type=int, default=5_000)
     parser.add_argument("--unfreeze", type=int, default=100_000, help="frozen lines in the bulk unfreeze job")
+    parser.add_argument(
+        "--per-account-unfreeze", type=int, default=2_000, help="frozen lines a reviewer unfreezes one by one"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's database afterwards")
     args = parser.parse_args()
     if not 1 <= args.batch_size <= 5000:
@@ -360,9 +508,10 @@ def main() -> None:
     frozen = scalar("SELECT count(*) FROM accounts_creditline WHERE status = 'frozen'")
     print(f"{accounts:,} accounts, {open_lines:,} open, {frozen:,} frozen")
 
-    import redis
+    if broker.startswith("redis"):
+        import redis
 
-    redis.Redis.from_url(broker).flushdb()
+        redis.Redis.from_url(broker).flushdb()
     log_dir = Path(tempfile.mkdtemp(prefix="riskops-jobs-bench-"))  # worker logs, kept for a look afterwards
     print(f"worker logs in {log_dir}")
     requester, approver = senior("bench-senior-1"), senior("bench-senior-2")
@@ -421,6 +570,22 @@ def main() -> None:
         )
         audit_events = AuditEvent.objects.filter(actor_label=f"job #{unfreeze.pk}").count()
         print(f"  {audit_events:,} audit events written by the bulk unfreeze")
+
+        floor_seconds = write_floor(unfreeze, to_unfreeze, args.batch_size)
+        floor_rate = len(to_unfreeze) / floor_seconds
+        print(f"write floor, 2 threads: the same rows again in {floor_seconds:.1f} s = {floor_rate:,.0f} accounts/s")
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT id FROM accounts_creditline WHERE status = 'frozen' ORDER BY id")
+            still_frozen = [r[0] for r in cur.fetchall()]
+        step = max(1, len(still_frozen) // max(1, args.per_account_unfreeze))
+        one_by_one = still_frozen[::step][: args.per_account_unfreeze]
+        reviewer_seconds = reviewer_unfreezes(one_by_one, requester, approver)
+        reviewer_rate = len(one_by_one) / reviewer_seconds
+        print(
+            f"a reviewer's unfreeze per account, 2 threads: {len(one_by_one):,} accounts in {reviewer_seconds:.1f} s "
+            f"= {reviewer_rate:,.1f}/s"
+        )
     finally:
         for worker in workers:
             worker.stop()
@@ -435,6 +600,13 @@ def main() -> None:
         "per_account_tasks_accounts_per_s": round(per_account_rate),
         "speedup_vs_per_account": round(rate_2 / per_account_rate, 1),
         "bulk_unfreeze_per_s": round(unfreeze.selected / unfreeze_seconds),
+        "unfreeze_write_floor_per_s": round(floor_rate),
+        "bulk_unfreeze_vs_write_floor": round(unfreeze.selected / unfreeze_seconds / floor_rate, 3),
+        "target_bulk_unfreeze_vs_write_floor": 0.5,
+        "per_account_unfreeze_per_s": round(reviewer_rate, 1),
+        "bulk_unfreeze_vs_per_account": round(unfreeze.selected / unfreeze_seconds / reviewer_rate, 1),
+        "target_bulk_unfreeze_vs_per_account": 20,
+        "per_account_unfreeze_sample": len(one_by_one),
         "worker_peak_rss_mb": round(sampler.peak_worker_kb / 1024),
         "worker_peak_rss_process_mb": round(sampler.peak_process_kb / 1024),
         "accounts": accounts,

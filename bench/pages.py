@@ -21,26 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import secrets
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskops.settings")
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
-os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ensure_database, percentile, setup
 
-import django  # noqa: E402
-
-django.setup()
+setup(default_database="riskops_pages")
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
@@ -51,11 +42,6 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import Case, CreditLine  # noqa: E402
 from riskops.core.roles import ensure_roles  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def measure(client: Client, urls: Callable[[int], str], n: int) -> dict[str, float]:
@@ -87,6 +73,7 @@ def main() -> None:
         parser.error("--accounts must be at least 1000 and --requests at least 5")
 
     name = str(settings.DATABASES["default"]["NAME"])
+    ensure_database()
     have = CreditLine.objects.count()
     print(f"database {name}; {have:,} accounts")
     seed_seconds = None

@@ -19,7 +19,7 @@ from accounts.models import Case, CaseStatus, CreditLine, Note, Signal
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
 from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, DECIDERS, may, operator_id, require
-from riskops.core.sql import batch_params, id_array, in_batch
+from riskops.core.sql import batch_params, id_array, id_range, in_batch
 
 _CASE = Case._meta.db_table
 
@@ -131,7 +131,7 @@ def cases_refresh_exposure(*, line_ids: list[int], at: datetime) -> int:
             f"""
             UPDATE {_CASE} c SET exposure = l.outstanding, updated_at = %(at)s, version = c.version + 1
             FROM {CreditLine._meta.db_table} l
-            WHERE l.id = c.line_id AND {in_batch("c.line_id")} AND l.id BETWEEN %(lo)s AND %(hi)s
+            WHERE l.id = c.line_id AND {in_batch("c.line_id", line_ids)} AND {id_range("l.id", line_ids)}
               AND c.status <> 'resolved' AND c.exposure IS DISTINCT FROM l.outstanding
             """,  # noqa: S608 - table names from the models, values bound
             {**batch_params(line_ids), "at": at},

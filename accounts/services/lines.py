@@ -11,7 +11,7 @@ engine, a reviewer's decision, an appeal's, a job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -65,7 +65,7 @@ def _lock(ids: Sequence[int], condition: str, *, columns: str = "", joins: str =
     with connection.cursor() as cur:
         cur.execute(
             f'SELECT l.id, l.status, l."limit", l.available, l.outstanding{columns} FROM {_LINE} l {joins}'  # noqa: S608 - table names from the models, values bound
-            f" WHERE {in_batch('l.id')} AND {condition} ORDER BY l.id FOR UPDATE OF l",
+            f" WHERE {in_batch('l.id', ids)} AND {condition} ORDER BY l.id FOR UPDATE OF l",
             batch_params(ids),
         )
         return cur.fetchall()
@@ -167,6 +167,38 @@ def _reason_text(code: str) -> str:
     return REASON_ZH.get(code, "风险核查")
 
 
+def _transition(
+    ids: Sequence[int],
+    condition: str,
+    become: Callable[[int, str, Decimal, Decimal, Decimal], tuple[str, Decimal, Decimal]],
+    message: Callable[[LineUpdate], Outgoing],
+    *,
+    kind: str,
+    actor: Actor,
+    at: datetime,
+    reasons: Mapping[int, str],
+    signal_by_line: Mapping[int, int] | None = None,
+) -> list[int]:
+    """Lock the lines among `ids` that meet `condition`; each becomes `become(id, status, limit, available,
+    outstanding)` (its new status, limit and available amount) and gets `message`. Returns the ids changed."""
+    signal_by_line = signal_by_line or {}
+    with transaction.atomic(savepoint=False):
+        updates = [
+            LineUpdate(
+                i,
+                status,
+                limit,
+                available,
+                *become(i, status, limit, available, outstanding),
+                reasons.get(i, ""),
+                signal_by_line.get(i),
+            )
+            for i, status, limit, available, outstanding in _lock(ids, condition)
+        ]
+        _write(updates, kind=kind, action=f"line.{kind}", actor=actor, at=at, messages=[message(u) for u in updates])
+    return [u.line_id for u in updates]
+
+
 def lines_freeze(
     *,
     line_ids: Iterable[int],
@@ -185,34 +217,23 @@ def lines_freeze(
     if not ids:
         return []
     at = at or timezone.now()
-    codes, signal_by_line = codes or {}, signal_by_line or {}
-    with transaction.atomic(savepoint=False):
-        rows = _lock(ids, f"{not_indexed('l.status')} = 'active'")
-        updates = [
-            LineUpdate(
-                i,
-                status,
-                limit,
-                available,
-                LineStatus.FROZEN,
-                limit,
-                available,
-                reasons.get(i, ""),
-                signal_by_line.get(i),
-            )
-            for i, status, limit, available, _outstanding in rows
-        ]
-        messages = [
-            Outgoing(
-                u.line_id,
-                NotificationKind.FREEZE,
-                f"freeze:{u.line_id}:{at.isoformat()}",
-                {"reason": _reason_text(codes.get(u.line_id, "")), "link": link_for_borrower(u.line_id)},
-            )
-            for u in updates
-        ]
-        _write(updates, kind="freeze", action="line.freeze", actor=actor, at=at, messages=messages)
-    return [u.line_id for u in updates]
+    codes = codes or {}
+    return _transition(
+        ids,
+        f"{not_indexed('l.status')} = 'active'",
+        lambda _i, _status, limit, available, _outstanding: (LineStatus.FROZEN, limit, available),
+        lambda u: Outgoing(
+            u.line_id,
+            NotificationKind.FREEZE,
+            f"freeze:{u.line_id}:{at.isoformat()}",
+            {"reason": _reason_text(codes.get(u.line_id, "")), "link": link_for_borrower(u.line_id)},
+        ),
+        kind="freeze",
+        actor=actor,
+        at=at,
+        reasons=reasons,
+        signal_by_line=signal_by_line,
+    )
 
 
 def lines_cut_available(
@@ -234,34 +255,27 @@ def lines_cut_available(
     if any(k < 0 or k > 1 for k in keep.values()):
         raise DomainError("a cut ratio must be between 0 and 1")
     at = at or timezone.now()
-    codes, signal_by_line = codes or {}, signal_by_line or {}
-    with transaction.atomic(savepoint=False):
-        rows = _lock(sorted(cuts), f"{not_indexed('l.status')} <> 'closed' AND l.available > 0")
-        updates = [
-            LineUpdate(
-                i,
-                status,
-                limit,
-                available,
-                status,
-                limit,
-                (available * keep[i]).quantize(CENT, ROUND_HALF_UP),
-                reasons.get(i, ""),
-                signal_by_line.get(i),
-            )
-            for i, status, limit, available, _outstanding in rows
-        ]
-        messages = [
-            Outgoing(
-                u.line_id,
-                NotificationKind.LIMIT_CUT,
-                f"cut:{u.line_id}:{at.isoformat()}",
-                {"available": money_text(u.available_after), "reason": _reason_text(codes.get(u.line_id, ""))},
-            )
-            for u in updates
-        ]
-        _write(updates, kind="cut_available", action="line.cut_available", actor=actor, at=at, messages=messages)
-    return [u.line_id for u in updates]
+    codes = codes or {}
+    return _transition(
+        sorted(cuts),
+        f"{not_indexed('l.status')} <> 'closed' AND l.available > 0",
+        lambda i, status, limit, available, _outstanding: (
+            status,
+            limit,
+            (available * keep[i]).quantize(CENT, ROUND_HALF_UP),
+        ),
+        lambda u: Outgoing(
+            u.line_id,
+            NotificationKind.LIMIT_CUT,
+            f"cut:{u.line_id}:{at.isoformat()}",
+            {"available": money_text(u.available_after), "reason": _reason_text(codes.get(u.line_id, ""))},
+        ),
+        kind="cut_available",
+        actor=actor,
+        at=at,
+        reasons=reasons,
+        signal_by_line=signal_by_line,
+    )
 
 
 def _available_within(available: Decimal, new_limit: Decimal, outstanding: Decimal) -> Decimal:
@@ -371,32 +385,25 @@ def lines_change_limit(
     if not limits:
         return []
     at = at or timezone.now()
-    with transaction.atomic(savepoint=False):
-        rows = _lock(sorted(limits), f"{not_indexed('l.status')} <> 'closed'")
-        updates = [
-            LineUpdate(
-                i,
-                status,
-                limit,
-                available,
-                status,
-                limits[i],
-                _available_within(available, limits[i], outstanding),
-                reason,
-            )
-            for i, status, limit, available, outstanding in rows
-        ]
-        messages = [
-            Outgoing(
-                u.line_id,
-                NotificationKind.LIMIT_CHANGE,
-                f"limit:{u.line_id}:{at.isoformat()}",
-                {"limit": money_text(u.limit_after)},
-            )
-            for u in updates
-        ]
-        _write(updates, kind="limit_change", action="line.limit_change", actor=actor, at=at, messages=messages)
-    return [u.line_id for u in updates]
+    return _transition(
+        sorted(limits),
+        f"{not_indexed('l.status')} <> 'closed'",
+        lambda i, status, _limit, available, outstanding: (
+            status,
+            limits[i],
+            _available_within(available, limits[i], outstanding),
+        ),
+        lambda u: Outgoing(
+            u.line_id,
+            NotificationKind.LIMIT_CHANGE,
+            f"limit:{u.line_id}:{at.isoformat()}",
+            {"limit": money_text(u.limit_after)},
+        ),
+        kind="limit_change",
+        actor=actor,
+        at=at,
+        reasons=dict.fromkeys(limits, reason),
+    )
 
 
 def lines_remind(*, line_ids: Iterable[int], dedupe_prefix: str, at: datetime | None = None) -> list[int]:

@@ -155,7 +155,7 @@ def _freezes_lifted_by_evidence(line_ids: list[int]) -> set[int]:
         cur.execute(
             f"""
             SELECT l.id FROM {CreditLine._meta.db_table} l
-            WHERE {in_batch("l.id")} AND {not_indexed("l.status")} = 'frozen'
+            WHERE {in_batch("l.id", line_ids)} AND {not_indexed("l.status")} = 'frozen'
               AND (SELECT c.signal_id FROM {LineChange._meta.db_table} c WHERE c.line_id = l.id AND c.kind = 'freeze'
                    ORDER BY c.at DESC, c.id DESC LIMIT 1) IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM {Signal._meta.db_table} s
