@@ -46,14 +46,15 @@ def database_connection(name: str | None = None, **options: Any) -> Any:
     from psycopg import connect
 
     db = settings.DATABASES["default"]
-    params = {
+    params: dict[str, Any] = {
         "host": db["HOST"] or None,
         "port": db["PORT"] or None,
         "user": db["USER"] or None,
         "password": db["PASSWORD"] or None,
         "dbname": name or db["NAME"],
+        **options,
     }
-    return connect(**{k: v for k, v in params.items() if v is not None}, **options)
+    return connect(**{k: v for k, v in params.items() if v is not None})
 
 
 def ensure_database() -> None:

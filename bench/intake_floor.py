@@ -24,7 +24,7 @@ from appeals.documents import CheckedDocument, store  # noqa: E402
 
 @csrf_exempt
 def take(request: HttpRequest) -> JsonResponse:
-    upload = request.FILES["documents"]
+    upload = request.FILES.getlist("documents")[0]
     data = upload.read()
     document = CheckedDocument(upload.name or "document.pdf", "application/pdf", len(data), data)
     return JsonResponse({"stored": store(document, Path(settings.APPEAL_DOCUMENTS_DIR))}, status=201)

@@ -6,12 +6,15 @@ import itertools
 import socket
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlparse
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from accounts.models import (
     Borrower,
+    Case,
     CreditInquiry,
     CreditLine,
     Drawdown,
@@ -131,10 +134,10 @@ def default_ruleset():
     return ruleset
 
 
-def make_operator(username: str | None = None):
+def make_operator(username: str | None = None, password: str | None = None) -> User:
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.create_user(username=username or uid("operator"), password=uid("pw"))
+    return get_user_model().objects.create_user(username=username or uid("operator"), password=password or uid("pw"))
 
 
 # The platform's calendar day at NOW (TIME_ZONE, Asia/Shanghai by default): days past due count from it.
@@ -146,14 +149,14 @@ TODAY = timezone.localdate(NOW)
 INSTITUTIONS = ["招商银行", "平安普惠", "微众银行", "京东金融", "度小满"]
 
 
-def make_role_operator(role: str, username: str | None = None):
+def make_role_operator(role: str, username: str | None = None, password: str | None = None) -> User:
     """An operator in one of riskops.roles.ROLES (the groups and their permissions come from the migrations)."""
     from django.contrib.auth.models import Group
 
     from riskops.core.roles import ensure_roles
 
     ensure_roles()  # a transactional test's flush empties the groups the migrations made
-    user = make_operator(username)
+    user = make_operator(username, password)
     user.groups.add(Group.objects.get(name=role))
     return user
 
@@ -190,6 +193,18 @@ def flag(
             raise ValueError(f"unknown signal family {code!r}")
     evaluate_lines([line.pk], now=now)
     return Case.objects.filter(line=line).exclude(status="resolved").first()
+
+
+def frozen_multi_head_case(**line_kwargs: Any) -> Case:
+    """A MULTI_HEAD freeze (high severity): its unfreeze, or approving its appeal, always needs four eyes."""
+    line_kwargs = {"limit": "20000.00", "available": "15000.00", "outstanding": "5000.00", **line_kwargs}
+    return flag(make_line(**line_kwargs), "MULTI_HEAD")
+
+
+def frozen_medium_only_case(limit: str = "20000.00") -> Case:
+    """A line frozen by hand earlier whose only signal is a medium PROFILE_STALE (no high signal): one reviewer
+    may unfreeze it."""
+    return flag(make_line(limit=limit, available=limit, outstanding="5000.00", status="frozen"), "PROFILE_STALE")
 
 
 def port_open(url: str) -> bool:

@@ -6,21 +6,19 @@ body; the concurrency tests run real transactions on their own connections again
 
 from __future__ import annotations
 
-import html
 import re
 import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import FileResponse
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts import services as case_services
@@ -28,106 +26,54 @@ from accounts.engine import evaluate_lines
 from accounts.models import Case, CaseStatus, Decision, DecisionStatus, LineStatus, Notification, Signal
 from appeals import links, services
 from appeals.documents import MAX_BYTES
-from appeals.models import Appeal, AppealAlert, AppealDocument, AppealRuleOutcome
+from appeals.models import Appeal, AppealAlert, AppealRuleOutcome
 from riskops.core.audit import Actor
 from riskops.core.errors import ConflictError, DomainError, NotAllowed
-from riskops.models import ActorKind, AuditEvent
-from tests.factories import default_ruleset, flag, inquiry, make_line, make_operator, make_role_operator
-from tests.test_case_review import in_threads
-from tests.test_documents import jpeg, pdf, png
+from riskops.models import AuditEvent
+from tests.factories import (
+    default_ruleset,
+    flag,
+    frozen_medium_only_case,
+    frozen_multi_head_case,
+    inquiry,
+    make_line,
+    make_operator,
+    make_role_operator,
+)
+from tests.helpers import (
+    BORROWER,
+    NOTHING,
+    OWN_PROPOSAL,
+    STATEMENT,
+    fresh,
+    in_threads,
+    jpeg,
+    logged_in,
+    page,
+    pdf,
+    png,
+    post_api,
+    stored,
+    submit,
+    token_client,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
-API = "/api/v1/appeals/"
-BOUNDARY = "----riskops-test-boundary"
-STATEMENT = "我已于上周还清其他机构的借款，附上结清证明。"
 REPLY = "经人工复核您提交的其他借款结清证明，确认相关风险已解除，您的额度已恢复使用。"
-BORROWER = Actor(ActorKind.BORROWER, None, "borrower (signed link)")
 HTML_BEHIND_PNG = b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>"
-OWN_PROPOSAL = "You cannot approve or reject your own proposal; another senior reviewer must"
 OPEN_APPEAL = "The borrower has an open appeal on this case; decide it from the appeal page"
-
-
-@pytest.fixture(autouse=True)
-def ruleset():
-    return default_ruleset()
 
 
 # --- helpers
 
 
-def fresh(obj):
-    obj.refresh_from_db()
-    return obj
-
-
-def frozen_high_case() -> Case:
-    """A MULTI_HEAD freeze (high severity): approving its appeal needs a second senior reviewer."""
-    return flag(make_line(limit="20000.00", available="15000.00", outstanding="5000.00"), "MULTI_HEAD")
-
-
-def frozen_medium_case() -> Case:
-    """A line frozen by hand earlier whose only signal is a medium PROFILE_STALE: one reviewer may unfreeze it."""
-    return flag(make_line(limit="20000.00", outstanding="5000.00", status="frozen"), "PROFILE_STALE")
-
-
-def submit(case: Case, files=(), reason: str = "loans_closed") -> Appeal:
-    """An appeal through the borrower link's service call."""
-    return services.appeal_submit(
-        line_id=case.line_id, reason=reason, statement=STATEMENT, files=list(files), channel="link", actor=BORROWER
-    ).appeal
-
-
-def decide(appeal: Appeal, user, outcome: str, reply: str = REPLY, **kwargs) -> Appeal:
+def decide_appeal(appeal: Appeal, user, outcome: str, reply: str = REPLY, **kwargs) -> Appeal:
     """Decide with the version the reviewer's form was rendered with (the appeal's current one)."""
     kwargs.setdefault("expected_version", Appeal.objects.get(pk=appeal.pk).version)
     return services.appeal_decide(
         appeal_id=appeal.pk, actor=Actor.operator(user), outcome=outcome, reply=reply, **kwargs
     )
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
-
-
-def multipart(fields: dict[str, str], files: list[tuple[str, bytes]]) -> bytes:
-    """A multipart body built by hand: the test client would strip directories from file names."""
-    parts = [
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
-    ]
-    for name, data in files:
-        head = (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="documents"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
-
-
-def post_api(client, account_no: str, files=(), key: str = "", reason: str = "loans_closed", statement=STATEMENT):
-    return client.post(
-        API,
-        data=multipart({"account_no": account_no, "reason": reason, "statement": statement}, list(files)),
-        content_type=f"multipart/form-data; boundary={BOUNDARY}",
-        headers={"Idempotency-Key": key} if key else {},
-    )
-
-
-def stored() -> tuple:
-    """Everything an appeal leaves behind: rows, files, audit events, borrower messages."""
-    root = Path(settings.APPEAL_DOCUMENTS_DIR)
-    return (
-        Appeal.objects.count(),
-        AppealDocument.objects.count(),
-        sorted(p.name for p in root.iterdir()) if root.exists() else [],
-        AuditEvent.objects.filter(action__startswith="appeal.").count(),
-        Notification.objects.filter(kind__startswith="appeal_").count(),
-    )
-
-
-NOTHING: tuple[int, int, list[str], int, int] = (0, 0, [], 0, 0)
 
 
 def path_of(url: str) -> str:
@@ -145,16 +91,6 @@ def aged_token(kind: str, object_id: int, age_seconds: int) -> str:
     return Aged(salt=links._SALT).sign(f"{kind}{object_id}")
 
 
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def text(response) -> str:
-    return html.unescape(response.content.decode())
-
-
 def notice(line_id: int, kind: str) -> Notification:
     [n] = Notification.objects.filter(line_id=line_id, kind=kind)
     return n
@@ -164,7 +100,7 @@ def notice(line_id: int, kind: str) -> Notification:
 
 
 def test_a_retried_request_with_the_same_idempotency_key_creates_exactly_one_appeal(integration):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     client = token_client(integration)
     files = [("结清证明.pdf", pdf()), ("photo.png", png())]
     assert stored() == NOTHING
@@ -205,7 +141,7 @@ def test_a_retried_request_with_the_same_idempotency_key_creates_exactly_one_app
     "change", [{"statement": "另一份说明"}, {"files": [("photo.png", png())]}, {"reason": "income_proof"}]
 )
 def test_the_same_idempotency_key_with_a_different_request_is_a_conflict(integration, change):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     client = token_client(integration)
     assert post_api(client, case.line.account_no, [("结清证明.pdf", pdf())], key="req-1").status_code == 201
     before = stored()
@@ -224,7 +160,7 @@ def test_two_requests_posted_at_the_same_moment_create_one_appeal(keys, statuses
     integration = make_role_operator("integration", "lending-app")
     clients = [token_client(integration), token_client(integration)]
     for i in range(3):
-        case = frozen_high_case()
+        case = frozen_multi_head_case()
         account = case.line.account_no
 
         responses = in_threads(
@@ -260,7 +196,7 @@ def test_two_requests_posted_at_the_same_moment_create_one_appeal(keys, statuses
     ids=["png-header-html", "exe-as-pdf", "empty", "truncated-pdf", "six-files", "over-10-mb", "path-in-name"],
 )
 def test_a_hostile_file_over_the_api_is_refused_and_nothing_is_stored(integration, files, message):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
 
     # A good file first: one bad file refuses the whole upload.
     response = post_api(token_client(integration), case.line.account_no, [("good.pdf", pdf()), *files])
@@ -271,17 +207,17 @@ def test_a_hostile_file_over_the_api_is_refused_and_nothing_is_stored(integratio
 
 
 def test_a_hostile_file_on_the_borrower_page_is_refused_and_nothing_is_stored():
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     path = path_of(links.appeal_link(case.line_id)) + "?lang=en"
     upload = [SimpleUploadedFile("good.pdf", pdf()), SimpleUploadedFile("evil.png", HTML_BEHIND_PNG)]
 
     response = Client().post(path, {"reason": "repaid", "statement": STATEMENT, "documents": upload})
 
     assert response.status_code == 400
-    assert '<p class="error" role="alert" id="error">evil.png is not a complete PDF, PNG or JPEG file</p>' in text(
+    assert '<p class="error" role="alert" id="error">evil.png is not a complete PDF, PNG or JPEG file</p>' in page(
         response
     )
-    assert 'id="appeal-form"' in text(response)
+    assert 'id="appeal-form"' in page(response)
     assert stored() == NOTHING
 
 
@@ -315,7 +251,7 @@ def test_an_appeal_for_an_account_that_cannot_be_appealed_is_refused(integration
 
 
 def test_a_second_appeal_while_one_is_open_is_a_conflict(integration):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     client = token_client(integration)
     first = post_api(client, case.line.account_no, key="k1").json()["id"]
     before = stored()
@@ -343,7 +279,7 @@ def test_a_second_appeal_while_one_is_open_is_a_conflict(integration):
     ],
 )
 def test_a_bad_reason_or_statement_is_refused_with_a_clear_message(reason, statement, message):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
 
     with pytest.raises(DomainError) as excinfo:
         services.appeal_submit(
@@ -362,7 +298,7 @@ def test_a_bad_reason_or_statement_is_refused_with_a_clear_message(reason, state
     ],
 )
 def test_the_api_refuses_a_bad_reason_or_an_empty_statement(integration, reason, statement, body):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
 
     response = post_api(token_client(integration), case.line.account_no, reason=reason, statement=statement)
 
@@ -379,7 +315,7 @@ def test_the_api_refuses_a_bad_reason_or_an_empty_statement(integration, reason,
     ],
 )
 def test_the_api_needs_the_token_of_the_integration(who, status, detail):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     client = APIClient()
     if who == "bad-token":
         client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
@@ -396,25 +332,25 @@ def test_the_api_needs_the_token_of_the_integration(who, status, detail):
 
 
 def test_the_link_shows_the_form_in_chinese_by_default_and_in_english_on_request():
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     path = path_of(links.appeal_link(case.line_id))
 
     chinese, english = Client().get(path), Client().get(path + "?lang=en")
 
     assert (chinese.status_code, english.status_code) == (200, 200)
-    assert '<html lang="zh-hans">' in text(chinese)
-    assert '<html lang="en">' in text(english)
-    for page in (text(chinese), text(english)):
-        assert 'id="appeal-form"' in page
-        assert case.line.account_no[-4:] in page
-        assert case.line.account_no not in page
-    assert ("申请解除冻结" in text(chinese), "Ask us to lift the freeze" in text(chinese)) == (True, False)
-    assert "Ask us to lift the freeze" in text(english)
+    assert '<html lang="zh-hans">' in page(chinese)
+    assert '<html lang="en">' in page(english)
+    for body in (page(chinese), page(english)):
+        assert 'id="appeal-form"' in body
+        assert case.line.account_no[-4:] in body
+        assert case.line.account_no not in body
+    assert ("申请解除冻结" in page(chinese), "Ask us to lift the freeze" in page(chinese)) == (True, False)
+    assert "Ask us to lift the freeze" in page(english)
 
 
 @pytest.mark.parametrize("how", ["tampered", "other-kind", "garbage"])
 def test_a_tampered_link_is_a_404_page(how):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     token = path_of(links.appeal_link(case.line_id)).split("/")[2]
     token = {
         "tampered": token[:-1] + ("A" if token[-1] != "A" else "B"),
@@ -425,24 +361,24 @@ def test_a_tampered_link_is_a_404_page(how):
     response = Client().get(f"/a/{token}/?lang=en")
 
     assert response.status_code == 404
-    assert "This link is not valid" in text(response)
-    assert 'id="appeal-form"' not in text(response)
+    assert "This link is not valid" in page(response)
+    assert 'id="appeal-form"' not in page(response)
 
 
 def test_an_expired_link_is_410_and_one_just_inside_its_validity_still_opens(settings):
     settings.APPEAL_LINK_DAYS = 3
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
 
     expired = Client().get(f"/a/{aged_token('l', case.line_id, 3 * 86400 + 60)}/?lang=en")
     valid = Client().get(f"/a/{aged_token('l', case.line_id, 3 * 86400 - 60)}/?lang=en")
 
     assert expired.status_code == 410
-    assert "This link has expired" in text(expired)
-    assert (valid.status_code, 'id="appeal-form"' in text(valid)) == (200, True)
+    assert "This link has expired" in page(expired)
+    assert (valid.status_code, 'id="appeal-form"' in page(valid)) == (200, True)
 
 
 def test_after_appealing_on_the_page_the_borrower_sees_the_status_instead_of_the_form():
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     path = path_of(links.appeal_link(case.line_id)) + "?lang=en"
     client = Client()
     upload = [SimpleUploadedFile("银行流水.pdf", pdf()), SimpleUploadedFile("IMG_0001.JPG", jpeg())]
@@ -457,23 +393,23 @@ def test_after_appealing_on_the_page_the_borrower_sees_the_status_instead_of_the
         "image/jpeg",
     ]
     assert AuditEvent.objects.get(action="appeal.submit").actor_kind == "borrower"
-    page = text(client.get(path))
-    assert f"Your appeal no. {appeal.pk} has been received" in page
-    assert 'id="appeal-form"' not in page
+    body = page(client.get(path))
+    assert f"Your appeal no. {appeal.pk} has been received" in body
+    assert 'id="appeal-form"' not in body
     # Posting the form again does nothing.
     assert client.post(path, {"reason": "repaid", "statement": STATEMENT}).status_code == 200
     assert Appeal.objects.count() == 1
 
 
 def test_the_freeze_message_carries_a_link_that_opens_that_lines_appeal_page():
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     body = notice(case.line_id, "freeze").body
 
     [url] = re.findall(r"https?://\S+/a/[^/\s]+/", body)
     response = Client().get(path_of(url))
 
     assert response.status_code == 200
-    assert 'id="appeal-form"' in text(response)
+    assert 'id="appeal-form"' in page(response)
     assert response.context["line"].pk == case.line_id
 
 
@@ -481,11 +417,11 @@ def test_the_freeze_message_carries_a_link_that_opens_that_lines_appeal_page():
 
 
 def test_requesting_more_information_pauses_the_sla_until_the_borrower_answers(analyst):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     appeal = submit(case, [("结清证明.pdf", pdf())])
     due = appeal.sla_due_at
 
-    decide(appeal, analyst, "request_info", reply="请补充其他机构出具的借款结清证明。")
+    decide_appeal(appeal, analyst, "request_info", reply="请补充其他机构出具的借款结清证明。")
 
     appeal = fresh(appeal)
     assert (appeal.status, appeal.info_request, appeal.sla_due_at, appeal.version) == (
@@ -502,7 +438,7 @@ def test_requesting_more_information_pauses_the_sla_until_the_borrower_answers(a
     path = path_of(body.removeprefix(head))
     assert path.startswith("/a/more/")
     client = Client()
-    assert "请补充其他机构出具的借款结清证明。" in text(client.get(path))
+    assert "请补充其他机构出具的借款结清证明。" in page(client.get(path))
 
     # The borrower answers five hours later.
     paused_at = timezone.now() - timedelta(hours=5)
@@ -528,11 +464,11 @@ def test_requesting_more_information_pauses_the_sla_until_the_borrower_answers(a
         "borrower",
         {"status": "open", "documents": 1, "sla_paused_seconds": int(waited.total_seconds())},
     )
-    assert 'id="more-info-form"' not in text(client.get(path))
+    assert 'id="more-info-form"' not in page(client.get(path))
 
 
 def test_documents_are_not_added_to_an_appeal_that_is_not_waiting_for_them():
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     appeal = submit(case)
     path = path_of(links.more_info_link(appeal.pk))
     before = (stored(), fresh(appeal).version)
@@ -543,7 +479,7 @@ def test_documents_are_not_added_to_an_appeal_that_is_not_waiting_for_them():
 
     assert str(excinfo.value) == "This appeal is not waiting for more information"
     assert response.status_code == 200
-    assert 'id="more-info-form"' not in text(response)
+    assert 'id="more-info-form"' not in page(response)
     assert (stored(), fresh(appeal).version) == before
 
 
@@ -552,7 +488,7 @@ def test_documents_are_not_added_to_an_appeal_that_is_not_waiting_for_them():
 
 @pytest.mark.parametrize(("hours_left", "priority"), [(13, 0), (11, 1), (-0.01, 2)])
 def test_aging_raises_the_priority_as_the_deadline_nears(senior, hours_left, priority):
-    appeal = submit(frozen_high_case())
+    appeal = submit(frozen_multi_head_case())
 
     services.appeals_age(now=appeal.sla_due_at - timedelta(hours=hours_left))
 
@@ -565,8 +501,8 @@ def test_a_breach_alerts_each_senior_reviewer_and_risk_manager_once(senior, seni
     retired = make_role_operator("senior_reviewer", "old")
     retired.is_active = False
     retired.save()
-    appeal = submit(frozen_high_case())
-    later = submit(frozen_high_case())
+    appeal = submit(frozen_multi_head_case())
+    later = submit(frozen_multi_head_case())
     Appeal.objects.filter(pk=later.pk).update(sla_due_at=appeal.sla_due_at + timedelta(days=1))
 
     result = services.appeals_age(now=appeal.sla_due_at + timedelta(minutes=1))
@@ -590,8 +526,8 @@ def test_a_breach_alerts_each_senior_reviewer_and_risk_manager_once(senior, seni
 
 
 def test_an_appeal_waiting_for_the_borrower_is_neither_aged_nor_breached(senior, analyst):
-    appeal = submit(frozen_high_case())
-    decide(appeal, analyst, "request_info", reply="请补充材料。")
+    appeal = submit(frozen_multi_head_case())
+    decide_appeal(appeal, analyst, "request_info", reply="请补充材料。")
 
     result = services.appeals_age(now=appeal.sla_due_at + timedelta(days=2))
 
@@ -603,11 +539,12 @@ def test_an_appeal_waiting_for_the_borrower_is_neither_aged_nor_breached(senior,
 
 
 def test_an_unanswered_request_for_information_returns_the_appeal_to_review_when_its_link_expires(settings, analyst):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     appeal = submit(case)
-    decide(appeal, analyst, "request_info", reply="请补充材料。")
+    decide_appeal(appeal, analyst, "request_info", reply="请补充材料。")
     appeal = fresh(appeal)
     paused_at, due = appeal.sla_paused_at, appeal.sla_due_at
+    assert paused_at is not None and due is not None
     expiry = paused_at + timedelta(days=settings.APPEAL_LINK_DAYS)
 
     # One minute before the link expires nothing moves; the borrower may still answer.
@@ -627,6 +564,7 @@ def test_an_unanswered_request_for_information_returns_the_appeal_to_review_when
     )
     assert (fresh(case).appeal_state, fresh(case).appeal_due_at) == ("open", appeal.sla_due_at)
     event = AuditEvent.objects.get(action="appeal.more_info_unanswered")
+    assert event.before is not None and event.after is not None
     assert (event.actor_kind, event.object_id, event.before["status"], event.after["status"]) == (
         "system",
         appeal.pk,
@@ -634,42 +572,43 @@ def test_an_unanswered_request_for_information_returns_the_appeal_to_review_when
         "open",
     )
     # The reviewer sees why it is back, and can decide it now.
-    page = text(logged_in(analyst).get(f"/appeals/{appeal.pk}/"))
-    assert f"The borrower did not answer within {settings.APPEAL_LINK_DAYS} days" in page
-    decide(appeal, analyst, "reject", reply="未收到补充材料，维持原决定。")
+    body = page(logged_in(analyst).get(f"/appeals/{appeal.pk}/"))
+    assert f"The borrower did not answer within {settings.APPEAL_LINK_DAYS} days" in body
+    decide_appeal(appeal, analyst, "reject", reply="未收到补充材料，维持原决定。")
     assert fresh(appeal).status in ("rejected", "awaiting_approval")
     # A second run finds nothing more to do.
     assert services.appeals_age(now=now + timedelta(minutes=5))["unanswered"] == 0
 
 
 def test_the_inbox_shows_a_senior_their_breach_alerts_until_marked_read(senior, analyst):
-    appeal = submit(frozen_high_case())
+    appeal = submit(frozen_multi_head_case())
     services.appeals_age(now=appeal.sla_due_at + timedelta(minutes=1))
     client = logged_in(senior)
     alert = f"Appeal #{appeal.pk} ({appeal.line.account_no}) passed its deadline"
 
-    assert alert in text(client.get("/appeals/"))
-    assert 'id="alerts"' not in text(logged_in(analyst).get("/appeals/"))
+    assert alert in page(client.get("/appeals/"))
+    assert 'id="alerts"' not in page(logged_in(analyst).get("/appeals/"))
 
     response = client.post("/appeals/alerts/read/")
 
     assert (response.status_code, response["Location"]) == (302, "/appeals/")
     assert AppealAlert.objects.get(recipient=senior).read_at is not None
-    assert alert not in text(client.get("/appeals/"))
+    assert alert not in page(client.get("/appeals/"))
 
 
 # --- 7. decisions
 
 
 def test_approving_an_appeal_against_a_high_severity_freeze_waits_for_a_second_senior_reviewer(analyst, senior):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     line = case.line
     signal = Signal.objects.get(line=line, code="MULTI_HEAD")
     appeal = submit(case)
 
-    proposed = decide(appeal, analyst, "approve")
+    proposed = decide_appeal(appeal, analyst, "approve")
 
     assert proposed.status == "awaiting_approval"
+    assert proposed.decision is not None
     decision = fresh(proposed.decision)
     assert (decision.status, decision.kind, decision.proposed_by_id) == (
         DecisionStatus.PROPOSED,
@@ -696,9 +635,10 @@ def test_approving_an_appeal_against_a_high_severity_freeze_waits_for_a_second_s
 
 
 def test_an_approved_appeal_is_not_refrozen_on_the_same_events_but_is_on_a_new_one(analyst, senior):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     line = case.line
-    decision = decide(submit(case), analyst, "approve").decision
+    decision = decide_appeal(submit(case), analyst, "approve").decision
+    assert decision is not None
     case_services.decision_review(decision_id=decision.pk, actor=Actor.operator(senior), approve=True)
     assert fresh(line).status == LineStatus.ACTIVE
 
@@ -715,8 +655,9 @@ def test_an_approved_appeal_is_not_refrozen_on_the_same_events_but_is_on_a_new_o
 
 
 def test_the_proposer_of_an_appeal_approval_cannot_approve_it_themselves(senior):
-    case = frozen_high_case()
-    appeal = decide(submit(case), senior, "approve")
+    case = frozen_multi_head_case()
+    appeal = decide_appeal(submit(case), senior, "approve")
+    assert appeal.decision_id is not None
 
     with pytest.raises(NotAllowed) as excinfo:
         case_services.decision_review(decision_id=appeal.decision_id, actor=Actor.operator(senior), approve=True)
@@ -726,9 +667,10 @@ def test_the_proposer_of_an_appeal_approval_cannot_approve_it_themselves(senior)
 
 
 def test_a_second_reviewer_rejecting_the_proposal_puts_the_appeal_back_in_review(analyst, senior):
-    case = frozen_high_case()
-    appeal = decide(submit(case), analyst, "approve")
+    case = frozen_multi_head_case()
+    appeal = decide_appeal(submit(case), analyst, "approve")
     decision_id = appeal.decision_id
+    assert decision_id is not None
 
     case_services.decision_review(decision_id=decision_id, actor=Actor.operator(senior), approve=False)
 
@@ -739,11 +681,11 @@ def test_a_second_reviewer_rejecting_the_proposal_puts_the_appeal_back_in_review
     assert not Notification.objects.filter(kind__in=["appeal_approved", "appeal_rejected"]).exists()
 
     # It can be decided again.
-    assert decide(appeal, analyst, "reject").status == "rejected"
+    assert decide_appeal(appeal, analyst, "reject").status == "rejected"
 
 
 def test_approving_a_proposal_made_before_the_appeal_arrived_does_not_leave_the_appeal_open(analyst, senior):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     proposal = case_services.case_decide(
         case_id=case.pk,
         actor=Actor.operator(analyst),
@@ -773,12 +715,13 @@ def test_approving_a_proposal_made_before_the_appeal_arrived_does_not_leave_the_
     ],
 )
 def test_without_a_high_signal_an_approval_applies_at_once(analyst, outcome, new_limit, status, limit):
-    case = frozen_medium_case()
+    case = frozen_medium_only_case()
     appeal = submit(case, reason="profile_updated")
     reply = "您的额度已恢复使用，额度调整为 ¥{limit}。" if new_limit else REPLY
 
-    decided = decide(appeal, analyst, outcome, reply=reply, new_limit=new_limit)
+    decided = decide_appeal(appeal, analyst, outcome, reply=reply, new_limit=new_limit)
 
+    assert decided.decision is not None
     assert (decided.status, decided.decided_by_id, decided.decision.status) == (status, analyst.pk, "applied")
     assert (fresh(case.line).status, fresh(case.line).limit) == (LineStatus.ACTIVE, limit)
     assert (fresh(case).status, fresh(case).appeal_state) == ("resolved", "")
@@ -790,12 +733,12 @@ def test_without_a_high_signal_an_approval_applies_at_once(analyst, outcome, new
 
 @pytest.mark.parametrize("new_limit", [None, Decimal("0.00"), Decimal("20000.00"), Decimal("25000.00")])
 def test_approving_in_part_needs_a_limit_below_the_current_one(analyst, new_limit):
-    case = frozen_medium_case()
+    case = frozen_medium_only_case()
     appeal = submit(case)
     before = (stored(), fresh(appeal).version, fresh(case.line).status)
 
     with pytest.raises(DomainError) as excinfo:
-        decide(appeal, analyst, "approve_in_part", new_limit=new_limit)
+        decide_appeal(appeal, analyst, "approve_in_part", new_limit=new_limit)
 
     assert str(excinfo.value) == "Approving in part needs a new limit above ¥0.00 and below the current ¥20,000.00"
     assert (stored(), fresh(appeal).version, fresh(case.line).status) == before
@@ -803,12 +746,13 @@ def test_approving_in_part_needs_a_limit_below_the_current_one(analyst, new_limi
 
 
 def test_rejecting_keeps_the_line_frozen_resolves_the_case_and_tells_the_borrower(analyst):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     appeal = submit(case)
     reply = "经人工复核，暂不能确认相关风险已解除，额度将继续冻结。"
 
-    decided = decide(appeal, analyst, "reject", reply=reply)
+    decided = decide_appeal(appeal, analyst, "reject", reply=reply)
 
+    assert decided.decision is not None
     assert (decided.status, decided.decision.kind, decided.decision.status) == ("rejected", "keep_frozen", "applied")
     assert fresh(case.line).status == LineStatus.FROZEN
     assert (fresh(case).status, fresh(case).outcome, fresh(case).appeal_state) == ("resolved", "kept_frozen", "")
@@ -817,7 +761,7 @@ def test_rejecting_keeps_the_line_frozen_resolves_the_case_and_tells_the_borrowe
 
 
 def test_a_reviewer_decides_on_the_appeal_page_and_a_stale_form_changes_nothing(analyst, auditor):
-    case = frozen_medium_case()
+    case = frozen_medium_only_case()
     appeal = submit(case)
     url = f"/appeals/{appeal.pk}/decide/"
     form = {"outcome": "reject", "reply": "暂不能确认相关风险已解除。", "version": appeal.version}
@@ -829,8 +773,8 @@ def test_a_reviewer_decides_on_the_appeal_page_and_a_stale_form_changes_nothing(
 
     assert (decided.status_code, decided["Location"]) == (302, f"/appeals/{appeal.pk}/")
     assert (fresh(appeal).status, fresh(appeal).reply) == ("rejected", "暂不能确认相关风险已解除。")
-    assert "This appeal was already decided: rejected" in text(stale)
-    assert (denied.status_code, "Your role cannot decide appeals" in text(denied)) == (403, True)
+    assert "This appeal was already decided: rejected" in page(stale)
+    assert (denied.status_code, "Your role cannot decide appeals" in page(denied)) == (403, True)
     assert Decision.objects.filter(case=case).count() == 1
     assert fresh(case.line).status == LineStatus.FROZEN
 
@@ -843,12 +787,12 @@ def test_two_reviewers_deciding_the_same_appeal_at_once_make_one_decision():
     default_ruleset()
     ana, bo = make_role_operator("analyst", "ana"), make_role_operator("analyst", "bo")
     for _ in range(3):
-        case = frozen_medium_case()
+        case = frozen_medium_only_case()
         appeal = submit(case)
 
         results = in_threads(
-            lambda appeal=appeal: decide(appeal, ana, "reject", expected_version=1),
-            lambda appeal=appeal: decide(appeal, bo, "approve", expected_version=1),
+            lambda appeal=appeal: decide_appeal(appeal, ana, "reject", expected_version=1),
+            lambda appeal=appeal: decide_appeal(appeal, bo, "approve", expected_version=1),
         )
 
         [winner] = [r for r in results if isinstance(r, Appeal)]
@@ -895,13 +839,14 @@ def test_a_case_with_an_open_appeal_is_settled_only_from_the_appeal(analyst, kin
 
 
 def test_an_operator_gets_a_document_with_safe_headers_and_each_view_is_audited(analyst):
-    appeal = submit(frozen_high_case(), [("payslip.pdf", pdf()), ("photo.png", png())])
+    appeal = submit(frozen_multi_head_case(), [("payslip.pdf", pdf()), ("photo.png", png())])
     doc_pdf, doc_png = appeal.documents.order_by("pk")
     client = logged_in(analyst)
 
     def get(doc, query=""):
         response = client.get(f"/appeals/documents/{doc.pk}/{query}")
-        return response, b"".join(response.streaming_content)  # read to the end: the client closes the file
+        assert isinstance(response, FileResponse)
+        return response, response.getvalue()  # read to the end: the client closes the file
 
     (inline, inline_body), (download, _), (image, image_body) = get(doc_pdf), get(doc_pdf, "?download=1"), get(doc_png)
 
@@ -922,7 +867,7 @@ def test_an_operator_gets_a_document_with_safe_headers_and_each_view_is_audited(
 
 
 def test_documents_are_not_served_to_visitors_without_an_operator_role(integration):
-    appeal = submit(frozen_high_case(), [("payslip.pdf", pdf())])
+    appeal = submit(frozen_multi_head_case(), [("payslip.pdf", pdf())])
     url = f"/appeals/documents/{appeal.documents.get().pk}/"
 
     anonymous = Client().get(url)
@@ -935,15 +880,15 @@ def test_documents_are_not_served_to_visitors_without_an_operator_role(integrati
 
 
 def test_the_appeal_page_previews_images_and_links_pdfs(auditor):
-    appeal = submit(frozen_high_case(), [("payslip.pdf", pdf()), ("photo.png", png())])
+    appeal = submit(frozen_multi_head_case(), [("payslip.pdf", pdf()), ("photo.png", png())])
     doc_pdf, doc_png = appeal.documents.order_by("pk")
 
-    page = text(logged_in(auditor).get(f"/appeals/{appeal.pk}/"))
+    body = page(logged_in(auditor).get(f"/appeals/{appeal.pk}/"))
 
-    assert f'<img src="/appeals/documents/{doc_png.pk}/" alt="photo.png"' in page
-    assert f'<a href="/appeals/documents/{doc_pdf.pk}/" target="_blank" rel="noopener" class="pdf-link">' in page
-    assert f'<img src="/appeals/documents/{doc_pdf.pk}/"' not in page
-    assert STATEMENT in page
+    assert f'<img src="/appeals/documents/{doc_png.pk}/" alt="photo.png"' in body
+    assert f'<a href="/appeals/documents/{doc_pdf.pk}/" target="_blank" rel="noopener" class="pdf-link">' in body
+    assert f'<img src="/appeals/documents/{doc_pdf.pk}/"' not in body
+    assert STATEMENT in body
 
 
 # --- 11. query counts
@@ -958,7 +903,7 @@ APPEAL_QUERIES = 17
 
 @pytest.mark.parametrize("n", [1, 10])
 def test_the_inbox_costs_the_same_queries_whatever_the_number_of_appeals(senior, django_assert_num_queries, n):
-    appeals = [submit(frozen_high_case(), [("a.pdf", pdf())]) for _ in range(n)]
+    appeals = [submit(frozen_multi_head_case(), [("a.pdf", pdf())]) for _ in range(n)]
     services.appeals_age(now=appeals[0].sla_due_at + timedelta(minutes=1))
     client = logged_in(senior)
 
@@ -971,7 +916,7 @@ def test_the_inbox_costs_the_same_queries_whatever_the_number_of_appeals(senior,
 
 @pytest.mark.parametrize("documents", [1, 5])
 def test_the_appeal_page_costs_a_fixed_number_of_queries(analyst, django_assert_num_queries, documents):
-    appeal = submit(frozen_high_case(), [(f"{i}.png", png()) for i in range(documents)])
+    appeal = submit(frozen_multi_head_case(), [(f"{i}.png", png()) for i in range(documents)])
     client = logged_in(analyst)
 
     with django_assert_num_queries(APPEAL_QUERIES):
@@ -985,7 +930,7 @@ def test_the_appeal_page_costs_a_fixed_number_of_queries(analyst, django_assert_
 
 
 def test_the_queue_marks_cases_with_an_open_appeal_and_filters_to_them(analyst):
-    appealed, plain = frozen_high_case(), frozen_high_case()
+    appealed, plain = frozen_multi_head_case(), frozen_multi_head_case()
     submit(appealed)
     client = logged_in(analyst)
 

@@ -2,71 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 from accounts.engine import evaluate_lines
 from accounts.models import Case, CreditLine, Decision, LineStatus
-from riskops.core.roles import ensure_roles
 from riskops.models import AuditEvent
 from tests.factories import NOW, default_ruleset, inquiry, make_line
+from tests.helpers import browser_login, browser_operator, need_chromium
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+need_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-if not shutil.which(CHROMIUM):
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package")
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-# Playwright's sync API runs an event loop in this thread; the live server answers in its own thread.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def _operator(username: str, role: str) -> User:
-    ensure_roles()
-    user = User.objects.create_user(username, password=f"{username}-pw-2026")
-    user.groups.add(Group.objects.get(name=role))
-    return user
-
-
-def _login(browser, live_server, username: str):
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", f"{username}-pw-2026")
-    page.click(".login button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/queue/")
-    return page
 
 
 @pytest.fixture
@@ -89,10 +37,10 @@ def test_analyst_proposes_an_unfreeze_and_a_different_senior_reviewer_approves_i
     browser, live_server, multi_head_freeze: CreditLine
 ) -> None:
     line = multi_head_freeze
-    _operator("ana", "analyst")
-    _operator("sen", "senior_reviewer")
+    browser_operator("ana", "analyst")
+    browser_operator("sen", "senior_reviewer")
 
-    page = _login(browser, live_server, "ana")
+    page = browser_login(browser, live_server, "ana")
 
     # Filter the queue; the filter lives in the URL.
     page.select_option("#id_family", "MULTI_HEAD")
@@ -147,7 +95,7 @@ def test_analyst_proposes_an_unfreeze_and_a_different_senior_reviewer_approves_i
     assert decision.status == "proposed"
 
     # A different senior reviewer finds it among the cases awaiting approval and approves it.
-    senior = _login(browser, live_server, "sen")
+    senior = browser_login(browser, live_server, "sen")
     senior.click("text=Awaiting approval")
     senior.wait_for_url("**/queue/?status=awaiting_approval")
     senior.click(f"text={line.account_no}")
@@ -168,8 +116,8 @@ def test_analyst_proposes_an_unfreeze_and_a_different_senior_reviewer_approves_i
 
 
 def test_a_senior_reviewer_cannot_approve_their_own_proposal(browser, live_server, multi_head_freeze) -> None:
-    _operator("sen1", "senior_reviewer")
-    page = _login(browser, live_server, "sen1")
+    browser_operator("sen1", "senior_reviewer")
+    page = browser_login(browser, live_server, "sen1")
     case = Case.objects.get(line=multi_head_freeze)
     page.goto(f"{live_server.url}/cases/{case.pk}/")
     page.select_option("#id_kind", "unfreeze")
@@ -191,8 +139,8 @@ def test_a_senior_reviewer_cannot_approve_their_own_proposal(browser, live_serve
 
 
 def test_the_case_page_speaks_chinese_after_the_switch(browser, live_server, multi_head_freeze) -> None:
-    _operator("ana2", "analyst")
-    page = _login(browser, live_server, "ana2")
+    browser_operator("ana2", "analyst")
+    page = browser_login(browser, live_server, "ana2")
     page.click("button[value=zh-hans]")
     page.wait_for_selector("text=案件队列")
     case = Case.objects.get(line=multi_head_freeze)

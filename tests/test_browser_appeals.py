@@ -9,17 +9,11 @@ qualifying event does.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import struct
-import zlib
-from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import urlparse
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from accounts.engine import evaluate_lines
@@ -28,106 +22,18 @@ from appeals import replies
 from appeals.links import appeal_link
 from appeals.models import Appeal, AppealChannel, AppealReason, AppealStatus
 from riskops.core.audit import Actor
-from riskops.core.roles import ensure_roles
 from tests.factories import default_ruleset, inquiry, make_line
+from tests.helpers import browser_login, browser_operator, need_chromium, pdf, png
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+need_chromium()
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-if not shutil.which(CHROMIUM):
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package")
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-# Playwright's sync API runs an event loop in this thread; the live server answers in its own thread.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-STATEMENT = "我在 5 月申请了几家机构的贷款做比较，最后只在一家借了款，其他申请都已撤销，附上结清证明和截图。"
-
-
-# --- Real documents, built byte by byte (no fixtures on disk)
-
-
-def _pdf() -> bytes:
-    """A one-page PDF with a correct cross-reference table, as a PDF reader expects it."""
-    content = b"BT /F1 18 Tf 72 720 Td (Loan settlement certificate) Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-
+LOAN_SHOPPING_STATEMENT = (
+    "我在 5 月申请了几家机构的贷款做比较，最后只在一家借了款，其他申请都已撤销，附上结清证明和截图。"
+)
+# The borrower's photo, in pixels.
 PHOTO_SIZE = (24, 16)
-
-
-def _png() -> bytes:
-    """A small RGB "photo" (a colour gradient) of PHOTO_SIZE pixels."""
-    width, height = PHOTO_SIZE
-    rows = b"".join(b"\x00" + b"".join(bytes((x * 10, y * 15, 128)) for x in range(width)) for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
-
-
-# --- Browser and people
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def _operator(username: str, role: str) -> User:
-    ensure_roles()  # a transactional test's flush empties the groups the migrations made
-    user = User.objects.create_user(username, password=f"{username}-pw-2026")
-    user.groups.add(Group.objects.get(name=role))
-    return user
-
-
-def _login(browser, live_server, username: str):
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", f"{username}-pw-2026")
-    page.click(".login button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/queue/")
-    return page
 
 
 @pytest.fixture
@@ -155,9 +61,9 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
 
     line = frozen_line
     case = Case.objects.get(line=line)
-    _operator("ana", "analyst")
-    _operator("sen", "senior_reviewer")
-    pdf, png = _pdf(), _png()
+    browser_operator("ana", "analyst")
+    browser_operator("sen", "senior_reviewer")
+    pdf_data, png_data = pdf(), png(PHOTO_SIZE)
 
     # --- The borrower: the link from the freeze message, on a phone, in Chinese whatever the browser prefers.
     borrower_context = browser.new_context(
@@ -172,12 +78,12 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     assert line.account_no[-4:] in borrower.locator(".account").inner_text()
 
     borrower.check(f"input[name=reason][value={AppealReason.LOANS_CLOSED}]")
-    borrower.fill("textarea[name=statement]", STATEMENT)
+    borrower.fill("textarea[name=statement]", LOAN_SHOPPING_STATEMENT)
     borrower.set_input_files(
         "input[name=documents]",
         files=[
-            {"name": "结清证明.pdf", "mimeType": "application/pdf", "buffer": pdf},
-            {"name": "IMG_2026.png", "mimeType": "image/png", "buffer": png},
+            {"name": "结清证明.pdf", "mimeType": "application/pdf", "buffer": pdf_data},
+            {"name": "IMG_2026.png", "mimeType": "image/png", "buffer": png_data},
         ],
     )
     with borrower.expect_response(lambda r: r.request.method == "POST") as posted:
@@ -196,12 +102,12 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     )
     documents = {d.content_type: d for d in appeal.documents.all()}
     assert set(documents) == {"application/pdf", "image/png"}
-    assert (documents["application/pdf"].size, documents["image/png"].size) == (len(pdf), len(png))
+    assert (documents["application/pdf"].size, documents["image/png"].size) == (len(pdf_data), len(png_data))
     assert Notification.objects.filter(line=line, kind=NotificationKind.APPEAL_RECEIVED).count() == 1
     borrower_context.close()
 
     # --- The analyst: from the queue filtered to open appeals, to the case, to the appeal.
-    page = _login(browser, live_server, "ana")
+    page = browser_login(browser, live_server, "ana")
     page.select_option("#id_appeal", "open")
     page.click("#filters button[type=submit]")
     page.wait_for_url("**/queue/?*appeal=open*")
@@ -212,7 +118,7 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     page.wait_for_url(f"**/cases/{case.pk}/")
     page.click("#case-appeals a")
     page.wait_for_url(f"**/appeals/{appeal.pk}/")
-    expect(page.locator("#statement")).to_contain_text(STATEMENT)
+    expect(page.locator("#statement")).to_contain_text(LOAN_SHOPPING_STATEMENT)
     expect(page.locator("#signals")).to_contain_text("MULTI_HEAD")  # the case's evidence beside the statement
 
     # The photo really rendered (decoded by the browser from the permission-checked view).
@@ -235,7 +141,7 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     assert headers["content-type"] == "application/pdf"
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["content-disposition"].startswith("inline")
-    assert opened.body() == pdf
+    assert opened.body() == pdf_data
     # The same URL is refused to someone who is not logged in.
     anonymous = browser.new_context()
     assert anonymous.request.get(f"{live_server.url}{href}", max_redirects=0).status in (302, 403)
@@ -254,7 +160,7 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     assert not Notification.objects.filter(line=line, kind=NotificationKind.APPEAL_APPROVED).exists()
 
     # --- A senior reviewer: from the appeals inbox, approves the proposal on the appeal page.
-    senior = _login(browser, live_server, "sen")
+    senior = browser_login(browser, live_server, "sen")
     senior.goto(f"{live_server.url}/appeals/")
     senior.locator("#appeals tr.appeal").filter(has_text=line.account_no).locator("td").first.locator("a").click()
     senior.wait_for_url(f"**/appeals/{appeal.pk}/")

@@ -10,7 +10,6 @@ import json
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
@@ -35,36 +34,25 @@ from accounts.models import (
     SignalStatus,
     Suppression,
 )
-from riskops.core.audit import Actor
 from riskops.core.errors import ConflictError, DomainError, NotAllowed
 from riskops.models import AuditEvent
-from tests.factories import default_ruleset, flag, inquiry, make_line, make_role_operator
-
-pytestmark = pytest.mark.django_db
-
-STALE = (
-    "This case changed while you were looking at it (someone else acted, or the engine re-evaluated it). "
-    "Review the current state below and decide again."
+from tests.factories import (
+    default_ruleset,
+    flag,
+    frozen_medium_only_case,
+    frozen_multi_head_case,
+    inquiry,
+    make_line,
+    make_role_operator,
 )
-OWN_PROPOSAL = "You cannot approve or reject your own proposal; another senior reviewer must"
+from tests.helpers import OWN_PROPOSAL, STALE, fresh, in_threads, op
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
+
 PENDING = "A proposal on this case is waiting for a second reviewer; approve or reject it first"
 
 
-@pytest.fixture(autouse=True)
-def ruleset():
-    return default_ruleset()
-
-
 # --- helpers
-
-
-def op(user) -> Actor:
-    return Actor.operator(user)
-
-
-def fresh(obj):
-    obj.refresh_from_db()
-    return obj
 
 
 def decide(case: Case, user, kind: str, *, reason_code: str = "income_verified", key: str | None = None, **kwargs):
@@ -103,17 +91,6 @@ def case_state(case: Case) -> tuple:
     return (case.status, case.outcome, case.assignee_id, case.version)
 
 
-def frozen_multi_head_case(**line_kwargs) -> Case:
-    """A MULTI_HEAD freeze (high severity): its unfreeze always needs four eyes."""
-    line_kwargs = {"limit": "20000.00", "available": "15000.00", "outstanding": "5000.00", **line_kwargs}
-    return flag(make_line(**line_kwargs), "MULTI_HEAD")
-
-
-def frozen_medium_only_case(limit: str = "20000.00") -> Case:
-    """A line frozen by hand earlier whose only signal is a medium PROFILE_STALE (no high signal)."""
-    return flag(make_line(limit=limit, available=limit, outstanding="5000.00", status="frozen"), "PROFILE_STALE")
-
-
 def set_idle(case: Case, minutes: float) -> None:
     """Pretend the assignee last touched the case `minutes` ago."""
     Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now() - timedelta(minutes=minutes))
@@ -146,9 +123,10 @@ def test_next_case_claims_by_severity_then_exposure_then_age(analyst):
             True,
             True,
         )
+    claimed_cases = [c for c in claimed[:4] if c is not None]  # all four, as asserted above
     claims = AuditEvent.objects.filter(action="case.claim").order_by("pk")
     assert [(a.object_id, a.actor_user_id, a.before, a.after) for a in claims] == [
-        (c.pk, analyst.pk, {"assignee_id": None}, {"assignee_id": analyst.pk}) for c in claimed[:4]
+        (c.pk, analyst.pk, {"assignee_id": None}, {"assignee_id": analyst.pk}) for c in claimed_cases
     ]
 
 
@@ -156,8 +134,10 @@ def test_a_second_press_of_next_gives_the_next_case_not_the_same_one(analyst, an
     first = flag(make_line(outstanding="9000.00"), "MULTI_HEAD")
     second = flag(make_line(outstanding="1000.00"), "MULTI_HEAD")
 
-    assert services.case_claim_next(actor=op(analyst)).pk == first.pk
-    assert services.case_claim_next(actor=op(analyst2)).pk == second.pk
+    got_first = services.case_claim_next(actor=op(analyst))
+    assert got_first is not None and got_first.pk == first.pk
+    got_second = services.case_claim_next(actor=op(analyst2))
+    assert got_second is not None and got_second.pk == second.pk
     assert services.case_claim_next(actor=op(analyst2)) is None
 
     assert (fresh(first).assignee_id, fresh(second).assignee_id) == (analyst.pk, analyst2.pk)
@@ -184,7 +164,8 @@ def test_the_idle_time_is_a_setting(analyst, analyst2, settings):
     services.case_claim_next(actor=op(analyst))
     set_idle(case, 6)
 
-    assert services.case_claim_next(actor=op(analyst2)).pk == case.pk
+    reclaimed = services.case_claim_next(actor=op(analyst2))
+    assert reclaimed is not None and reclaimed.pk == case.pk
 
 
 def test_releasing_idle_claims_frees_only_the_idle_ones_with_an_audit_event(analyst, analyst2):
@@ -219,7 +200,8 @@ def test_escalated_cases_are_claimed_by_senior_reviewers_not_analysts(analyst, s
     assert fresh(case).status == CaseStatus.ESCALATED
 
     assert services.case_claim_next(actor=op(analyst)) is None
-    assert services.case_claim_next(actor=op(senior)).pk == case.pk
+    escalated = services.case_claim_next(actor=op(senior))
+    assert escalated is not None and escalated.pk == case.pk
     assert fresh(case).assignee_id == senior.pk
 
 
@@ -276,24 +258,6 @@ def test_claiming_a_case_someone_is_working_on_is_a_conflict(analyst, analyst2):
 
 
 # --- 2. concurrency: real transactions, each thread on its own connection
-
-
-def in_threads(*calls):
-    """Run the calls at the same moment, each in its own thread and connection; results or exceptions."""
-    start = threading.Barrier(len(calls))
-
-    def run(call):
-        try:
-            start.wait(timeout=10)
-            return call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
-            return exc
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(run, call) for call in calls]
-        return [f.result(timeout=60) for f in futures]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -671,6 +635,7 @@ def test_keep_frozen_resolves_the_case_and_leaves_the_line_as_it_was(analyst):
     assert (case.status, case.outcome) == (CaseStatus.RESOLVED, "kept_frozen")
     assert line_state(case.line) == before
     apply = AuditEvent.objects.get(account_id=case.line_id, action="decision.apply")
+    assert apply.after is not None
     assert (apply.after["kind"], apply.reason) == ("keep_frozen", "evidence_confirmed: 多头借贷属实")
 
 
@@ -745,7 +710,9 @@ def test_a_reminder_is_sent_with_the_overdue_amount_and_the_case_stays_open(anal
     assert (case.status, case.version) == (CaseStatus.OPEN, version + 1)
     reminders = Notification.objects.filter(line=line, kind=NotificationKind.OVERDUE_REMINDER).order_by("pk")
     assert reminders.count() == engine_reminders + 1
-    assert "您有一笔 ¥1,000.00 的还款已逾期 10 天" in reminders.last().body
+    last = reminders.last()
+    assert last is not None
+    assert "您有一笔 ¥1,000.00 的还款已逾期 10 天" in last.body
 
 
 def test_a_reminder_needs_something_overdue(analyst):

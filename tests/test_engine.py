@@ -38,6 +38,7 @@ from riskops.core.audit import Actor
 from riskops.core.errors import DomainError
 from riskops.models import AuditEvent
 from tests.factories import (
+    INSTITUTIONS,
     NOW,
     TODAY,
     default_ruleset,
@@ -50,16 +51,11 @@ from tests.factories import (
     profile_update,
     transfer,
 )
+from tests.helpers import fresh
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
-INSTITUTIONS = ["招商银行", "平安普惠", "微众银行", "京东金融", "度小满"]
 SECOND = timedelta(seconds=1)
-
-
-@pytest.fixture(autouse=True)
-def ruleset():
-    return default_ruleset()
 
 
 # --- helpers
@@ -67,11 +63,6 @@ def ruleset():
 
 def evaluate(*lines: CreditLine):
     return evaluate_lines([line.pk for line in lines], now=NOW)
-
-
-def reloaded(line: CreditLine) -> CreditLine:
-    line.refresh_from_db()
-    return line
 
 
 def codes_fired(line: CreditLine) -> set[tuple[str, str]]:
@@ -136,7 +127,7 @@ def test_multi_head_fires_from_four_inquiries_from_three_institutions(count, fir
 
     assert result.fired == int(fires)
     assert codes_fired(line) == ({("MULTI_HEAD", "high")} if fires else set())
-    assert reloaded(line).status == (LineStatus.FROZEN if fires else LineStatus.ACTIVE)
+    assert fresh(line).status == (LineStatus.FROZEN if fires else LineStatus.ACTIVE)
 
 
 @pytest.mark.parametrize(("institutions", "fires"), [(2, False), (3, True), (4, True)])
@@ -148,7 +139,7 @@ def test_multi_head_needs_three_distinct_institutions(institutions, fires):
 
     assert result.fired == int(fires)
     assert codes_fired(line) == ({("MULTI_HEAD", "high")} if fires else set())
-    assert reloaded(line).status == (LineStatus.FROZEN if fires else LineStatus.ACTIVE)
+    assert fresh(line).status == (LineStatus.FROZEN if fires else LineStatus.ACTIVE)
 
 
 @pytest.mark.parametrize(
@@ -172,6 +163,7 @@ def test_multi_head_window_is_the_thirty_days_ending_at_now_both_ends_included(a
     signal = Signal.objects.filter(line=line, code=RuleCode.MULTI_HEAD).first()
     assert (signal is not None) == counted
     if counted:
+        assert signal is not None
         assert edge.pk in signal.evidence["events"]["inquiry"]
 
 
@@ -199,14 +191,14 @@ def test_multi_head_ignores_inquiries_after_the_evaluation_time():
 def test_overdue_reminds_before_thirty_days_and_freezes_from_thirty(days_past_due, severity, action, status):
     line = make_line()
     overdue(line, days_past_due)
-    assert reloaded(line).status == LineStatus.ACTIVE
+    assert fresh(line).status == LineStatus.ACTIVE
 
     result = evaluate(line)
 
     signal = Signal.objects.get(line=line)
     assert (signal.code, signal.severity, signal.action) == (RuleCode.OVERDUE, severity, action)
     assert signal.evidence["values"]["max_days_past_due"] == days_past_due
-    assert reloaded(line).status == status
+    assert fresh(line).status == status
     reminders = notifications_of(line, NotificationKind.OVERDUE_REMINDER)
     freezes = notifications_of(line, NotificationKind.FREEZE)
     if action == RuleAction.REMIND:
@@ -241,7 +233,7 @@ def test_overdue_never_counts_a_paid_installment(days_past_due):
 
     assert evaluate(line).fired == 0
     assert codes_fired(line) == set()
-    assert reloaded(line).status == LineStatus.ACTIVE
+    assert fresh(line).status == LineStatus.ACTIVE
 
 
 def test_overdue_reminder_shows_the_amount_as_money():
@@ -268,7 +260,7 @@ def test_overdue_reminder_becomes_a_freeze_when_the_installment_reaches_thirty_d
     low.refresh_from_db()
     assert low.status == SignalStatus.CLEARED
     assert codes_fired(line) == {("OVERDUE", "high")}
-    assert reloaded(line).status == LineStatus.FROZEN
+    assert fresh(line).status == LineStatus.FROZEN
 
 
 # ABNORMAL_USE
@@ -290,7 +282,7 @@ def test_abnormal_use_fires_when_risky_transfers_reach_half_the_drawdown(risky, 
 
     assert result.fired == int(fires)
     assert codes_fired(line) == ({("ABNORMAL_USE", "high")} if fires else set())
-    assert reloaded(line).status == (LineStatus.FROZEN if fires else LineStatus.ACTIVE)
+    assert fresh(line).status == (LineStatus.FROZEN if fires else LineStatus.ACTIVE)
 
 
 @pytest.mark.parametrize(
@@ -429,7 +421,7 @@ def test_profile_stale_cuts_the_available_amount_by_half_and_asks_for_an_update(
 
     result = evaluate(line)
 
-    line = reloaded(line)
+    line = fresh(line)
     assert line.status == LineStatus.ACTIVE
     assert line.limit == Decimal("20000.00")
     assert line.available == Decimal(after)
@@ -581,7 +573,7 @@ def test_paying_the_overdue_installment_clears_the_signal_but_keeps_the_freeze_a
     evaluate(line)
     [signal] = Signal.objects.filter(line=line)
     case = Case.objects.get(line=line)
-    frozen_since = reloaded(line).frozen_since
+    frozen_since = fresh(line).frozen_since
     assert signal.status == SignalStatus.ACTIVE
     assert frozen_since == NOW
 
@@ -599,7 +591,7 @@ def test_paying_the_overdue_installment_clears_the_signal_but_keeps_the_freeze_a
     assert clear.after == {"status": "cleared"}
     assert clear.reason == "condition no longer holds"
     # Clearing never unfreezes: a person or a job decides that.
-    line = reloaded(line)
+    line = fresh(line)
     assert line.status == LineStatus.FROZEN
     assert line.frozen_since == frozen_since
     case.refresh_from_db()
@@ -652,16 +644,16 @@ def test_overturned_signal_is_suppressed_until_a_new_inquiry_qualifies():
 
     assert (again.suppressed, again.fired, again.frozen, again.cases_opened) == (1, 0, 0, 0)
     assert state() == before
-    assert reloaded(line).status == LineStatus.ACTIVE
+    assert fresh(line).status == LineStatus.ACTIVE
 
-    fresh = inquiry(line, NOW - timedelta(hours=2), INSTITUTIONS[4])
+    new_inquiry = inquiry(line, NOW - timedelta(hours=2), INSTITUTIONS[4])
     refired = evaluate(line)
 
     assert (refired.suppressed, refired.fired, refired.frozen) == (0, 1, 1)
     new_signal = Signal.objects.get(line=line, status=SignalStatus.ACTIVE)
     assert new_signal.pk != signal.pk
-    assert fresh.pk in new_signal.evidence["events"]["inquiry"]
-    assert reloaded(line).status == LineStatus.FROZEN
+    assert new_inquiry.pk in new_signal.evidence["events"]["inquiry"]
+    assert fresh(line).status == LineStatus.FROZEN
 
 
 def test_an_old_inquiry_leaving_the_window_does_not_lift_the_suppression():

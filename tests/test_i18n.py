@@ -1,8 +1,6 @@
-from pathlib import Path
-
 import polib
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def test_every_message_has_a_chinese_translation() -> None:

@@ -8,6 +8,7 @@ before and after), and the race runs two real requests on their own connections.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,7 +27,6 @@ from django.contrib.auth.models import Permission
 from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from kombu import pools as kombu_pools
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -42,14 +42,23 @@ from riskops.core.auth import TokenWithRolesAuthentication, user_roles
 from riskops.core.errors import ConflictError
 from riskops.core.sql import rows_json, rows_sql
 from riskops.models import ActorKind, AuditEvent
-from tests.factories import default_ruleset, make_line, make_role_operator, port_open
-from tests.test_appeals import API, NOTHING, STATEMENT, frozen_high_case, post_api, stored, submit, token_client
-from tests.test_case_review import in_threads
-from tests.test_documents import pdf
+from tests.factories import default_ruleset, frozen_multi_head_case, make_line, make_role_operator, port_open
+from tests.helpers import (
+    APPEALS_API,
+    NOTHING,
+    ROOT,
+    STATEMENT,
+    in_threads,
+    pdf,
+    post_api,
+    reset_celery_connections,
+    stored,
+    submit,
+    token_client,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
-ROOT = Path(__file__).resolve().parent.parent
 # A database of its own: CI's broker is db 15, the worker tests use db 13.
 REDIS_URL = os.environ.get("INTAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 ALREADY_OPEN = "An appeal for this account (no. {}) is already being reviewed; we will reply to it"
@@ -57,11 +66,6 @@ ALREADY_OPEN = "An appeal for this account (no. {}) is already being reviewed; w
 # transaction is outside it), the lock of the line with what decides whether it may be appealed, the multi-table
 # insert, the savepoint's release.
 INTAKE_QUERIES = ["SELECT", "SAVEPOINT", "SELECT", "WITH", "RELEASE"]
-
-
-@pytest.fixture(autouse=True)
-def ruleset():
-    return default_ruleset()
 
 
 def first_words(queries: CaptureQueriesContext) -> list[str]:
@@ -87,7 +91,7 @@ def only_file() -> Path:
 def test_the_api_refuses_an_unknown_token_an_inactive_user_and_an_operator_without_the_integration_role(
     integration, who, status, detail
 ):
-    account = frozen_high_case().line.account_no
+    account = frozen_multi_head_case().line.account_no
     if who == "unknown-token":
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION="Token " + "f" * 40)
@@ -129,7 +133,7 @@ def test_the_token_query_fills_the_roles_and_permissions_so_has_perm_costs_no_qu
 
 
 def test_a_second_appeal_over_the_api_costs_a_fixed_number_of_queries(integration, django_assert_num_queries):
-    warm_up, measured = frozen_high_case().line.account_no, frozen_high_case().line.account_no
+    warm_up, measured = frozen_multi_head_case().line.account_no, frozen_multi_head_case().line.account_no
     client = token_client(integration)
     assert post_api(client, warm_up, [("a.pdf", pdf())], key="k1").status_code == 201
 
@@ -152,7 +156,7 @@ def prepared_statements() -> list[str]:
 
 def test_psycopg_prepares_the_intakes_statements_once_a_connection_has_run_them_a_few_times(integration):
     client = token_client(integration)
-    accounts = [frozen_high_case().line.account_no for _ in range(7)]
+    accounts = [frozen_multi_head_case().line.account_no for _ in range(7)]
     connection.ensure_connection()
     assert connection.connection.prepare_threshold == 5
 
@@ -193,7 +197,7 @@ def test_a_database_prepared_that_is_not_a_boolean_stops_start_up():
 
 
 def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integration, settings):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     account = case.line.account_no
     data = pdf()
     client = token_client(integration)
@@ -284,7 +288,7 @@ def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integ
 
     # The answer built from what was written equals the one read back from the database.
     assert (
-        client.get(f"{API}{appeal.pk}/").json()
+        client.get(f"{APPEALS_API}{appeal.pk}/").json()
         == body
         == {
             "id": appeal.pk,
@@ -341,7 +345,7 @@ def test_json_rows_are_written_as_bulk_create_writes_them():
 
 @pytest.mark.parametrize(("name", "fits"), [("证" * 120, True), ("x" * 200, False)], ids=["at-the-limit", "too-long"])
 def test_a_json_row_with_a_value_longer_than_its_column_is_refused_not_cut(name, fits):
-    appeal = submit(frozen_high_case())
+    appeal = submit(frozen_multi_head_case())
     document = AppealDocument(
         appeal_id=appeal.pk,
         stored_name="0" * 32 + ".pdf",
@@ -377,10 +381,10 @@ def test_two_different_appeals_racing_for_one_account_give_one_appeal_and_a_clea
     first committed, so only the unique index refuses its appeal; its file is removed and it is told why."""
     default_ruleset()
     integration = make_role_operator("integration", "lending-app")
-    account = frozen_high_case().line.account_no
+    account = frozen_multi_head_case().line.account_no
     real_target, real_write = intake._target, intake._write
     arrived = threading.Lock()
-    order = []
+    order: list[str] = []
     first_holds_the_lock, second_pid = threading.Event(), []
     writes = []
 
@@ -450,7 +454,7 @@ def stale_once(monkeypatch, case: Case) -> None:
 
 
 def test_an_appeal_whose_check_was_stale_is_refused_by_the_index_and_leaves_nothing_behind(integration, monkeypatch):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     first = submit(case, [("a.pdf", pdf())])
     before, marker = stored(), (Case.objects.get(pk=case.pk).appeal_state, first.sla_due_at)
     stale_once(monkeypatch, case)
@@ -473,22 +477,23 @@ def test_an_appeal_whose_check_was_stale_is_refused_by_the_index_and_leaves_noth
 
 
 def test_a_retry_whose_check_was_stale_gets_the_appeal_the_first_request_created(integration, monkeypatch):
-    case = frozen_high_case()
+    case = frozen_multi_head_case()
     actor = Actor.operator(integration)
-    request = {
-        "line_id": case.line_id,
-        "reason": "repaid",
-        "statement": STATEMENT,
-        "files": [("a.pdf", pdf())],
-        "channel": "api",
-        "actor": actor,
-        "idempotency_key": "req-1",
-    }
-    first = services.appeal_submit(**request)
+    request = functools.partial(
+        services.appeal_submit,
+        line_id=case.line_id,
+        reason="repaid",
+        statement=STATEMENT,
+        files=[("a.pdf", pdf())],
+        channel="api",
+        actor=actor,
+        idempotency_key="req-1",
+    )
+    first = request()
     before = stored()
     stale_once(monkeypatch, case)
 
-    again = services.appeal_submit(**request)
+    again = request()
 
     assert (again.replayed, again.appeal.pk, again.documents) == (True, first.appeal.pk, None)
     assert stored() == before
@@ -511,16 +516,11 @@ def redis_queue(monkeypatch) -> Iterator[Callable[[], list[dict]]]:
     conf = celery_app.conf
     saved = {k: conf[k] for k in ("task_always_eager", "broker_url", "broker_transport_options")}
 
-    def reset_connections() -> None:
-        kombu_pools.reset()
-        celery_app._pool = None  # type: ignore[attr-defined]
-        celery_app.__dict__.pop("amqp", None)
-
     conf.update(task_always_eager=False, broker_url=REDIS_URL, broker_transport_options={"visibility_timeout": 3600})
     # Celery reads CELERY_BROKER_URL from the environment before its configuration (CI sets it).
     monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
     monkeypatch.setattr(notifications, "_send_due_at", 0.0)
-    reset_connections()
+    reset_celery_connections()
     queue = conf.task_default_queue or "celery"
 
     def messages() -> list[dict]:
@@ -529,7 +529,7 @@ def redis_queue(monkeypatch) -> Iterator[Callable[[], list[dict]]]:
     try:
         yield messages
     finally:
-        reset_connections()
+        reset_celery_connections()
         conf.update(saved)
         client.flushdb()
         client.close()

@@ -11,7 +11,6 @@ real unreachable broker.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
 import time
@@ -19,14 +18,13 @@ import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
+from typing import TypedDict
 
 import pytest
 from celery.exceptions import Retry
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
-from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -55,11 +53,10 @@ from riskops.core.errors import ConflictError, NotAllowed
 from riskops.jobs.selectors import job_outcomes
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem
 from tests.factories import default_ruleset, flag, installment, make_line, make_role_operator
-from tests.test_case_review import in_threads
+from tests.helpers import EN, fresh, in_threads, logged_in, op, page, token_client
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
-EN = {"accept-language": "en"}
 OWN_JOB = "You cannot approve your own job; another senior reviewer must"
 NOT_SENIOR = "Only a senior reviewer can approve a job"
 NOT_CANCELLER = "Only who asked for the job or a senior reviewer can cancel it"
@@ -68,21 +65,7 @@ HIGH_LIMIT = "restoring a limit of ¥50,000.00 needs a second reviewer; decide i
 BAD_TIER = "The queue filter is not valid: tier: Select a valid choice. 9 is not one of the available choices."
 
 
-@pytest.fixture(autouse=True)
-def ruleset():
-    return default_ruleset()
-
-
 # --- helpers
-
-
-def op(user) -> Actor:
-    return Actor.operator(user)
-
-
-def fresh(obj):
-    obj.refresh_from_db()
-    return obj
 
 
 def overdue_line(**line_kwargs) -> CreditLine:
@@ -127,7 +110,18 @@ def outcomes(job: Job) -> dict[int, tuple[str, str]]:
     return job_outcomes(job.pk)
 
 
-def effects(job: Job) -> dict[str, object]:
+class Effects(TypedDict):
+    audit: int
+    notifications: int
+    line_changes: int
+    suppressions: int
+    signals: list[tuple[int, str]]
+    items: int
+    changed_ids: list[int]
+    job: tuple[int, int, int, int, int, str]
+
+
+def effects(job: Job) -> Effects:
     """Everything a batch may write, counted."""
     job = fresh(job)
     return {
@@ -162,24 +156,8 @@ def refuse_updates_of(line: CreditLine, message: str, errcode: str = "P0001") ->
         )
 
 
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def page(response) -> str:
-    return html.unescape(response.content.decode()).strip()
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
-
-
 @contextmanager
-def broker(monkeypatch, url: str, **transport_options):
+def celery_sending_to(monkeypatch, url: str, **transport_options):
     """Celery sends to a real broker at `url` (eager off) for the duration; the app's connection pools are fresh."""
     conf = celery_app.conf
     saved = {k: conf[k] for k in ("task_always_eager", "broker_url", "broker_transport_options")}
@@ -215,13 +193,13 @@ def filesystem_broker(monkeypatch, tmp_path):
         "data_folder_out": str(folder),
         "control_folder": str(tmp_path / "control"),
     }
-    return lambda: broker(monkeypatch, "filesystem://", **options), sent
+    return lambda: celery_sending_to(monkeypatch, "filesystem://", **options), sent
 
 
 @pytest.fixture
 def broker_down(monkeypatch):
     """Nothing listens on port 9: every send fails with a connection refused, as in a broker outage."""
-    return lambda: broker(monkeypatch, "amqp://guest:guest@127.0.0.1:9//")
+    return lambda: celery_sending_to(monkeypatch, "amqp://guest:guest@127.0.0.1:9//")
 
 
 # --- 1. selection, batches, counts
@@ -258,6 +236,7 @@ def test_a_reevaluate_job_over_chosen_accounts_runs_in_ordered_batches_and_count
 
     assert counts(job) == ("succeeded", 7, 7, 2, 5, 0)
     job = fresh(job)
+    assert job.started_at is not None
     assert job.batches_done == 3 and job.finished_at is not None and job.finished_at >= job.started_at
     assert {b.status for b in batches(job)} == {"done"}
     assert outcomes(job) == {
@@ -776,12 +755,12 @@ def test_a_batch_that_keeps_hitting_a_transient_database_error_is_retried_whole_
     refuse_updates_of(lines[0], "deadlock detected (simulated)", errcode="40P01")
 
     with pytest.raises(Retry):
-        job_tasks.job_run_batch.apply(args=[batch.pk])  # the whole batch again later: nothing half done
+        job_tasks.job_run_batch.apply(args=(batch.pk,))  # the whole batch again later: nothing half done
 
     assert (fresh(batch).status, counts(job)) == ("pending", ("running", 2, 0, 0, 0, 0))
     assert [fresh(line).status for line in lines] == ["frozen", "frozen"] and not JobItem.objects.exists()
 
-    last = job_tasks.job_run_batch.apply(args=[batch.pk], retries=job_tasks.job_run_batch.max_retries)
+    last = job_tasks.job_run_batch.apply(args=(batch.pk,), retries=job_tasks.job_run_batch.max_retries)
 
     assert last.get() == "failed"
     job = fresh(job)
@@ -927,7 +906,9 @@ def test_dispatch_sends_pending_batches_of_live_jobs_once_and_again_when_long_un
     assert [fresh(b).dispatch_count for b in (recent, stale, new, done)] == [1, 2, 1, 0]
     assert [fresh(b).status for b in (recent, stale, new, done)] == ["pending", "pending", "pending", "done"]
     assert fresh(recent).dispatched_at == now - timedelta(seconds=10)
-    assert fresh(stale).dispatched_at > now and fresh(new).dispatched_at == fresh(stale).dispatched_at
+    stale_dispatched_at = fresh(stale).dispatched_at
+    assert stale_dispatched_at is not None
+    assert stale_dispatched_at > now and fresh(new).dispatched_at == stale_dispatched_at
     assert {(b.dispatched_at, b.dispatch_count) for b in batches(failed) + batches(cancelled)} == {(None, 0)}
 
 

@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,7 +40,6 @@ from django.db.models import Count, Max
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 from django.utils.translation import gettext
-from kombu import pools as kombu_pools
 
 from accounts import engine
 from accounts.models import Case, CreditLine, LineChange, LineStatus, Notification, Signal, Suppression
@@ -51,9 +49,9 @@ from riskops.celery import app as celery_app
 from riskops.core.audit import Actor
 from riskops.jobs.selectors import job_outcomes
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem, JobKind, JobSelection
-from tests.factories import default_ruleset, flag, make_line, make_role_operator, port_open
+from tests.factories import INSTITUTIONS, default_ruleset, flag, make_line, make_role_operator, port_open
+from tests.helpers import ROOT, free_port, reset_celery_connections
 
-ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 AMQP_URL = os.environ.get("JOBS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 IN_CI = bool(os.environ.get("CI"))
@@ -75,7 +73,6 @@ _BOOT = (
     "app.conf.task_default_queue = os.environ['RISKOPS_TEST_QUEUE']\n"
     "app.start(sys.argv[1:])\n"
 )
-INSTITUTIONS = ["招商银行", "平安普惠", "微众银行", "京东金融"]
 
 
 # --- the broker
@@ -113,13 +110,6 @@ def celery_on(broker: Broker) -> Iterator[None]:
     keys = ("task_always_eager", "broker_url", "broker_transport_options", "task_default_queue")
     saved = {k: conf[k] for k in keys}
 
-    def reset_connections() -> None:
-        # kombu keeps connection pools in a registry keyed by URL; closing them empties it.
-        kombu_pools.reset()
-        celery_app._pool = None  # type: ignore[attr-defined]  # the app's handle on the pool closed above
-        # Queues, router and producer pool are cached on app.amqp; a fresh one reads the new settings.
-        celery_app.__dict__.pop("amqp", None)
-
     conf.update(
         task_always_eager=False,
         broker_url=broker.url,
@@ -129,11 +119,11 @@ def celery_on(broker: Broker) -> Iterator[None]:
     # Celery reads CELERY_BROKER_URL from the environment before its configuration (CI sets it for the suite).
     saved_env = os.environ.get("CELERY_BROKER_URL")
     os.environ["CELERY_BROKER_URL"] = broker.url
-    reset_connections()
+    reset_celery_connections()
     try:
         yield
     finally:
-        reset_connections()
+        reset_celery_connections()
         conf.update(saved)
         if saved_env is None:
             os.environ.pop("CELERY_BROKER_URL", None)
@@ -368,7 +358,7 @@ def make_frozen_lines(n: int, *, limit: str = "20000.00") -> list[int]:
             {"n": n, "limit": limit, "now": now},
         )
         ids = sorted(r[0] for r in cur.fetchall())
-        params: dict[str, Any] = {"ids": ids, "now": now, "institutions": INSTITUTIONS}
+        params: dict[str, Any] = {"ids": ids, "now": now, "institutions": INSTITUTIONS[:4]}
         cur.execute(
             """
             INSERT INTO accounts_creditinquiry (line_id, upstream_id, occurred_at, institution)
@@ -765,12 +755,6 @@ def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(broker, procs
 # --- e) the broker is down when the job is asked for
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_job_asked_for_while_the_broker_is_down_runs_once_when_it_is_back(procs, settings):
     import shutil
 
@@ -778,7 +762,7 @@ def test_a_job_asked_for_while_the_broker_is_down_runs_once_when_it_is_back(proc
         if IN_CI:
             raise AssertionError("redis-server is not installed; the outage test starts one of its own")
         pytest.skip("redis-server is not installed")
-    port = _free_port()
+    port = free_port()
     private = Broker("redis", f"redis://127.0.0.1:{port}/0")
     settings.JOB_REDISPATCH_SECONDS = 5
     n = 1000

@@ -37,41 +37,21 @@ from accounts.selectors import queue as selectors
 from riskops.core.audit import Actor
 from riskops.models import AuditEvent
 from tests.factories import (
-    default_ruleset,
     flag,
+    frozen_multi_head_case,
     inquiry,
     installment,
     make_line,
     make_operator,
 )
+from tests.helpers import EN, STALE, fresh, logged_in, page
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
-EN = {"accept-language": "en"}
 ZH = {"accept-language": "zh-hans"}
-STALE = (
-    "This case changed while you were looking at it (someone else acted, or the engine re-evaluated it). "
-    "Review the current state below and decide again."
-)
-
-
-@pytest.fixture(autouse=True)
-def ruleset():
-    return default_ruleset()
 
 
 # --- helpers
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def page(response) -> str:
-    """The page as a reader sees it (entities decoded)."""
-    return html.unescape(response.content.decode())
 
 
 def rows(response) -> list[int]:
@@ -93,11 +73,6 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]] if response.context else []
 
 
-def fresh(obj):
-    obj.refresh_from_db()
-    return obj
-
-
 def decision_post(case: Case, **data) -> dict:
     """What the decision form posts: the rendered version and a one-time token."""
     return {
@@ -109,11 +84,6 @@ def decision_post(case: Case, **data) -> dict:
         "token": uuid.uuid4().hex,
         **data,
     }
-
-
-def multi_head_case(**line_kwargs) -> Case:
-    line_kwargs = {"limit": "20000.00", "available": "15000.00", "outstanding": "5000.00", **line_kwargs}
-    return flag(make_line(**line_kwargs), "MULTI_HEAD")
 
 
 # --- 1. filters
@@ -206,7 +176,7 @@ def test_the_opened_between_filter_uses_the_operators_calendar_days(analyst, que
 @pytest.mark.parametrize(("due_soon_hours", "due_soon"), [(8, True), (2, False)])
 def test_the_sla_clock_and_the_due_soon_filter_agree_on_the_setting(analyst, settings, due_soon_hours, due_soon):
     settings.CASE_DUE_SOON_HOURS = due_soon_hours
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     Case.objects.filter(pk=case.pk).update(sla_due_at=timezone.now() + timedelta(hours=5))
     client = logged_in(analyst)
 
@@ -308,6 +278,7 @@ def test_next_page_links_keep_the_filters(analyst, thirteen_cases, settings):
 
     first = client.get("/queue/?family=MULTI_HEAD", headers=EN)
     link = next_link(first)
+    assert link is not None
     assert parse_qs(urlsplit(link).query)["family"] == ["MULTI_HEAD"]
     second = client.get(link, headers=EN)
 
@@ -464,7 +435,7 @@ def test_the_case_page_costs_the_same_queries_for_a_quiet_and_a_busy_account(
 
 
 def test_the_case_page_shows_the_borrower_masked_and_never_the_raw_values(analyst):
-    case = multi_head_case(name="王小明", phone="13812345678", national_id="330102199001011234")
+    case = frozen_multi_head_case(name="王小明", phone="13812345678", national_id="330102199001011234")
 
     response = logged_in(analyst).get(f"/cases/{case.pk}/", headers=EN)
 
@@ -478,7 +449,7 @@ def test_the_case_page_shows_the_borrower_masked_and_never_the_raw_values(analys
 
 
 def test_the_case_page_explains_the_freeze_with_its_numbers_and_evidence(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     signal = Signal.objects.get(line=case.line)
     inquiry_ids = signal.evidence["events"]["inquiry"]
     client = logged_in(analyst)
@@ -497,7 +468,7 @@ def test_the_case_page_explains_the_freeze_with_its_numbers_and_evidence(analyst
 
 
 def test_the_case_page_carries_the_timeline_as_json(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
 
     body = page(logged_in(analyst).get(f"/cases/{case.pk}/", headers=EN))
 
@@ -512,7 +483,7 @@ def test_the_case_page_carries_the_timeline_as_json(analyst):
 
 
 def test_upstream_text_cannot_break_out_of_the_timeline_script(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     inquiry(case.line, timezone.now() - timedelta(hours=1), "</script><script>alert(1)</script>")
 
     response = logged_in(analyst).get(f"/cases/{case.pk}/", headers=EN)
@@ -521,13 +492,14 @@ def test_upstream_text_cannot_break_out_of_the_timeline_script(analyst):
     found = re.search(
         r'<script id="timeline-data" type="application/json">(.*?)</script>', response.content.decode(), re.S
     )
+    assert found is not None
     timeline = json.loads(found.group(1))
     inquiries = next(s for s in timeline["series"] if s["label"] == "inquiry")
     assert "</script><script>alert(1)</script>" in inquiries["text"]
 
 
 def test_the_case_page_shows_the_history_of_the_account(analyst, senior):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     services.note_add(case_id=case.pk, actor=Actor.operator(analyst), text="已致电借款人")
     proposed(case, analyst)
 
@@ -546,7 +518,7 @@ def test_the_case_page_shows_the_history_of_the_account(analyst, senior):
 
 
 def test_the_proposer_sees_no_approve_button_on_their_own_proposal(senior):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     services.case_decide(
         case_id=case.pk,
         actor=Actor.operator(senior),
@@ -563,7 +535,7 @@ def test_the_proposer_sees_no_approve_button_on_their_own_proposal(senior):
 
 
 def test_the_case_page_speaks_chinese(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
 
     response = logged_in(analyst).get(f"/cases/{case.pk}/", headers=ZH)
 
@@ -576,7 +548,7 @@ def test_the_case_page_speaks_chinese(analyst):
 
 
 def test_the_queue_speaks_chinese(analyst):
-    multi_head_case()
+    frozen_multi_head_case()
 
     response = logged_in(analyst).get("/queue/", headers=ZH)
 
@@ -589,7 +561,7 @@ def test_the_queue_speaks_chinese(analyst):
 
 
 def test_a_decision_posted_from_the_page_is_applied_and_confirmed(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = logged_in(analyst)
 
     response = client.post(f"/cases/{case.pk}/decide/", decision_post(case), headers=EN)
@@ -603,7 +575,7 @@ def test_a_decision_posted_from_the_page_is_applied_and_confirmed(analyst):
 
 
 def test_an_unfreeze_needing_four_eyes_is_confirmed_as_a_proposal(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = logged_in(analyst)
 
     response = client.post(
@@ -616,7 +588,7 @@ def test_an_unfreeze_needing_four_eyes_is_confirmed_as_a_proposal(analyst):
 
 
 def test_a_stale_form_gets_a_warning_and_the_fresh_state(analyst, analyst2):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     form = decision_post(case)  # rendered before someone else acts
     services.case_claim(case_id=case.pk, actor=Actor.operator(analyst2))
     client = logged_in(analyst)
@@ -643,7 +615,7 @@ def test_a_stale_form_gets_a_warning_and_the_fresh_state(analyst, analyst2):
     ],
 )
 def test_an_invalid_decision_form_is_shown_again_with_its_errors(analyst, change, field, error):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     before = (fresh(case).status, fresh(case).version)
 
     response = logged_in(analyst).post(f"/cases/{case.pk}/decide/", decision_post(case, **change), headers=EN)
@@ -657,7 +629,7 @@ def test_an_invalid_decision_form_is_shown_again_with_its_errors(analyst, change
 
 
 def test_a_double_submitted_form_is_recorded_once(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     form = decision_post(case, kind="educate", reason_code="other")
     client = logged_in(analyst)
 
@@ -681,7 +653,7 @@ def proposed(case: Case, user) -> Decision:
 
 
 def test_a_second_senior_reviewer_approves_from_the_page(analyst, senior):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     proposal = proposed(case, analyst)
 
     response = logged_in(senior).post(f"/decisions/{proposal.pk}/approve/", {"note": "收入已核实"}, follow=True)
@@ -693,7 +665,7 @@ def test_a_second_senior_reviewer_approves_from_the_page(analyst, senior):
 
 
 def test_a_second_senior_reviewer_rejects_from_the_page(analyst, senior):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     proposal = proposed(case, analyst)
 
     response = logged_in(senior).post(f"/decisions/{proposal.pk}/reject/", follow=True)
@@ -705,7 +677,7 @@ def test_a_second_senior_reviewer_rejects_from_the_page(analyst, senior):
 
 
 def test_the_proposer_cannot_approve_through_the_url(senior):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     proposal = proposed(case, senior)
 
     response = logged_in(senior).post(f"/decisions/{proposal.pk}/approve/", headers=EN)
@@ -717,7 +689,7 @@ def test_the_proposer_cannot_approve_through_the_url(senior):
 
 
 def test_an_analyst_cannot_approve_through_the_url(analyst, analyst2):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     proposal = proposed(case, analyst)
 
     response = logged_in(analyst2).post(f"/decisions/{proposal.pk}/approve/", headers=EN)
@@ -727,7 +699,7 @@ def test_an_analyst_cannot_approve_through_the_url(analyst, analyst2):
 
 
 def test_claiming_and_releasing_from_the_case_page(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = logged_in(analyst)
 
     claimed = client.post(f"/cases/{case.pk}/claim/", headers=EN, follow=True)
@@ -743,7 +715,7 @@ def test_claiming_and_releasing_from_the_case_page(analyst):
 
 
 def test_releasing_someone_elses_case_without_the_role_says_nothing_was_released(analyst, analyst2):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     services.case_claim(case_id=case.pk, actor=Actor.operator(analyst2))
 
     response = logged_in(analyst).post(f"/cases/{case.pk}/release/", headers=EN, follow=True)
@@ -753,7 +725,7 @@ def test_releasing_someone_elses_case_without_the_role_says_nothing_was_released
 
 
 def test_claiming_a_case_someone_holds_shows_who(analyst, analyst2):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     services.case_claim(case_id=case.pk, actor=Actor.operator(analyst2))
 
     response = logged_in(analyst).post(f"/cases/{case.pk}/claim/", headers=EN, follow=True)
@@ -763,7 +735,7 @@ def test_claiming_a_case_someone_holds_shows_who(analyst, analyst2):
 
 
 def test_notes_are_added_from_the_page(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = logged_in(analyst)
 
     response = client.post(f"/cases/{case.pk}/notes/", {"text": "借款人称下周还款"}, headers=EN, follow=True)
@@ -779,7 +751,7 @@ def test_notes_are_added_from_the_page(analyst):
 
 
 def test_revealed_values_appear_only_in_that_response_and_are_not_cached(senior):
-    case = multi_head_case(name="王小明", phone="13812345678", national_id="330102199001011234")
+    case = frozen_multi_head_case(name="王小明", phone="13812345678", national_id="330102199001011234")
     client = logged_in(senior)
 
     response = client.post(
@@ -799,7 +771,7 @@ def test_revealed_values_appear_only_in_that_response_and_are_not_cached(senior)
 
 
 def test_an_analyst_cannot_reveal_personal_data(analyst):
-    case = multi_head_case(phone="13812345678")
+    case = frozen_multi_head_case(phone="13812345678")
 
     response = logged_in(analyst).post(
         f"/cases/{case.pk}/reveal/", {"targets": ["phone"], "reason": "借款人来电，核实身份"}, headers=EN
@@ -811,7 +783,7 @@ def test_an_analyst_cannot_reveal_personal_data(analyst):
 
 
 def test_a_reveal_without_a_reason_is_refused(senior):
-    case = multi_head_case(phone="13812345678")
+    case = frozen_multi_head_case(phone="13812345678")
 
     response = logged_in(senior).post(
         f"/cases/{case.pk}/reveal/", {"targets": ["phone"], "reason": "看看"}, headers=EN, follow=True
@@ -823,7 +795,7 @@ def test_a_reveal_without_a_reason_is_refused(senior):
 
 
 def test_re_evaluating_with_htmx_returns_only_the_signals_section(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = logged_in(analyst)
 
     response = client.post(f"/cases/{case.pk}/reevaluate/", headers={**EN, "HX-Request": "true"})
@@ -837,7 +809,7 @@ def test_re_evaluating_with_htmx_returns_only_the_signals_section(analyst):
 
 
 def test_re_evaluating_shows_a_new_signal(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     unrelated = make_line()  # overdue too, but not this case's account: it is not evaluated
     installment(case.line, timezone.localdate() - timedelta(days=31))
     installment(unrelated, timezone.localdate() - timedelta(days=31))
@@ -851,7 +823,7 @@ def test_re_evaluating_shows_a_new_signal(analyst):
 
 
 def test_re_evaluating_without_htmx_redirects_with_the_result(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
 
     response = logged_in(analyst).post(f"/cases/{case.pk}/reevaluate/", headers=EN, follow=True)
 
@@ -860,7 +832,7 @@ def test_re_evaluating_without_htmx_redirects_with_the_result(analyst):
 
 
 def test_bulk_assign_and_release_from_the_queue(senior, analyst):
-    a, b, c = (multi_head_case() for _ in range(3))
+    a, b, c = (frozen_multi_head_case() for _ in range(3))
     client = logged_in(senior)
 
     assigned = client.post(
@@ -882,7 +854,7 @@ def test_bulk_assign_and_release_from_the_queue(senior, analyst):
 
 
 def test_bulk_assign_needs_an_operator(senior):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
 
     response = logged_in(senior).post(
         "/queue/bulk/", {"action": "assign", "case_ids": [case.pk]}, headers=EN, follow=True
@@ -893,7 +865,7 @@ def test_bulk_assign_needs_an_operator(senior):
 
 
 def test_bulk_assign_by_an_analyst_is_forbidden(analyst, analyst2):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
 
     response = logged_in(analyst).post(
         "/queue/bulk/", {"action": "assign", "case_ids": [case.pk], "assignee": analyst2.pk}, headers=EN
@@ -904,7 +876,7 @@ def test_bulk_assign_by_an_analyst_is_forbidden(analyst, analyst2):
 
 
 def test_bulk_re_evaluation_runs_the_engine_for_the_selected_accounts(analyst, django_capture_on_commit_callbacks):
-    chosen, other = multi_head_case(), multi_head_case()
+    chosen, other = frozen_multi_head_case(), frozen_multi_head_case()
     for case in (chosen, other):
         installment(case.line, timezone.localdate() - timedelta(days=31))
 
@@ -927,8 +899,8 @@ def test_bulk_re_evaluation_runs_the_engine_for_the_selected_accounts(analyst, d
 
 
 def test_next_case_opens_the_claimed_case(analyst):
-    low = multi_head_case(outstanding="1000.00")
-    top = multi_head_case(outstanding="9000.00")
+    low = frozen_multi_head_case(outstanding="1000.00")
+    top = frozen_multi_head_case(outstanding="9000.00")
     client = logged_in(analyst)
 
     response = client.post("/queue/next/", headers=EN)
@@ -939,7 +911,7 @@ def test_next_case_opens_the_claimed_case(analyst):
 
 
 def test_next_case_with_none_left_goes_back_to_the_queue(analyst, analyst2):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     services.case_claim(case_id=case.pk, actor=Actor.operator(analyst2))
 
     response = logged_in(analyst).post("/queue/next/", headers=EN, follow=True)
@@ -952,7 +924,7 @@ def test_next_case_with_none_left_goes_back_to_the_queue(analyst, analyst2):
 
 
 def test_an_auditor_reads_the_queue_and_the_case_without_action_buttons(auditor):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = logged_in(auditor)
 
     queue = client.get("/queue/", headers=EN)
@@ -984,7 +956,7 @@ def auditor_posts(case: Case, proposal: Decision, other) -> list[tuple[str, dict
 
 
 def test_every_action_is_forbidden_to_an_auditor(auditor, analyst):
-    case = multi_head_case(phone="13812345678")
+    case = frozen_multi_head_case(phone="13812345678")
     proposal = proposed(case, analyst)
     services.case_claim(case_id=case.pk, actor=Actor.operator(analyst))
     before = (
@@ -1014,7 +986,7 @@ def test_every_action_is_forbidden_to_an_auditor(auditor, analyst):
 
 
 def test_a_user_without_a_role_is_forbidden(analyst):
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = logged_in(make_operator("nobody"))
 
     assert client.get("/queue/").status_code == 403
@@ -1024,7 +996,7 @@ def test_a_user_without_a_role_is_forbidden(analyst):
 
 
 def test_an_anonymous_visitor_is_sent_to_log_in():
-    case = multi_head_case()
+    case = frozen_multi_head_case()
     client = Client()
 
     assert client.get(f"/cases/{case.pk}/")["Location"] == f"/login/?next=/cases/{case.pk}/"
@@ -1040,7 +1012,7 @@ def test_an_unknown_case_is_not_found(analyst):
 
 
 def test_limits_are_shown_as_money(analyst):
-    case = multi_head_case(limit="123456.78", available="100000.00", outstanding="23456.78")
+    case = frozen_multi_head_case(limit="123456.78", available="100000.00", outstanding="23456.78")
 
     body = page(logged_in(analyst).get(f"/cases/{case.pk}/", headers=EN))
 

@@ -6,7 +6,6 @@ import http.cookiejar
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.smoke
 
@@ -63,12 +62,6 @@ def test_secret_key_is_required_when_debug_is_off() -> None:
     assert "SECRET_KEY must be set when DEBUG is false" in proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Browser:
     """A cookie-keeping HTTP client, like a person's browser session (no JavaScript needed here)."""
 
@@ -106,7 +99,7 @@ class Browser:
 
 def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: Path) -> None:
     """`scripts/run.py` (what `make run` runs) on an empty embedded database, end to end."""
-    port = _free_port()
+    port = free_port()
     pgdata = tmp_path / "pg"
     notifications = tmp_path / "notifications.log"
     env = _env_without_database(

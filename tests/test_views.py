@@ -3,20 +3,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from accounts.engine import evaluate_lines
 from tests.factories import NOW, inquiry, make_line
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def analyst() -> User:
-    user = User.objects.create_user("ana", password="pw-12345678")
-    user.groups.add(Group.objects.get(name="analyst"))
-    return user
 
 
 def _flag_multi_head(n: int) -> list[int]:
