@@ -16,7 +16,7 @@ application = get_wsgi_application()
 
 from django.conf import settings  # noqa: E402
 from django.http import HttpRequest, JsonResponse  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.urls import include, path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
 from appeals.documents import CheckedDocument, store  # noqa: E402
@@ -30,6 +30,7 @@ def take(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"stored": store(document, Path(settings.APPEAL_DOCUMENTS_DIR))}, status=201)
 
 
-# The intake's address, so that the benchmark's clients send exactly what they send the intake.
-urlpatterns = [path("api/v1/appeals/", take)]
+# The intake's address, so that the benchmark's clients send exactly what they send the intake; the rest of the
+# console as it is (the benchmark waits for the login page to answer).
+urlpatterns = [path("api/v1/appeals/", take), path("", include("riskops.urls"))]
 settings.ROOT_URLCONF = __name__
