@@ -63,15 +63,21 @@ def money_text(value: Decimal) -> str:
     return f"{value:,.2f}"
 
 
-def outbox_insert(param: str = "messages", where: str = "") -> str:
-    """SQL adding the messages of `outbox_json` (the named parameter `param`) to the outbox; a message whose
-    dedupe key is already there is skipped. The time is the parameter `at`; `where` may add a condition on the
-    messages (`m`). Every writer of the outbox uses it."""
+OUTBOX_JSON_SOURCE = (
+    "SELECT * FROM json_to_recordset(%(messages)s::json) AS m(line_id bigint, kind text, dedupe_key text, body text)"
+)
+
+
+def outbox_insert(source: str = OUTBOX_JSON_SOURCE, where: str = "") -> str:
+    """SQL adding messages to the outbox: `source` returns rows of (line_id, kind, dedupe_key, body), by default the
+    messages of `outbox_json` (the named parameter `messages`); a message whose dedupe key is already there is
+    skipped. The time is the parameter `at`; `where` may add a condition on the messages (`m`). Every writer of the
+    outbox uses it."""
     return f"""
         INSERT INTO {Notification._meta.db_table} (line_id, kind, channel, dedupe_key, body, created_at, sent_at,
             attempts, last_error)
         SELECT m.line_id, m.kind, '{_CHANNEL}', m.dedupe_key, m.body, %(at)s, NULL, 0, ''
-        FROM json_to_recordset(%({param})s::json) AS m(line_id bigint, kind text, dedupe_key text, body text)
+        FROM ({source}) AS m(line_id, kind, dedupe_key, body)
         {where}
         ON CONFLICT DO NOTHING
     """  # noqa: S608 - table names from the models, values bound

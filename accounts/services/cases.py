@@ -139,18 +139,22 @@ def cases_refresh_exposure(*, line_ids: list[int], at: datetime) -> int:
         return cur.rowcount
 
 
-# A job's unfreeze resolves the lines' unresolved cases in the statement that unfreezes them (`lines._write`): CTEs
-# over `l` (the unfrozen lines), with the outcome `%(outcome)s`; `RESOLVE_AUDIT` is the source of their audit events.
-RESOLVE_CTES = f"""
+def resolve_ctes(line_ids: list[int]) -> str:
+    """A job's unfreeze resolves the lines' unresolved cases in the statement that unfreezes them (`lines._write`):
+    CTEs over `l` (the unfrozen lines among `line_ids`), with the outcome `%(outcome)s`; `RESOLVE_AUDIT` is the
+    source of their audit events. The batch's range lets the planner read the cases through their line index."""
+    return f"""
     c_old AS (
         SELECT c.id, c.status FROM {_CASE} c JOIN l ON c.line_id = l.id
-        WHERE c.status <> 'resolved' ORDER BY c.id FOR UPDATE OF c
+        WHERE {id_range("c.line_id", line_ids)} AND c.status <> 'resolved' ORDER BY c.id FOR UPDATE OF c
     ), c AS (
         UPDATE {_CASE} c SET status = 'resolved', outcome = %(outcome)s, resolved_at = %(at)s, updated_at = %(at)s,
             version = c.version + 1
         FROM c_old WHERE c.id = c_old.id
         RETURNING c.id, c.line_id, c_old.status AS status_before
     )"""  # noqa: S608 - table names from the models, values bound
+
+
 RESOLVE_AUDIT = """
     SELECT 'case.update'::text, 'case'::text, c.id, c.line_id, jsonb_build_object('status', c.status_before),
         '{"status": "resolved"}'::jsonb, %(change_reason)s::text

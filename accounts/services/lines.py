@@ -24,6 +24,7 @@ from accounts.hooks import link_for_borrower
 from accounts.models import Case, CaseStatus, CreditLine, LineChange, LineStatus, NotificationKind, Signal, SignalStatus
 from accounts.notifications import (
     REASON_ZH,
+    TEMPLATES,
     Outgoing,
     money_text,
     notifications_queue,
@@ -34,9 +35,10 @@ from accounts.notifications import (
 from accounts.services import cases, signals
 from riskops.core.audit import Actor, actor_params, audit_insert
 from riskops.core.errors import DomainError
-from riskops.core.sql import batch_params, in_batch, not_indexed, to_json
+from riskops.core.sql import batch_params, id_range, in_batch, not_indexed, to_json
 
 CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 _LINE = CreditLine._meta.db_table
 _HISTORY = LineChange._meta.db_table
 
@@ -48,6 +50,8 @@ HELD_FOUR_EYES = "four_eyes"
 
 @dataclass(frozen=True)
 class LineUpdate:
+    """A line's change; amounts are Decimals to the cent (as the database gives them), written as their str()."""
+
     line_id: int
     status_before: str
     limit_before: Decimal
@@ -73,9 +77,13 @@ def _lock(ids: Sequence[int], condition: str, *, columns: str = "", joins: str =
 
 _LINES = f"""
     v AS MATERIALIZED (
-        SELECT * FROM json_to_recordset(%(lines)s::json) AS v(line_id bigint, status_before text, limit_before numeric,
-            available_before numeric, status_after text, limit_after numeric, available_after numeric, reason text,
-            signal_id bigint)
+        SELECT * FROM unnest(%(ids)s::bigint[], %(status_before)s::text[], %(limit_before)s::numeric[],
+            %(available_before)s::numeric[], %(status_after)s::text[], %(limit_after)s::numeric[],
+            %(available_after)s::numeric[], %(signal_ids)s::bigint[],
+            ARRAY(SELECT t FROM json_array_elements_text(%(reasons)s::json) WITH ORDINALITY AS r(t, n) ORDER BY n),
+            ARRAY(SELECT t FROM json_array_elements_text(%(fills)s::json) WITH ORDINALITY AS f(t, n) ORDER BY n))
+        AS v(line_id, status_before, limit_before, available_before, status_after, limit_after, available_after,
+            signal_id, reason, fill)
     ), l AS (
         UPDATE {_LINE} l SET status = v.status_after, "limit" = v.limit_after, available = v.available_after,
             frozen_since = CASE WHEN v.status_after = 'frozen' THEN COALESCE(l.frozen_since, %(at)s) END,
@@ -88,7 +96,7 @@ _LINES = f"""
         SELECT v.line_id, %(at)s, %(actor_kind)s, %(actor_user)s::integer, %(kind)s, v.status_before, v.status_after,
             v.limit_before, v.limit_after, v.available_before, v.available_after, v.reason, v.signal_id
         FROM v
-    ), messages AS ({outbox_insert()})"""  # noqa: S608 - table names from the models, values bound
+    )"""  # noqa: S608 - table names from the models, values bound
 
 # A line's audit event shows its status, limit and available amount before and after.
 _LINE_AUDIT = """
@@ -99,9 +107,26 @@ _LINE_AUDIT = """
         v.reason
     FROM v"""
 
+# Messages that fill one template's one placeholder per line (`Filled`): the text comes with the line (`v.fill`).
+_FILLED_MESSAGES = """
+    SELECT v.line_id, %(fill_kind)s::text, %(dedupe_head)s || v.line_id || %(dedupe_tail)s,
+        %(body_head)s || v.fill || %(body_tail)s
+    FROM v"""
 
-def _two_places(value: Decimal) -> str:
-    return f"{value:.2f}"
+
+@dataclass(frozen=True)
+class Filled:
+    """Each line's message: the template of `kind`, its one placeholder filled with `texts[line_id]`; the dedupe key
+    `<dedupe>:<line id>:<time>` (what `Outgoing` would carry, built in the statement for a batch of thousands)."""
+
+    kind: str
+    dedupe: str
+    texts: Mapping[int, str]
+
+
+def _array(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal of numbers, ids or plain words (None is NULL)."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 def _write(
@@ -111,15 +136,17 @@ def _write(
     action: str,
     actor: Actor,
     at: datetime,
-    messages: list[Outgoing],
-    overturn: list[dict[str, Any]] | None = None,
+    messages: list[Outgoing] | Filled,
+    overturn: bool = False,
     change_reason: str = "",
     resolve_cases: str = "",
 ) -> None:
     """Write line changes and what follows from them in one statement.
 
-    `overturn`: the lines' signals to overturn and suppress (`signals.overturn_rows`), with `change_reason`.
+    `messages`: one per line, as `Outgoing` (a body each) or `Filled` (one template, a text per line).
+    `overturn`: overturn and suppress the lines' active freezing signals, for `change_reason`.
     `resolve_cases`: the outcome with which the lines' unresolved cases are resolved (jobs), also `change_reason`.
+    The columns go in as arrays, one per column: a batch of thousands of lines in a few kB of parameters each.
     """
     if not updates:
         return
@@ -130,37 +157,53 @@ def _write(
         "kind": kind,
         "action": action,
         "change_reason": change_reason,
-        "messages": outbox_json(messages),
-        "lines": to_json(
-            [
-                {
-                    "line_id": u.line_id,
-                    "status_before": u.status_before,
-                    "limit_before": _two_places(u.limit_before),
-                    "available_before": _two_places(u.available_before),
-                    "status_after": u.status_after,
-                    "limit_after": _two_places(u.limit_after),
-                    "available_after": _two_places(u.available_after),
-                    "reason": u.reason,
-                    "signal_id": u.signal_id,
-                }
-                for u in updates
-            ]
-        ),
+        "ids": _array(u.line_id for u in updates),
+        "status_before": _array(u.status_before for u in updates),
+        "limit_before": _array(u.limit_before for u in updates),
+        "available_before": _array(u.available_before for u in updates),
+        "status_after": _array(u.status_after for u in updates),
+        "limit_after": _array(u.limit_after for u in updates),
+        "available_after": _array(u.available_after for u in updates),
+        "signal_ids": _array(u.signal_id for u in updates),
+        "reasons": to_json([u.reason for u in updates]),
     }
+    if isinstance(messages, Filled):
+        head, tail = TEMPLATES[NotificationKind(messages.kind)].split(f"{{{_placeholder(messages.kind)}}}")
+        params |= {
+            "fills": to_json([messages.texts[u.line_id] for u in updates]),
+            "fill_kind": messages.kind,
+            "dedupe_head": f"{messages.dedupe}:",
+            "dedupe_tail": f":{at.isoformat()}",
+            "body_head": head,
+            "body_tail": tail,
+        }
+        ctes.append(f"messages AS ({outbox_insert(source=_FILLED_MESSAGES)})")
+    else:
+        params |= {"fills": to_json([""] * len(updates)), "messages": outbox_json(messages)}
+        ctes.append(f"messages AS ({outbox_insert()})")
     if overturn:
-        ctes.append(signals.OVERTURN_CTES)
+        # The lines just unfrozen (`l`) drive the signals' update, as they drive the cases'.
+        lines = [u.line_id for u in updates]
+        ctes.append(
+            signals.overturn_ctes(
+                f"s.line_id = l.id AND {id_range('s.line_id', lines)} AND s.action = 'freeze'", joined="l"
+            )
+        )
         audit.append(signals.OVERTURN_AUDIT)
-        params["overturn"] = to_json(overturn)
     if resolve_cases:
-        ctes.append(cases.RESOLVE_CTES)
+        ctes.append(cases.resolve_ctes([u.line_id for u in updates]))
         audit.append(cases.RESOLVE_AUDIT)
         params["outcome"] = resolve_cases
     ctes.append(f"audit AS ({audit_insert(' UNION ALL '.join(audit))})")
     with connection.cursor() as cur:
         cur.execute(f"WITH {', '.join(ctes)} SELECT count(*) FROM l", params)  # noqa: S608 - table names from the models, values bound
-    if messages:
-        notifications_send_after_commit()
+    notifications_send_after_commit()
+
+
+def _placeholder(kind: str) -> str:
+    """The one placeholder of a template that `Filled` fills."""
+    [name] = {part.split("}", 1)[0] for part in TEMPLATES[NotificationKind(kind)].split("{")[1:]}
+    return name
 
 
 def _reason_text(code: str) -> str:
@@ -217,7 +260,7 @@ def lines_freeze(
     if not ids:
         return []
     at = at or timezone.now()
-    codes = codes or {}
+    at_iso, codes = at.isoformat(), codes or {}
     return _transition(
         ids,
         f"{not_indexed('l.status')} = 'active'",
@@ -225,7 +268,7 @@ def lines_freeze(
         lambda u: Outgoing(
             u.line_id,
             NotificationKind.FREEZE,
-            f"freeze:{u.line_id}:{at.isoformat()}",
+            f"freeze:{u.line_id}:{at_iso}",
             {"reason": _reason_text(codes.get(u.line_id, "")), "link": link_for_borrower(u.line_id)},
         ),
         kind="freeze",
@@ -255,7 +298,7 @@ def lines_cut_available(
     if any(k < 0 or k > 1 for k in keep.values()):
         raise DomainError("a cut ratio must be between 0 and 1")
     at = at or timezone.now()
-    codes = codes or {}
+    at_iso, codes = at.isoformat(), codes or {}
     return _transition(
         sorted(cuts),
         f"{not_indexed('l.status')} <> 'closed' AND l.available > 0",
@@ -267,7 +310,7 @@ def lines_cut_available(
         lambda u: Outgoing(
             u.line_id,
             NotificationKind.LIMIT_CUT,
-            f"cut:{u.line_id}:{at.isoformat()}",
+            f"cut:{u.line_id}:{at_iso}",
             {"available": money_text(u.available_after), "reason": _reason_text(codes.get(u.line_id, ""))},
         ),
         kind="cut_available",
@@ -280,7 +323,7 @@ def lines_cut_available(
 
 def _available_within(available: Decimal, new_limit: Decimal, outstanding: Decimal) -> Decimal:
     """What is already drawn counts against a lower limit too."""
-    return max(Decimal(0), min(available, new_limit - outstanding))
+    return max(ZERO, min(available, new_limit - outstanding))
 
 
 @dataclass
@@ -290,10 +333,7 @@ class Unfrozen:
     held: dict[int, tuple[str, Decimal]] = field(default_factory=dict)
 
 
-_UNFREEZE_COLUMNS = f""", c.status, c.appeal_state,
-    (SELECT json_agg(json_build_array(s.id, s.code, s.evidence -> 'events') ORDER BY s.id)
-     FROM {Signal._meta.db_table} s
-     WHERE s.line_id = l.id AND s.status = '{SignalStatus.ACTIVE.value}' AND s.action = 'freeze')::text"""  # noqa: S608 - table names from the models, values bound
+_UNFREEZE_COLUMNS = ", c.status, c.appeal_state"
 _UNFREEZE_JOINS = f"LEFT JOIN {Case._meta.db_table} c ON c.line_id = l.id AND c.status <> '{CaseStatus.RESOLVED.value}'"
 
 
@@ -322,11 +362,11 @@ def lines_unfreeze(
     if not ids:
         return result
     at = at or timezone.now()
-    limits = limits or {}
+    limits = {i: Decimal(limit).quantize(CENT) for i, limit in (limits or {}).items()}
     with transaction.atomic(savepoint=False):
         rows = _lock(ids, f"{not_indexed('l.status')} = 'frozen'", columns=_UNFREEZE_COLUMNS, joins=_UNFREEZE_JOINS)
-        updates, messages, overturn = [], [], []
-        for line_id, _status, limit, available, outstanding, case_status, appeal_state, freezing in rows:
+        updates, texts = [], {}
+        for line_id, _status, limit, available, outstanding, case_status, appeal_state in rows:
             new_limit = limits.get(line_id, limit)
             held = _held(case_status, appeal_state, new_limit, hold_for_review, four_eyes_limit)
             if held:
@@ -338,23 +378,15 @@ def lines_unfreeze(
                     line_id, LineStatus.FROZEN, limit, available, LineStatus.ACTIVE, new_limit, new_available, reason
                 )
             )
-            messages.append(
-                Outgoing(
-                    line_id,
-                    NotificationKind.UNFREEZE,
-                    f"unfreeze:{line_id}:{at.isoformat()}",
-                    {"limit": money_text(new_limit)},
-                )
-            )
-            overturn += signals.overturn_rows(line_id, freezing)
+            texts[line_id] = money_text(new_limit)
         _write(
             updates,
             kind="unfreeze",
             action="line.unfreeze",
             actor=actor,
             at=at,
-            messages=messages,
-            overturn=overturn,
+            messages=Filled(NotificationKind.UNFREEZE, "unfreeze", texts),
+            overturn=True,
             change_reason=reason,
             resolve_cases="unfrozen" if resolve_cases else "",
         )
@@ -385,6 +417,8 @@ def lines_change_limit(
     if not limits:
         return []
     at = at or timezone.now()
+    at_iso = at.isoformat()
+    limits = {i: Decimal(limit).quantize(CENT) for i, limit in limits.items()}
     return _transition(
         sorted(limits),
         f"{not_indexed('l.status')} <> 'closed'",
@@ -396,7 +430,7 @@ def lines_change_limit(
         lambda u: Outgoing(
             u.line_id,
             NotificationKind.LIMIT_CHANGE,
-            f"limit:{u.line_id}:{at.isoformat()}",
+            f"limit:{u.line_id}:{at_iso}",
             {"limit": money_text(u.limit_after)},
         ),
         kind="limit_change",

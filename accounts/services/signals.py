@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -14,7 +12,6 @@ from django.utils import timezone
 from accounts.models import Signal, SignalStatus, Suppression
 from riskops.core.audit import Actor, Change, actor_params, audit_insert, audit_write
 from riskops.core.errors import DomainError
-from riskops.core.sql import to_json
 
 
 @dataclass(frozen=True)
@@ -111,41 +108,46 @@ def signals_clear(*, signal_ids: Iterable[int], actor: Actor, at: datetime, reas
 
 
 def evidence_event_keys(evidence: dict) -> list[str]:
-    """The events a signal cites, as sorted "kind:id" keys (what suppression compares)."""
+    """The events a signal cites, as sorted "kind:id" keys: what a suppression records and the engine compares.
+
+    `EVENT_KEYS_SQL` is the same in SQL, for the statement that overturns many signals at once (a bulk unfreeze
+    would otherwise read every signal's evidence into Python and send the keys back); a test pins the two together.
+    """
     events = evidence.get("events", {})
     return sorted(f"{kind}:{eid}" for kind, ids in events.items() for eid in ids)
 
 
-# Overturning, as CTEs of a statement that may also unfreeze the signals' lines (`accounts.services.lines`): the
-# signals of `%(overturn)s` (rows of `overturn_rows`) that are still active become overturned, each with a
-# suppression of the events it cites, by `%(actor_user)s` for `%(change_reason)s`; `OVERTURN_AUDIT` is the source of
-# their audit events.
-OVERTURN_CTES = f"""
-    o AS MATERIALIZED (
-        SELECT * FROM json_to_recordset(%(overturn)s::json) AS o(signal_id bigint, line_id bigint, code text,
-            event_keys jsonb)
-    ), s AS (
+# evidence_event_keys in SQL, over a signal's `evidence` column (sorted as Python sorts str: by code point).
+EVENT_KEYS_SQL = """COALESCE((
+    SELECT jsonb_agg(k ORDER BY k COLLATE "C")
+    FROM (SELECT e.key || ':' || v AS k
+          FROM jsonb_each({evidence} -> 'events') e, jsonb_array_elements_text(e.value) v) keys
+), '[]'::jsonb)"""
+
+
+def overturn_ctes(which: str, joined: str = "") -> str:
+    """Overturning, as CTEs of a statement that may also unfreeze the signals' lines (`accounts.services.lines`):
+    the active signals `which` selects (a condition on `s`, and on the relation `joined` names) become overturned,
+    each with a suppression of the events it cites, by `%(actor_user)s` for `%(change_reason)s`; `OVERTURN_AUDIT` is
+    the source of their audit events."""
+    return f"""
+    s AS (
         UPDATE {Signal._meta.db_table} s SET status = '{SignalStatus.OVERTURNED.value}', cleared_at = %(at)s
-        FROM o WHERE s.id = o.signal_id AND s.status = '{SignalStatus.ACTIVE.value}'
-        RETURNING s.id, s.line_id
+        {f"FROM {joined}" if joined else ""} WHERE {which} AND s.status = '{SignalStatus.ACTIVE.value}'
+        RETURNING s.id, s.line_id, s.code, s.evidence
     ), suppressions AS (
         INSERT INTO {Suppression._meta.db_table} (line_id, code, event_ids, signal_id, created_at, created_by_id,
             reason)
-        SELECT o.line_id, o.code, o.event_keys, o.signal_id, %(at)s, %(actor_user)s::integer, %(change_reason)s
-        FROM o JOIN s ON s.id = o.signal_id
+        SELECT s.line_id, s.code, {EVENT_KEYS_SQL.format(evidence="s.evidence")}, s.id, %(at)s,
+            %(actor_user)s::integer, %(change_reason)s
+        FROM s
     )"""  # noqa: S608 - table names from the models, values bound
+
+
 OVERTURN_AUDIT = """
     SELECT 'signal.overturn'::text, 'signal'::text, s.id, s.line_id, '{"status": "active"}'::jsonb,
         '{"status": "overturned"}'::jsonb, %(change_reason)s::text
     FROM s"""
-
-
-def overturn_rows(line_id: int, signals_json: str | None) -> list[dict[str, Any]]:
-    """The rows `OVERTURN_CTES` reads for a line's signals, given as JSON `[[id, code, {kind: [event ids]}], ...]`."""
-    return [
-        {"signal_id": sid, "line_id": line_id, "code": code, "event_keys": evidence_event_keys({"events": events})}
-        for sid, code, events in json.loads(signals_json or "[]")
-    ]
 
 
 def signal_overturn(*, signal_id: int, actor: Actor, reason: str) -> Signal:
@@ -160,11 +162,10 @@ def signal_overturn(*, signal_id: int, actor: Actor, reason: str) -> Signal:
         signal = Signal.objects.select_for_update().get(pk=signal_id)
         if signal.status != SignalStatus.ACTIVE:
             raise DomainError(f"signal {signal_id} is {signal.status}, not active; nothing to overturn")
-        rows = overturn_rows(signal.line_id, json.dumps([[signal.pk, signal.code, signal.evidence.get("events", {})]]))
         with connection.cursor() as cur:
             cur.execute(
-                f"WITH {OVERTURN_CTES}, audit AS ({audit_insert(OVERTURN_AUDIT)}) SELECT count(*) FROM s",  # noqa: S608 - table names from the models, values bound
-                {**actor_params(actor, at), "overturn": to_json(rows), "change_reason": reason},
+                f"WITH {overturn_ctes('s.id = %(signal)s')}, audit AS ({audit_insert(OVERTURN_AUDIT)}) SELECT 1",
+                {**actor_params(actor, at), "signal": signal.pk, "change_reason": reason},
             )
         signal.refresh_from_db()
     return signal
