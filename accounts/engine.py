@@ -1,11 +1,11 @@
 """The risk engine: evaluates the active ruleset over a batch of accounts, set-based.
 
 One batch costs a fixed number of SQL queries whatever its size: each rule is one aggregate
-query over the batch's events in PostgreSQL, then the differences with the current signals are
-applied through `accounts.services` (fire, clear, freeze, cut, remind, open cases).
+query over the batch's events in PostgreSQL (`accounts.rule_queries`), then the differences with the
+current signals are applied through `accounts.services` (fire, clear, freeze, cut, remind, open cases).
 
 How an event becomes a freeze:
-events -> rule queries (`_find_*`) -> findings -> minus suppressed -> diff with active signals
+events -> rule queries (`accounts.rule_queries`) -> findings -> minus suppressed -> diff with active signals
 -> services.signals (fire / clear) -> policy: services.lines (freeze / cut) and reminders -> services.cases
 -> audit (each service writes its own).
 """
@@ -26,7 +26,6 @@ from django.utils import timezone
 
 from accounts.models import (
     SEVERITY_RANK,
-    CounterpartyCategory,
     NotificationKind,
     Rule,
     RuleAction,
@@ -34,32 +33,10 @@ from accounts.models import (
     Severity,
 )
 from accounts.notifications import Outgoing, notifications_queue
+from accounts.rule_queries import FINDERS, Finding, active_rules
 from accounts.services import cases, lines, signals
 from riskops.core.audit import Actor
 from riskops.core.sql import batch_params, id_range, in_batch
-
-
-@dataclass
-class Finding:
-    """A rule holding for a line. Its severity and action are the rule's, except OVERDUE's reminder tier."""
-
-    rule: Rule
-    line_id: int
-    evidence: dict[str, Any]
-    severity: str = ""
-    action: str = ""
-
-    def __post_init__(self) -> None:
-        self.severity = self.severity or self.rule.severity
-        self.action = self.action or self.rule.action
-
-    @property
-    def code(self) -> str:
-        return self.rule.code
-
-    @property
-    def event_keys(self) -> set[str]:
-        return set(signals.evidence_event_keys(self.evidence))
 
 
 @dataclass
@@ -81,205 +58,6 @@ class EvaluationResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def active_rules() -> dict[str, Rule]:
-    rules = Rule.objects.filter(ruleset__is_active=True, enabled=True).select_related("ruleset")
-    return {r.code: r for r in rules}
-
-
-def _dec(value: Any) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01")))
-
-
-def _rows(sql: str, params: dict[str, Any]) -> list[tuple]:
-    """Run a rule query over a batch (`params["ids"]`); the query keeps the batch's rows with
-    `riskops.core.sql.in_batch` (the batch's id range through the (line, time) indexes, its ids a hashed filter)."""
-    with connection.cursor() as cur:
-        cur.execute(sql, {**params, **batch_params(params["ids"])})
-        return cur.fetchall()
-
-
-def _find_multi_head(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
-    p = rule.params
-    rows = _rows(
-        f"""
-        SELECT line_id, count(*), count(DISTINCT institution), array_agg(id ORDER BY occurred_at, id)
-        FROM accounts_creditinquiry
-        WHERE {in_batch("line_id", ids)} AND occurred_at >= %(now)s - make_interval(days => %(days)s)
-          AND occurred_at <= %(now)s
-        GROUP BY line_id
-        HAVING count(*) >= %(n)s AND count(DISTINCT institution) >= %(k)s
-        """,  # noqa: S608 - table names from the models, values bound
-        {"ids": ids, "now": now, "days": p["window_days"], "n": p["min_inquiries"], "k": p["min_institutions"]},
-    )
-    for line_id, n, k, event_ids in rows:
-        yield Finding(
-            rule,
-            line_id,
-            {
-                "events": {"inquiry": event_ids},
-                "values": {"inquiries": n, "institutions": k},
-                "thresholds": {k2: p[k2] for k2 in ("min_inquiries", "min_institutions", "window_days")},
-            },
-        )
-
-
-def _find_overdue(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
-    p = rule.params
-    today = timezone.localdate(now)
-    rows = _rows(
-        f"""
-        SELECT line_id, max(%(today)s::date - due_date),
-               array_agg(id ORDER BY due_date, id),
-               array_agg(id ORDER BY due_date, id) FILTER (WHERE %(today)s::date - due_date >= %(high)s),
-               sum(amount - paid_amount)
-        FROM accounts_installment
-        WHERE {in_batch("line_id", ids)} AND paid_at IS NULL AND due_date <= %(today)s::date - %(low)s
-        GROUP BY line_id
-        """,  # noqa: S608 - table names from the models, values bound
-        {"ids": ids, "today": today, "high": p["min_days_past_due"], "low": p["reminder_min_days_past_due"]},
-    )
-    thresholds = {k: p[k] for k in ("min_days_past_due", "reminder_min_days_past_due")}
-    for line_id, max_dpd, all_ids, high_ids, amount in rows:
-        values = {"max_days_past_due": max_dpd, "overdue_amount": _dec(amount), "as_of": today.isoformat()}
-        if max_dpd >= p["min_days_past_due"]:
-            yield Finding(
-                rule,
-                line_id,
-                {"events": {"installment": high_ids}, "values": values, "thresholds": thresholds},
-            )
-        else:
-            yield Finding(
-                rule,
-                line_id,
-                {"events": {"installment": all_ids}, "values": values, "thresholds": thresholds},
-                severity=Severity.LOW,
-                action=RuleAction.REMIND,
-            )
-
-
-def _find_abnormal_use(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
-    p = rule.params
-    unknown = set(p["categories"]) - set(CounterpartyCategory.values)
-    if unknown:
-        raise ValueError(f"ruleset v{rule.ruleset.version} ABNORMAL_USE has unknown categories {sorted(unknown)}")
-    # Written into the SQL (checked against the choices above) so that the planner can use the partial
-    # index of risky transfers; a bound parameter would hide the values from it.
-    categories = ", ".join(f"'{c}'" for c in sorted(p["categories"]))
-    rows = _rows(
-        f"""
-        SELECT d.line_id, d.id, d.amount, sum(t.amount), array_agg(t.id ORDER BY t.occurred_at, t.id),
-               array_agg(DISTINCT t.counterparty_category)
-        FROM accounts_drawdown d
-        JOIN accounts_transfer t
-          ON t.line_id = d.line_id AND t.occurred_at >= d.occurred_at
-         AND t.occurred_at <= d.occurred_at + make_interval(days => %(window)s)
-         AND t.occurred_at <= %(now)s AND t.counterparty_category IN ({categories})
-        WHERE {in_batch("d.line_id", ids)} AND d.occurred_at <= %(now)s
-          AND d.occurred_at > %(now)s - make_interval(days => %(lookback)s)
-        GROUP BY d.line_id, d.id, d.amount
-        HAVING sum(t.amount) >= d.amount * %(share)s
-        ORDER BY d.line_id, d.id
-        """,  # noqa: S608 - table names from the models, values bound
-        {
-            "ids": ids,
-            "now": now,
-            "window": p["window_days"],
-            "lookback": p["lookback_days"],
-            "share": Decimal(p["min_share"]),
-        },
-    )
-    by_line: dict[int, list[tuple]] = defaultdict(list)
-    for row in rows:
-        by_line[row[0]].append(row)
-    thresholds = {k: p[k] for k in ("min_share", "window_days", "categories", "lookback_days")}
-    for line_id, items in by_line.items():
-        drawdowns = [
-            {
-                "drawdown_id": r[1],
-                "amount": _dec(r[2]),
-                "risky_transfers": _dec(r[3]),
-                "share": str((Decimal(r[3]) / Decimal(r[2])).quantize(Decimal("0.0001"))),
-                "categories": sorted(r[5]),
-            }
-            for r in items
-        ]
-        yield Finding(
-            rule,
-            line_id,
-            {
-                "events": {"drawdown": [r[1] for r in items], "transfer": sorted({t for r in items for t in r[4]})},
-                "values": {"drawdowns": drawdowns, "max_share": max(d["share"] for d in drawdowns)},
-                "thresholds": thresholds,
-            },
-        )
-
-
-def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[Finding]:
-    p = rule.params
-    rows = _rows(
-        f"""
-        WITH sel AS MATERIALIZED (
-            -- The batch's lines with their borrower's declared employer and income: one lookup per line, not one
-            -- per income record.
-            SELECT l.id, b.employer, b.declared_monthly_income
-            FROM unnest(%(ids)s::bigint[]) AS s(id)
-            JOIN accounts_creditline l ON l.id = s.id
-            JOIN accounts_borrower b ON b.id = l.borrower_id
-        )
-        SELECT r.line_id, r.id, r.employer, r.monthly_income, sel.employer, sel.declared_monthly_income,
-               floor(extract(epoch FROM %(now)s - r.occurred_at) / 86400)::int
-        FROM accounts_externalincomerecord r
-        JOIN sel ON sel.id = r.line_id
-        WHERE {id_range("r.line_id", ids)}
-          AND r.occurred_at <= %(now)s - make_interval(days => %(grace)s)
-          AND r.occurred_at > %(now)s - make_interval(days => %(lookback)s)
-          AND (r.employer <> sel.employer OR r.monthly_income <= sel.declared_monthly_income * (1 - %(drop)s))
-          AND NOT EXISTS (
-              SELECT 1 FROM accounts_profileupdate u
-              WHERE u.line_id = r.line_id AND u.occurred_at >= r.occurred_at AND u.occurred_at <= %(now)s
-          )
-        ORDER BY r.line_id, r.occurred_at, r.id
-        """,  # noqa: S608 - table names from the models, values bound
-        {
-            "ids": ids,
-            "now": now,
-            "grace": p["grace_days"],
-            "lookback": p["lookback_days"],
-            "drop": Decimal(p["min_income_drop"]),
-        },
-    )
-    by_line: dict[int, list[tuple]] = defaultdict(list)
-    for row in rows:
-        by_line[row[0]].append(row)
-    thresholds = {k: p[k] for k in ("min_income_drop", "grace_days", "cut_ratio")}
-    for line_id, items in by_line.items():
-        _l, _rid, ext_employer, ext_income, employer, declared, days = items[-1]
-        drop = (Decimal(declared) - Decimal(ext_income)) / Decimal(declared) if declared else Decimal(0)
-        yield Finding(
-            rule,
-            line_id,
-            {
-                "events": {"income_record": [r[1] for r in items]},
-                "values": {
-                    "declared_income": _dec(declared),
-                    "external_income": _dec(ext_income),
-                    "income_drop": str(drop.quantize(Decimal("0.0001"))),
-                    "employer_changed": ext_employer != employer,
-                    "days_since_record": days,
-                },
-                "thresholds": thresholds,
-            },
-        )
-
-
-FINDERS = {
-    RuleCode.MULTI_HEAD: _find_multi_head,
-    RuleCode.OVERDUE: _find_overdue,
-    RuleCode.ABNORMAL_USE: _find_abnormal_use,
-    RuleCode.PROFILE_STALE: _find_profile_stale,
-}
-
-
 def evaluate_lines(
     line_ids: Iterable[int],
     *,
@@ -289,7 +67,10 @@ def evaluate_lines(
 ) -> EvaluationResult:
     """Evaluate the active rules for these lines and apply what changed, in one transaction.
 
-    Evaluating twice on the same data changes nothing the second time.
+    The rules are evaluated on what the batch holds now, without locks: most evaluations (the nightly one) change
+    nothing, and then nothing is written or locked. The lines where something changes are locked (in id order, as
+    decisions and jobs lock them), read again (an evaluation of the same account that we waited for may have
+    changed them) and changed. Evaluating twice on the same data changes nothing the second time.
     """
     now = now or timezone.now()
     actor = actor or Actor.engine()
@@ -298,77 +79,158 @@ def evaluate_lines(
     if not requested:
         return result
     with transaction.atomic():
-        ids = _lock_batch(requested)
-        result.evaluated = len(ids)
-        if not ids:
+        batch = _read(requested)
+        result.evaluated = len(batch.open_lines)
+        if not batch.open_lines:
             return result
         rules = rules if rules is not None else active_rules()
         findings: dict[tuple[int, str, str], Finding] = {}
         for code, rule in rules.items():
-            for f in FINDERS[RuleCode(code)](rule, ids, now):
+            for f in FINDERS[RuleCode(code)](rule, batch.open_lines, now):
                 findings[(f.line_id, f.code, f.severity)] = f
-        active, suppressed_keys = _current(ids)
-
-        new: list[Finding] = []
-        for key, f in findings.items():
-            if key in active:
-                continue
-            if (f.line_id, f.code) in suppressed_keys and f.event_keys <= suppressed_keys[(f.line_id, f.code)]:
-                result.suppressed += 1
-                continue
-            new.append(f)
-        to_clear = [sid for key, sid in active.items() if key not in findings]
-
-        result.cleared = len(
-            signals.signals_clear(signal_ids=to_clear, actor=actor, at=now, reason="condition no longer holds")
-        )
-        created = signals.signals_fire(
-            signals=[
-                signals.NewSignal(
-                    f.line_id, f.rule.pk, f.code, f.severity, f.action, f.rule.ruleset.version, f.evidence
-                )
-                for f in new
-            ],
-            actor=actor,
-            at=now,
-        )
-        result.fired = len(created)
-        result.fired_signal_ids = [s.pk for s in created]
-        result.changed_line_ids = {s.line_id for s in created} | {key[0] for key in active if key not in findings}
-        _apply_policy(created, rules, actor, now, result)
-        cases.cases_refresh_exposure(line_ids=ids, at=now)
+        diff = _diff(findings, batch.active, batch.suppressed)
+        changed = diff.lines | batch.stale_exposure
+        if changed:
+            locked = _lock_batch(sorted(changed), now)
+            mine = set(locked)
+            active, suppressed = _current(locked)
+            unchanged = diff.suppressed - {key for key in diff.suppressed if key[0] in mine}
+            diff = _diff({k: f for k, f in findings.items() if f.line_id in mine}, active, suppressed)
+            diff.suppressed |= unchanged
+            _apply(diff, rules, actor, now, result)
+        result.suppressed = len(diff.suppressed)
     return result
 
 
-def _lock_batch(requested: list[int]) -> list[int]:
-    """Lock the batch's open lines first: concurrent evaluations of the same account serialise here."""
+@dataclass
+class _Batch:
+    """What a batch holds before the evaluation: its open lines, their active signals by (line, code, severity),
+    their suppressed event keys by (line, code), and the lines whose open case's exposure is behind."""
+
+    open_lines: list[int]
+    active: dict[tuple[int, str, str], int]
+    suppressed: dict[tuple[int, str], set[str]]
+    stale_exposure: set[int]
+
+
+def _read(requested: list[int]) -> _Batch:
+    """One query for all of `_Batch` (no lock)."""
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT id FROM accounts_creditline WHERE {in_batch('id', requested)} AND status <> 'closed' ORDER BY id FOR UPDATE",  # noqa: S608 - table names from the models, values bound
+            f"""
+            SELECT 'line', id, NULL, NULL, NULL FROM accounts_creditline
+            WHERE {in_batch("id", requested)} AND status <> 'closed'
+            UNION ALL SELECT 'signal', line_id, id, code, severity FROM accounts_signal
+            WHERE {in_batch("line_id", requested)} AND status = 'active'
+            UNION ALL SELECT 'suppression', line_id, NULL, code, event_ids::text FROM accounts_suppression
+            WHERE {in_batch("line_id", requested)}
+            UNION ALL SELECT 'exposure', c.line_id, NULL, NULL, NULL
+            FROM accounts_case c JOIN accounts_creditline l ON l.id = c.line_id
+            WHERE {in_batch("c.line_id", requested)} AND {id_range("l.id", requested)} AND c.status <> 'resolved'
+              AND c.exposure IS DISTINCT FROM l.outstanding
+            """,  # noqa: S608 - table names from the models, values bound
             batch_params(requested),
+        )
+        rows = cur.fetchall()
+    batch = _Batch([], {}, defaultdict(set), set())
+    for kind, line_id, signal_id, code, value in rows:
+        if kind == "line":
+            batch.open_lines.append(line_id)
+        elif kind == "signal":
+            batch.active[(line_id, code, value)] = signal_id
+        elif kind == "suppression":
+            batch.suppressed[(line_id, code)].update(json.loads(value))
+        else:
+            batch.stale_exposure.add(line_id)
+    batch.open_lines.sort()
+    is_open = set(batch.open_lines)
+    batch.active = {key: sid for key, sid in batch.active.items() if key[0] in is_open}
+    batch.stale_exposure &= is_open
+    return batch
+
+
+@dataclass
+class _Diff:
+    new: list[Finding]
+    to_clear: dict[tuple[int, str, str], int]  # the active signals whose condition no longer holds
+    suppressed: set[tuple[int, str, str]]  # findings a person's overturn keeps quiet
+
+    @property
+    def lines(self) -> set[int]:
+        return {f.line_id for f in self.new} | {key[0] for key in self.to_clear}
+
+
+def _diff(
+    findings: dict[tuple[int, str, str], Finding],
+    active: dict[tuple[int, str, str], int],
+    suppressed_keys: dict[tuple[int, str], set[str]],
+) -> _Diff:
+    diff = _Diff([], {key: sid for key, sid in active.items() if key not in findings}, set())
+    for key, f in findings.items():
+        if key in active:
+            continue
+        if (f.line_id, f.code) in suppressed_keys and f.event_keys <= suppressed_keys[(f.line_id, f.code)]:
+            diff.suppressed.add(key)
+            continue
+        diff.new.append(f)
+    return diff
+
+
+def _apply(diff: _Diff, rules: dict[str, Rule], actor: Actor, now: datetime, result: EvaluationResult) -> None:
+    """Clear, fire and apply the policy on the locked lines."""
+    result.cleared = len(
+        signals.signals_clear(
+            signal_ids=diff.to_clear.values(), actor=actor, at=now, reason="condition no longer holds"
+        )
+    )
+    created = signals.signals_fire(
+        signals=[
+            signals.NewSignal(f.line_id, f.rule.pk, f.code, f.severity, f.action, f.rule.ruleset.version, f.evidence)
+            for f in diff.new
+        ],
+        actor=actor,
+        at=now,
+    )
+    result.fired = len(created)
+    result.fired_signal_ids = [s.pk for s in created]
+    result.changed_line_ids = {s.line_id for s in created} | {key[0] for key in diff.to_clear}
+    _apply_policy(created, rules, actor, now, result)
+
+
+def _lock_batch(lines: list[int], now: datetime) -> list[int]:
+    """Lock these open lines (concurrent evaluations of the same account serialise here), and bring the exposure
+    of their open cases in step with the lines' outstanding principal in the same statement."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH locked AS (
+                SELECT id, outstanding FROM accounts_creditline
+                WHERE {in_batch("id", lines)} AND status <> 'closed' ORDER BY id FOR UPDATE
+            ), exposure AS ({cases.refresh_exposure_cte("locked", lines)})
+            SELECT id FROM locked
+            """,  # noqa: S608 - table names from the models, values bound
+            {**batch_params(lines), "at": now},
         )
         return [r[0] for r in cur.fetchall()]
 
 
 def _current(ids: list[int]) -> tuple[dict[tuple[int, str, str], int], dict[tuple[int, str], set[str]]]:
-    """The batch's active signals by (line, code, severity), and the event keys suppressed per (line, code)."""
-    params = batch_params(ids)
+    """The batch's active signals by (line, code, severity), and the event keys suppressed per (line, code), in one
+    query (after the lines are locked: a statement of its own, so it sees what an evaluation it waited for wrote)."""
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT id, line_id, code, severity FROM accounts_signal WHERE {in_batch('line_id', ids)} AND status = 'active'",  # noqa: S608 - table names from the models, values bound
-            params,
+            f"SELECT id, line_id, code, severity, NULL FROM accounts_signal"  # noqa: S608 - table names from the models, values bound
+            f" WHERE {in_batch('line_id', ids)} AND status = 'active'"
+            f" UNION ALL SELECT NULL, line_id, code, NULL, event_ids::text FROM accounts_suppression"
+            f" WHERE {in_batch('line_id', ids)}",
+            batch_params(ids),
         )
-        active = {(r[1], r[2], r[3]): r[0] for r in cur.fetchall()}
-        cur.execute(
-            f"SELECT line_id, code, event_ids FROM accounts_suppression WHERE {in_batch('line_id', ids)}",  # noqa: S608 - table names from the models, values bound
-            params,
-        )
-        suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
-        for line_id, code, keys in cur.fetchall():
-            # Django has psycopg load jsonb as text (JSONField decodes it); a raw cursor gets the text.
-            if isinstance(keys, str):
-                keys = json.loads(keys)
-            suppressed_keys[(line_id, code)].update(keys if isinstance(keys, list) else [])
+        rows = cur.fetchall()
+    active = {(line_id, code, severity): sid for sid, line_id, code, severity, _keys in rows if sid is not None}
+    suppressed_keys: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for sid, line_id, code, _severity, keys in rows:
+        if sid is None:
+            suppressed_keys[(line_id, code)].update(json.loads(keys))
     return active, suppressed_keys
 
 

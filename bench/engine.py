@@ -40,7 +40,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from accounts.engine import FINDERS, active_rules, evaluate_all, line_id_batches  # noqa: E402
+from accounts.engine import evaluate_all, line_id_batches  # noqa: E402
 from accounts.models import (  # noqa: E402
     CreditInquiry,
     CreditLine,
@@ -54,6 +54,7 @@ from accounts.models import (  # noqa: E402
     Severity,
     Transfer,
 )
+from accounts.rule_queries import FINDERS, active_rules  # noqa: E402
 
 BENCH_NOW = "2026-06-15T12:00:00+08:00"
 BENCH_SEED = 42

@@ -876,11 +876,12 @@ def test_each_flagged_line_gets_its_own_case():
 
 # --- 8. a batch costs a fixed number of queries
 
-# Savepoint in and out (2); lock the batch, read the rules, 4 rule queries, read active signals and
-# suppressions (8); fire: insert + audit (2); freeze: lock, then lines + history + audit + outbox in one
-# statement (2); cut: the same two (2); outbox for update requests and reminders (1); cases: open + raise + link +
-# families + audit (5); refresh exposure (1).
-EVALUATION_QUERIES = 23
+# Savepoint in and out (2); read the batch: open lines, active signals, suppressions, stale exposures (1); read the
+# rules, 4 rule queries (5); lock the lines that change and bring their cases' exposure in step (1); read their
+# active signals and suppressions again (1); fire: insert + audit (2); freeze: lock, then lines + history + audit +
+# outbox in one statement (2); cut: the same two (2); outbox for update requests and reminders (1); cases: open +
+# raise + link + families + audit (5). An evaluation that changes nothing stops after the rule queries.
+EVALUATION_QUERIES = 22
 
 
 def mixed_batch(groups: int) -> list[CreditLine]:
@@ -914,6 +915,21 @@ def test_evaluating_a_batch_costs_a_fixed_number_of_queries(groups, django_asser
         groups,
         4 * groups,
     )
+
+
+@pytest.mark.parametrize("groups", [1, 10], ids=["6-lines", "60-lines"])
+def test_an_evaluation_that_changes_nothing_only_reads(groups, django_assert_num_queries):
+    lines = mixed_batch(groups)
+    evaluate(*lines)
+    before = state()
+
+    # Savepoint in and out, the batch, the rules, the 4 rule queries: no lock, no write.
+    with django_assert_num_queries(8) as queries:
+        result = evaluate(*lines)
+
+    assert (result.evaluated, result.fired, result.cleared) == (6 * groups, 0, 0)
+    assert not [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"] or "INSERT" in q["sql"]]
+    assert state() == before
 
 
 # --- 9. notifications

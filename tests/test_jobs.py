@@ -939,7 +939,7 @@ def test_a_job_asked_for_during_a_broker_outage_runs_once_when_the_broker_is_bac
 
 # One of them checks the deferred foreign keys before the job's row is updated (SET CONSTRAINTS ALL IMMEDIATE).
 # A freeze is two statements (lock, then lines, history, audit and messages in one), as an unfreeze is.
-BATCH_QUERIES = {"reevaluate": 31, "bulk_unfreeze": 13}
+BATCH_QUERIES = {"reevaluate": 30, "bulk_unfreeze": 13}
 
 
 @pytest.mark.parametrize("n", [3, 30])

@@ -18,7 +18,6 @@ from accounts.services.cases import (
     case_lock,
     cases_assign,
     cases_open_or_raise,
-    cases_refresh_exposure,
     cases_release_idle_claims,
     note_add,
 )
@@ -54,7 +53,6 @@ __all__ = [
     "case_reevaluate",
     "cases_assign",
     "cases_open_or_raise",
-    "cases_refresh_exposure",
     "cases_release_idle_claims",
     "decision_review",
     "evidence_event_keys",

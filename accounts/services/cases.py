@@ -19,7 +19,7 @@ from accounts.models import Case, CaseStatus, CreditLine, Note, Signal
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
 from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, DECIDERS, may, operator_id, require
-from riskops.core.sql import batch_params, id_array, id_range, in_batch
+from riskops.core.sql import id_array, id_range
 
 _CASE = Case._meta.db_table
 
@@ -118,25 +118,17 @@ def _link_signals(signal_ids: list[int]) -> None:
         )
 
 
-def cases_refresh_exposure(*, line_ids: list[int], at: datetime) -> int:
-    """Keep the queue's exposure (outstanding principal) of unresolved cases in step with their lines.
-
-    Only cases whose exposure changed are touched; the queue order follows through the generated queue_key.
-    """
-    if not line_ids:
-        return 0
-    with connection.cursor() as cur:
-        # The batch's range on both tables lets the planner hash-join the two range scans (10 ms -> 1 ms a batch).
-        cur.execute(
-            f"""
-            UPDATE {_CASE} c SET exposure = l.outstanding, updated_at = %(at)s, version = c.version + 1
-            FROM {CreditLine._meta.db_table} l
-            WHERE l.id = c.line_id AND {in_batch("c.line_id", line_ids)} AND {id_range("l.id", line_ids)}
-              AND c.status <> 'resolved' AND c.exposure IS DISTINCT FROM l.outstanding
-            """,  # noqa: S608 - table names from the models, values bound
-            {**batch_params(line_ids), "at": at},
-        )
-        return cur.rowcount
+def refresh_exposure_cte(locked: str, line_ids: list[int]) -> str:
+    """Keep the queue's exposure (outstanding principal) of unresolved cases in step with their lines: a
+    data-modifying CTE over `locked`, a relation of (id, outstanding) of lines among `line_ids` the statement has
+    locked, with the time `%(at)s`. The batch's range lets the planner hash-join the cases' range scan. Only cases whose exposure changed are touched; the queue order follows through queue_key. The
+    engine runs it in the statement that locks a batch (a statement less a batch)."""
+    return f"""
+        UPDATE {_CASE} c SET exposure = {locked}.outstanding, updated_at = %(at)s, version = c.version + 1
+        FROM {locked}
+        WHERE c.line_id = {locked}.id AND {id_range("c.line_id", line_ids)} AND c.status <> 'resolved'
+          AND c.exposure IS DISTINCT FROM {locked}.outstanding
+    """  # noqa: S608 - table names from the models, values bound
 
 
 def resolve_ctes(line_ids: list[int]) -> str:
