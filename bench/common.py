@@ -21,10 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 def setup(
     *, default_database: str, broker: str = "memory://", allowed_hosts: str = "testserver,127.0.0.1,localhost"
 ) -> None:
-    """Settle the environment and set Django up; the database is DATABASE_URL's, or `default_database` locally."""
+    """Settle the environment and set Django up; the database is DATABASE_URL's, or `default_database` on the
+    embedded PostgreSQL server when DATABASE_URL is not set (or empty, as `make bench` passes it)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/{default_database}")
+    if not os.environ.get("DATABASE_URL"):
+        # As the console does without DATABASE_URL: the project's embedded server (started if need be), here with a
+        # database of the benchmark's own, never the console's.
+        from riskops.embedded_db import ensure_running
+
+        os.environ["DATABASE_URL"] = ensure_running(default_database)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskops.settings")
     os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))

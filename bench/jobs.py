@@ -369,7 +369,7 @@ def reviewer_unfreezes(line_ids: list[int], proposer: Actor, approver: Actor) ->
     return in_threads(work, [line_ids[0::2], line_ids[1::2]])
 
 
-# table: (columns written, what is read for them, the account's column, which rows the job wrote)
+# table: (columns written, what is staged for them, the account's column, which rows the job wrote)
 WRITE_FLOOR_TABLES = {
     "accounts_linechange": (
         "line_id, at, actor_kind, actor_user_id, kind, status_before, status_after, limit_before, limit_after,"
@@ -381,20 +381,19 @@ WRITE_FLOOR_TABLES = {
     ),
     "accounts_suppression": (
         "line_id, code, event_ids, signal_id, created_at, created_by_id, reason",
-        "line_id, code, event_ids::text, signal_id, created_at, created_by_id, reason",
+        "line_id, code, event_ids, signal_id, created_at, created_by_id, reason",
         "line_id",
         "reason = %(reason)s",
     ),
     "riskops_auditevent": (
         "at, actor_kind, actor_user_id, actor_label, action, object_type, object_id, account_id, before, after, reason",
-        "at, actor_kind, actor_user_id, actor_label, action, object_type, object_id, account_id, before::text,"
-        " after::text, reason",
+        "at, actor_kind, actor_user_id, actor_label, action, object_type, object_id, account_id, before, after, reason",
         "account_id",
         "actor_label = %(label)s",
     ),
     "accounts_notification": (
         "line_id, kind, channel, dedupe_key, body, created_at, sent_at, attempts, last_error",
-        "line_id, kind, channel, dedupe_key || ':floor', body, created_at, sent_at, attempts, last_error",
+        "line_id, kind, channel, dedupe_key || ':floor' AS dedupe_key, body, created_at, sent_at, attempts, last_error",
         "line_id",
         "kind = 'unfreeze' AND created_at >= %(since)s",
     ),
@@ -404,71 +403,80 @@ WRITE_FLOOR_TABLES = {
 def write_floor(job: Job, line_ids: list[int], batch_size: int) -> float:
     """The floor of the bulk unfreeze: the rows it wrote, written again by plain statements into the same tables
     (same indexes, same foreign keys), in the same batches of consecutive accounts, on two threads with
-    synchronous_commit off as the batches run: per batch, one UPDATE each of its lines, overturned signals and
-    resolved cases (the same rows), and multi-row INSERT ... VALUES of the history, suppression, audit and
-    notification rows the job wrote for those accounts (copies, read beforehand). Nothing is computed, decided or
-    read while it runs."""
+    synchronous_commit off as the batches run. Copies of the history, suppression, audit and notification rows the
+    job wrote, and the ids of the lines, signals and cases it changed, are staged beforehand in unlogged tables
+    keyed by batch; per batch the floor runs one UPDATE each of the lines, signals and cases and one
+    INSERT ... SELECT per table from the staged rows. Nothing is computed, decided or formatted while it runs."""
     params = {"reason": f"job #{job.pk}: bulk unfreeze", "label": f"job #{job.pk}", "since": job.started_at}
-    rows: dict[str, dict[int, list[tuple[Any, ...]]]] = {}
-    with database_connection() as conn:
-        for table, (_columns, read, line_column, where) in WRITE_FLOOR_TABLES.items():
-            by_line: dict[int, list[tuple[Any, ...]]] = {}
-            for row in conn.execute(
-                f"SELECT {line_column}, {read} FROM {table} WHERE {where}",  # noqa: S608 - the bench's own tables
-                params,
-            ):
-                by_line.setdefault(row[0], []).append(row[1:])
-            rows[table] = by_line
-        signals = dict(
-            conn.execute(
-                "SELECT id, line_id FROM accounts_signal WHERE id IN (SELECT object_id FROM riskops_auditevent"
-                " WHERE actor_label = %(label)s AND action = 'signal.overturn')",
-                params,
-            ).fetchall()
-        )
-        cases = dict(
-            conn.execute(
-                "SELECT id, line_id FROM accounts_case WHERE id IN (SELECT object_id FROM riskops_auditevent"
-                " WHERE actor_label = %(label)s AND action = 'case.update')",
-                params,
-            ).fetchall()
-        )
     batches = [line_ids[i : i + batch_size] for i in range(0, len(line_ids), batch_size)]
+    batch_of = [(line_id, index) for index, batch in enumerate(batches) for line_id in batch]
+    with database_connection() as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_floor_batch")
+        conn.execute("CREATE UNLOGGED TABLE bench_floor_batch (line_id bigint PRIMARY KEY, batch int NOT NULL)")
+        with conn.cursor().copy("COPY bench_floor_batch (line_id, batch) FROM STDIN") as copy:
+            for row in batch_of:
+                copy.write_row(row)
+        staged = {
+            "lines": "SELECT b.batch, l.id FROM accounts_creditline l JOIN bench_floor_batch b ON b.line_id = l.id",
+            "signals": "SELECT b.batch, s.id FROM accounts_signal s JOIN bench_floor_batch b ON b.line_id = s.line_id"
+            " WHERE s.id IN (SELECT object_id FROM riskops_auditevent WHERE actor_label = %(label)s"
+            " AND action = 'signal.overturn')",
+            "cases": "SELECT b.batch, c.id FROM accounts_case c JOIN bench_floor_batch b ON b.line_id = c.line_id"
+            " WHERE c.id IN (SELECT object_id FROM riskops_auditevent WHERE actor_label = %(label)s"
+            " AND action = 'case.update')",
+        }
+        for name, select in staged.items():
+            conn.execute(f"DROP TABLE IF EXISTS bench_floor_{name}")
+            conn.execute(f"CREATE UNLOGGED TABLE bench_floor_{name} AS {select}", params)
+            conn.execute(f"CREATE INDEX ON bench_floor_{name} (batch)")
+        for table, (_columns, read, line_column, where) in WRITE_FLOOR_TABLES.items():
+            conn.execute(f"DROP TABLE IF EXISTS bench_floor_{table}")
+            conn.execute(
+                f"CREATE UNLOGGED TABLE bench_floor_{table} AS SELECT b.batch, t.* FROM"  # noqa: S608 - the bench's own tables
+                f" (SELECT {line_column} AS floor_line, {read} FROM {table} WHERE {where}) t"
+                " JOIN bench_floor_batch b ON b.line_id = t.floor_line",
+                params,
+            )
+            conn.execute(f"CREATE INDEX ON bench_floor_{table} (batch)")
+        for name in ["batch", "lines", "signals", "cases", *WRITE_FLOOR_TABLES]:
+            conn.execute(f"ANALYZE bench_floor_{name}")
 
     def work(mine: list[int]) -> None:
         with database_connection() as conn:
             for index in mine:
-                batch = set(batches[index])
                 with conn.transaction():
                     conn.execute("SET LOCAL synchronous_commit = off")
-                    ids = sorted(batch)
                     conn.execute(
                         "UPDATE accounts_creditline SET status = 'active', frozen_since = NULL, updated_at = now()"
-                        " WHERE id = ANY(%s)",
-                        [ids],
+                        " WHERE id IN (SELECT id FROM bench_floor_lines WHERE batch = %s)",
+                        [index],
                     )
                     conn.execute(
-                        "UPDATE accounts_signal SET cleared_at = now() WHERE id = ANY(%s)",
-                        [[s for s, line in signals.items() if line in batch]],
+                        "UPDATE accounts_signal SET cleared_at = now()"
+                        " WHERE id IN (SELECT id FROM bench_floor_signals WHERE batch = %s)",
+                        [index],
                     )
                     conn.execute(
-                        "UPDATE accounts_case SET updated_at = now() WHERE id = ANY(%s)",
-                        [[c for c, line in cases.items() if line in batch]],
+                        "UPDATE accounts_case SET updated_at = now()"
+                        " WHERE id IN (SELECT id FROM bench_floor_cases WHERE batch = %s)",
+                        [index],
                     )
                     for table, (columns, _read, _line, _where) in WRITE_FLOOR_TABLES.items():
-                        copies = [r for line_id in ids for r in rows[table].get(line_id, [])]
-                        for start in range(0, len(copies), 1000):
-                            chunk = copies[start : start + 1000]
-                            values = ", ".join(["(" + ", ".join(["%s"] * len(chunk[0])) + ")"] * len(chunk))
-                            conn.execute(
-                                f"INSERT INTO {table} ({columns}) VALUES {values}",  # noqa: S608 - the bench's own tables
-                                [v for r in chunk for v in r],
-                            )
+                        conn.execute(
+                            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM bench_floor_{table}"  # noqa: S608 - the bench's own tables
+                            " WHERE batch = %s",
+                            [index],
+                        )
 
     indexes = list(range(len(batches)))
-    started = time.monotonic()
-    in_threads(work, [indexes[0::2], indexes[1::2]])
-    return time.monotonic() - started
+    try:
+        started = time.monotonic()
+        in_threads(work, [indexes[0::2], indexes[1::2]])
+        return time.monotonic() - started
+    finally:
+        with database_connection() as conn:
+            for name in ["batch", "lines", "signals", "cases", *WRITE_FLOOR_TABLES]:
+                conn.execute(f"DROP TABLE IF EXISTS bench_floor_{name}")
 
 
 def main() -> None:

