@@ -36,7 +36,7 @@ from accounts.notifications import Outgoing, notifications_queue
 from accounts.rule_queries import FINDERS, Finding, active_rules
 from accounts.services import cases, lines, signals
 from riskops.core.audit import Actor
-from riskops.core.sql import batch_params, id_range, in_batch
+from riskops.core.sql import around_batch, batch_params, id_range, in_batch
 
 
 @dataclass
@@ -65,7 +65,7 @@ def evaluate_lines(
     actor: Actor | None = None,
     rules: dict[str, Rule] | None = None,
 ) -> EvaluationResult:
-    """Evaluate the active rules for these lines and apply what changed, in one transaction.
+    """Evaluate the active rules for these lines and apply what changed (in one transaction).
 
     The rules are evaluated on what the batch holds now, without locks: most evaluations (the nightly one) change
     nothing, and then nothing is written or locked. The lines where something changes are locked (in id order, as
@@ -78,19 +78,21 @@ def evaluate_lines(
     requested = sorted(set(line_ids))
     if not requested:
         return result
-    with transaction.atomic():
-        batch = _read(requested)
-        result.evaluated = len(batch.open_lines)
-        if not batch.open_lines:
-            return result
-        rules = rules if rules is not None else active_rules()
-        findings: dict[tuple[int, str, str], Finding] = {}
-        for code, rule in rules.items():
-            for f in FINDERS[RuleCode(code)](rule, batch.open_lines, now):
-                findings[(f.line_id, f.code, f.severity)] = f
-        diff = _diff(findings, batch.active, batch.suppressed)
-        changed = diff.lines | batch.stale_exposure
-        if changed:
+    # Read and evaluated outside a transaction: each statement sees what is committed, and whatever changes is
+    # locked and read again below before it is applied.
+    batch = _read(requested)
+    result.evaluated = len(batch.open_lines)
+    if not batch.open_lines:
+        return result
+    rules = rules if rules is not None else active_rules()
+    findings: dict[tuple[int, str, str], Finding] = {}
+    for code, rule in rules.items():
+        for f in FINDERS[RuleCode(code)](rule, batch.open_lines, now):
+            findings[(f.line_id, f.code, f.severity)] = f
+    diff = _diff(findings, batch.active, batch.suppressed)
+    changed = diff.lines | batch.stale_exposure
+    if changed:
+        with transaction.atomic():
             locked = _lock_batch(sorted(changed), now)
             mine = set(locked)
             active, suppressed = _current(locked)
@@ -98,7 +100,7 @@ def evaluate_lines(
             diff = _diff({k: f for k, f in findings.items() if f.line_id in mine}, active, suppressed)
             diff.suppressed |= unchanged
             _apply(diff, rules, actor, now, result)
-        result.suppressed = len(diff.suppressed)
+    result.suppressed = len(diff.suppressed)
     return result
 
 
@@ -114,38 +116,40 @@ class _Batch:
 
 
 def _read(requested: list[int]) -> _Batch:
-    """One query for all of `_Batch` (no lock)."""
+    """One query for all of `_Batch` (no lock). It reads the batch's range when the batch fills it
+    (`around_batch`) and keeps the requested lines here."""
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            SELECT 'line', id, NULL, NULL, NULL FROM accounts_creditline
-            WHERE {in_batch("id", requested)} AND status <> 'closed'
+            SELECT CASE WHEN c.id IS NOT NULL AND c.exposure IS DISTINCT FROM l.outstanding THEN 'stale' ELSE 'line' END,
+                l.id, NULL, NULL, NULL
+            FROM accounts_creditline l
+            LEFT JOIN accounts_case c ON c.line_id = l.id AND c.status <> 'resolved' AND {id_range("c.line_id", requested)}
+            WHERE {around_batch("l.id", requested)} AND l.status <> 'closed'
             UNION ALL SELECT 'signal', line_id, id, code, severity FROM accounts_signal
-            WHERE {in_batch("line_id", requested)} AND status = 'active'
+            WHERE {around_batch("line_id", requested)} AND status = 'active'
             UNION ALL SELECT 'suppression', line_id, NULL, code, event_ids::text FROM accounts_suppression
-            WHERE {in_batch("line_id", requested)}
-            UNION ALL SELECT 'exposure', c.line_id, NULL, NULL, NULL
-            FROM accounts_case c JOIN accounts_creditline l ON l.id = c.line_id
-            WHERE {in_batch("c.line_id", requested)} AND {id_range("l.id", requested)} AND c.status <> 'resolved'
-              AND c.exposure IS DISTINCT FROM l.outstanding
+            WHERE {around_batch("line_id", requested)}
             """,  # noqa: S608 - table names from the models, values bound
             batch_params(requested),
         )
         rows = cur.fetchall()
+    wanted = set(requested)
     batch = _Batch([], {}, defaultdict(set), set())
     for kind, line_id, signal_id, code, value in rows:
-        if kind == "line":
-            batch.open_lines.append(line_id)
-        elif kind == "signal":
+        if line_id not in wanted:
+            continue
+        if kind == "signal":
             batch.active[(line_id, code, value)] = signal_id
         elif kind == "suppression":
             batch.suppressed[(line_id, code)].update(json.loads(value))
         else:
-            batch.stale_exposure.add(line_id)
+            batch.open_lines.append(line_id)
+            if kind == "stale":  # the line's open case's exposure is behind its outstanding principal
+                batch.stale_exposure.add(line_id)
     batch.open_lines.sort()
     is_open = set(batch.open_lines)
     batch.active = {key: sid for key, sid in batch.active.items() if key[0] in is_open}
-    batch.stale_exposure &= is_open
     return batch
 
 

@@ -874,13 +874,37 @@ def test_each_flagged_line_gets_its_own_case():
     assert sorted(Case.objects.values_list("line_id", flat=True)) == sorted(line.pk for line in flagged)
 
 
+@pytest.mark.parametrize("spread", [1, 10_000], ids=["consecutive", "scattered"])
+def test_an_evaluation_changes_only_the_lines_it_was_given(spread):
+    """The batch's read covers the id range when the batch fills it; the lines between that were not asked for keep
+    their signals whatever their events say now."""
+    first = make_line()
+    with connection.cursor() as cur:  # the next lines far away in the id space, or next to the first
+        cur.execute("SELECT setval(pg_get_serial_sequence('accounts_creditline', 'id'), %s)", [first.pk + spread - 1])
+    middle, last = make_line(), make_line()
+    asked, lines = [first, last], [first, middle, last]
+    cited = inquiries(middle, 4, institutions=3)
+    evaluate(*lines)
+    assert codes_fired(middle) == {("MULTI_HEAD", "high")}
+
+    for row in cited:
+        type(row).objects.filter(pk=row.pk).delete()  # the middle line's condition no longer holds
+    result = evaluate(*asked)
+
+    assert result.evaluated == 2
+    assert codes_fired(middle) == {("MULTI_HEAD", "high")}  # not asked for: not cleared
+    assert fresh(middle).status == LineStatus.FROZEN
+    assert evaluate(middle).cleared == 1
+
+
 # --- 8. a batch costs a fixed number of queries
 
 # Savepoint in and out (2); read the batch: open lines, active signals, suppressions, stale exposures (1); read the
 # rules, 4 rule queries (5); lock the lines that change and bring their cases' exposure in step (1); read their
 # active signals and suppressions again (1); fire: insert + audit (2); freeze: lock, then lines + history + audit +
 # outbox in one statement (2); cut: the same two (2); outbox for update requests and reminders (1); cases: open +
-# raise + link + families + audit (5). An evaluation that changes nothing stops after the rule queries.
+# raise + link + families + audit (5). An evaluation that changes nothing stops after the rule queries, and opens
+# no transaction (no savepoint).
 EVALUATION_QUERIES = 22
 
 
@@ -923,12 +947,13 @@ def test_an_evaluation_that_changes_nothing_only_reads(groups, django_assert_num
     evaluate(*lines)
     before = state()
 
-    # Savepoint in and out, the batch, the rules, the 4 rule queries: no lock, no write.
-    with django_assert_num_queries(8) as queries:
+    # The batch, the rules, the 4 rule queries: no transaction (no savepoint), no lock, no write.
+    with django_assert_num_queries(6) as queries:
         result = evaluate(*lines)
 
     assert (result.evaluated, result.fired, result.cleared) == (6 * groups, 0, 0)
-    assert not [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"] or "INSERT" in q["sql"]]
+    written = ("FOR UPDATE", "INSERT", "UPDATE", "SAVEPOINT")
+    assert not [q["sql"] for q in queries.captured_queries if any(word in q["sql"] for word in written)]
     assert state() == before
 
 

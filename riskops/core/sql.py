@@ -56,6 +56,15 @@ def in_batch(column: str, ids: Sequence[int]) -> str:
     return f"{id_range(column, ids)} AND {column} + 0 = ANY(%(ids)s::bigint[])"
 
 
+def around_batch(column: str, ids: Sequence[int]) -> str:
+    """Like `in_batch`, for a read whose caller keeps its own lines from the rows: only the range when the batch
+    fills most of it (the engine's batches are consecutive open lines, so their range holds them and the closed
+    lines between), which spares PostgreSQL the list (planning and checking 2,000 ids: about a third of a small
+    read); `in_batch` when the ids are scattered. The rows may belong to lines in the range outside the batch."""
+    lo, hi = int(min(ids)), int(max(ids))
+    return id_range(column, ids) if hi - lo + 1 <= 2 * len(ids) else in_batch(column, ids)
+
+
 def not_indexed(column: str) -> str:
     """A text column the planner must not use an index for (see `in_batch`): a condition to check, not to scan by."""
     return f"({column} || '')"
