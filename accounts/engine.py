@@ -38,6 +38,8 @@ from accounts.services import cases, lines, signals
 from riskops.core.audit import Actor
 from riskops.core.sql import around_batch, batch_params, id_range, in_batch
 
+Key = tuple[int, str, str]  # a signal or finding: (line, rule code, severity)
+
 
 @dataclass
 class EvaluationResult:
@@ -85,23 +87,57 @@ def evaluate_lines(
     if not batch.open_lines:
         return result
     rules = rules if rules is not None else active_rules()
-    findings: dict[tuple[int, str, str], Finding] = {}
-    for code, rule in rules.items():
-        for f in FINDERS[RuleCode(code)](rule, batch.open_lines, now):
-            findings[(f.line_id, f.code, f.severity)] = f
-    diff = _diff(findings, batch.active, batch.suppressed)
+    found = _find(rules, batch.open_lines, now, batch.active)
+    diff = _diff(found, batch.active, batch.suppressed)
     changed = diff.lines | batch.stale_exposure
     if changed:
         with transaction.atomic():
             locked = _lock_batch(sorted(changed), now)
             mine = set(locked)
             active, suppressed = _current(locked)
+            # A signal active when the batch was read and not now (cleared or overturned meanwhile): its finding
+            # was not kept, so those lines are evaluated again, under the lock.
+            moved = {key[0] for key in found.keys if key[0] in mine and key not in active and key not in found.new}
+            if moved:
+                found = found.without(moved).merge(_find(rules, sorted(moved), now, active))
             unchanged = diff.suppressed - {key for key in diff.suppressed if key[0] in mine}
-            diff = _diff({k: f for k, f in findings.items() if f.line_id in mine}, active, suppressed)
+            diff = _diff(found.of(mine), active, suppressed)
             diff.suppressed |= unchanged
             _apply(diff, rules, actor, now, result)
     result.suppressed = len(diff.suppressed)
     return result
+
+
+@dataclass
+class _Found:
+    """What the rules found: every (line, code, severity) that holds, and the findings themselves only where no
+    such signal was active (the others are dropped as they come: in the nightly re-evaluation that is nearly all
+    of them, and keeping them cost a tenth of the engine's time in Python's garbage collector)."""
+
+    keys: set[Key]
+    new: dict[Key, Finding]
+
+    def without(self, lines: set[int]) -> _Found:
+        return _Found(
+            {k for k in self.keys if k[0] not in lines}, {k: f for k, f in self.new.items() if k[0] not in lines}
+        )
+
+    def merge(self, other: _Found) -> _Found:
+        return _Found(self.keys | other.keys, {**self.new, **other.new})
+
+    def of(self, lines: set[int]) -> _Found:
+        return _Found({k for k in self.keys if k[0] in lines}, {k: f for k, f in self.new.items() if k[0] in lines})
+
+
+def _find(rules: dict[str, Rule], lines: list[int], now: datetime, active: dict[Key, int]) -> _Found:
+    found = _Found(set(), {})
+    for code, rule in rules.items():
+        for f in FINDERS[RuleCode(code)](rule, lines, now):
+            key = (f.line_id, f.code, f.severity)
+            found.keys.add(key)
+            if key not in active:
+                found.new[key] = f
+    return found
 
 
 @dataclass
@@ -110,7 +146,7 @@ class _Batch:
     their suppressed event keys by (line, code), and the lines whose open case's exposure is behind."""
 
     open_lines: list[int]
-    active: dict[tuple[int, str, str], int]
+    active: dict[Key, int]
     suppressed: dict[tuple[int, str], set[str]]
     stale_exposure: set[int]
 
@@ -156,21 +192,17 @@ def _read(requested: list[int]) -> _Batch:
 @dataclass
 class _Diff:
     new: list[Finding]
-    to_clear: dict[tuple[int, str, str], int]  # the active signals whose condition no longer holds
-    suppressed: set[tuple[int, str, str]]  # findings a person's overturn keeps quiet
+    to_clear: dict[Key, int]  # the active signals whose condition no longer holds
+    suppressed: set[Key]  # findings a person's overturn keeps quiet
 
     @property
     def lines(self) -> set[int]:
         return {f.line_id for f in self.new} | {key[0] for key in self.to_clear}
 
 
-def _diff(
-    findings: dict[tuple[int, str, str], Finding],
-    active: dict[tuple[int, str, str], int],
-    suppressed_keys: dict[tuple[int, str], set[str]],
-) -> _Diff:
-    diff = _Diff([], {key: sid for key, sid in active.items() if key not in findings}, set())
-    for key, f in findings.items():
+def _diff(found: _Found, active: dict[Key, int], suppressed_keys: dict[tuple[int, str], set[str]]) -> _Diff:
+    diff = _Diff([], {key: sid for key, sid in active.items() if key not in found.keys}, set())
+    for key, f in found.new.items():
         if key in active:
             continue
         if (f.line_id, f.code) in suppressed_keys and f.event_keys <= suppressed_keys[(f.line_id, f.code)]:
@@ -218,7 +250,7 @@ def _lock_batch(lines: list[int], now: datetime) -> list[int]:
         return [r[0] for r in cur.fetchall()]
 
 
-def _current(ids: list[int]) -> tuple[dict[tuple[int, str, str], int], dict[tuple[int, str], set[str]]]:
+def _current(ids: list[int]) -> tuple[dict[Key, int], dict[tuple[int, str], set[str]]]:
     """The batch's active signals by (line, code, severity), and the event keys suppressed per (line, code), in one
     query (after the lines are locked: a statement of its own, so it sees what an evaluation it waited for wrote)."""
     with connection.cursor() as cur:

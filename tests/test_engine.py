@@ -897,6 +897,31 @@ def test_an_evaluation_changes_only_the_lines_it_was_given(spread):
     assert evaluate(middle).cleared == 1
 
 
+def test_a_signal_cleared_between_the_read_and_the_lock_is_found_again(monkeypatch):
+    """The engine keeps the findings of signals already active only as keys; if such a signal is no longer active
+    once the line is locked (someone cleared it meanwhile), the line is evaluated again under the lock."""
+    import accounts.engine as engine
+
+    line = make_line(income="10000.00")
+    inquiries(line, 4, institutions=3)
+    evaluate(line)
+    first = Signal.objects.get(line=line, code="MULTI_HEAD", status=SignalStatus.ACTIVE)
+    overdue(line, 40)  # something new, so the line gets locked
+
+    lock = engine._lock_batch
+
+    def cleared_meanwhile(lines, now):
+        Signal.objects.filter(pk=first.pk).update(status=SignalStatus.CLEARED, cleared_at=NOW)
+        return lock(lines, now)
+
+    monkeypatch.setattr(engine, "_lock_batch", cleared_meanwhile)
+    result = evaluate(line)
+
+    assert result.fired == 2
+    assert codes_fired(line) == {("MULTI_HEAD", "high"), ("OVERDUE", "high")}
+    assert Signal.objects.get(line=line, code="MULTI_HEAD", status=SignalStatus.ACTIVE).pk != first.pk
+
+
 # --- 8. a batch costs a fixed number of queries
 
 # Savepoint in and out (2); read the batch: open lines, active signals, suppressions, stale exposures (1); read the
