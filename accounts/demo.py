@@ -37,6 +37,7 @@ from accounts.models import (
     ProfileUpdate,
     Transfer,
 )
+from accounts.validation import national_id_check
 
 DAY = 86_400
 HOUR = 3_600
@@ -369,8 +370,6 @@ PHONE_PREFIXES = (
     "198",
     "199",
 )
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK = "10X98765432"
 
 # A risky transfer of a "normal" borrower after a drawdown stays well under the 50% share: realistic noise.
 NOISE_SHARE = 0.06
@@ -380,11 +379,6 @@ DRAWDOWN_COUNTS = ((0, 0.18), (1, 0.35), (2, 0.27), (3, 0.14), (4, 0.06))
 INQUIRY_COUNTS = ((0, 0.35), (1, 0.30), (2, 0.20), (3, 0.10), (4, 0.05))
 TRANSFER_COUNTS = ((2, 0.15), (3, 0.2), (4, 0.25), (5, 0.2), (6, 0.12), (8, 0.08))
 TERMS = ((3, 0.25), (6, 0.35), (12, 0.4))
-
-
-def national_id_check(first17: str) -> str:
-    """GB 11643 checksum (ISO 7064 MOD 11-2) of the first 17 digits."""
-    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
 
 
 def _money(cents: int) -> str:

@@ -272,6 +272,7 @@ def _current(ids: list[int]) -> tuple[dict[Key, int], dict[tuple[int, str], set[
 
 def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: datetime, result: EvaluationResult) -> None:
     freeze: dict[int, Any] = {}
+    freeze_codes: dict[int, list[str]] = defaultdict(list)  # every freezing reason, for the borrower's message
     cut: dict[int, Any] = {}
     remind: list[Any] = []
     severity_by_line: dict[int, int] = {}
@@ -279,6 +280,7 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
     for s in created:
         if s.action == RuleAction.FREEZE:
             freeze.setdefault(s.line_id, s)
+            freeze_codes[s.line_id].append(s.code)
         elif s.action == RuleAction.CUT:
             cut.setdefault(s.line_id, s)
         elif s.action == RuleAction.REMIND:
@@ -297,7 +299,7 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
             actor=actor,
             at=now,
             reasons={i: reason(s) for i, s in freeze.items()},
-            codes={i: s.code for i, s in freeze.items()},
+            codes=freeze_codes,
             signal_by_line={i: s.pk for i, s in freeze.items()},
         )
     )

@@ -22,7 +22,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.masking import mask_phone
-from accounts.models import Notification, NotificationKind
+from accounts.models import Borrower, CreditLine, Notification, NotificationKind
+from accounts.validation import MOBILE_SQL
 from riskops.core.sql import to_json
 
 logger = logging.getLogger(__name__)
@@ -72,15 +73,27 @@ def outbox_insert(source: str = OUTBOX_JSON_SOURCE, where: str = "") -> str:
     """SQL adding messages to the outbox: `source` returns rows of (line_id, kind, dedupe_key, body), by default the
     messages of `outbox_json` (the named parameter `messages`); a message whose dedupe key is already there is
     skipped. The time is the parameter `at`; `where` may add a condition on the messages (`m`). Every writer of the
-    outbox uses it."""
+    outbox uses it.
+
+    A borrower without a valid mobile number (an upstream that did not have it) gets no message: the row is kept,
+    as done, on channel `none`, with the reason in `last_error`, so the case shows what was not sent and why."""
     return f"""
         INSERT INTO {Notification._meta.db_table} (line_id, kind, channel, dedupe_key, body, created_at, sent_at,
             attempts, last_error)
-        SELECT m.line_id, m.kind, '{_CHANNEL}', m.dedupe_key, m.body, %(at)s, NULL, 0, ''
+        SELECT m.line_id, m.kind, CASE WHEN p.ok THEN '{_CHANNEL}' ELSE '{NO_CHANNEL}' END, m.dedupe_key, m.body,
+            %(at)s, CASE WHEN p.ok THEN NULL ELSE %(at)s END, 0, CASE WHEN p.ok THEN '' ELSE '{NO_PHONE}' END
         FROM ({source}) AS m(line_id, kind, dedupe_key, body)
+        CROSS JOIN LATERAL (
+            SELECT b.phone ~ '{MOBILE_SQL}' AS ok FROM {CreditLine._meta.db_table} l
+            JOIN {Borrower._meta.db_table} b ON b.id = l.borrower_id WHERE l.id = m.line_id
+        ) AS p
         {where}
         ON CONFLICT DO NOTHING
     """  # noqa: S608 - table names from the models, values bound
+
+
+NO_CHANNEL = "none"
+NO_PHONE = "not sent: the borrower has no valid mobile number"
 
 
 _CHANNEL = Notification._meta.get_field("channel").default

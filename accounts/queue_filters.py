@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import CaseStatus, RuleCode
+from accounts.validation import ACCOUNT_REF
 from riskops.core.errors import DomainError
 
 MONEY_FIELD: dict[str, Any] = {"min_value": Decimal(0), "max_digits": 14, "decimal_places": 2}
@@ -61,15 +62,15 @@ class QueueFilterForm(forms.Form):
     q = forms.CharField(
         label=_("Search"),
         required=False,
-        max_length=20,
+        max_length=64,
         widget=forms.TextInput(attrs={"placeholder": _("account no. or phone last 4"), "autocomplete": "off"}),
     )
 
     def clean_q(self) -> str:
-        q = self.cleaned_data["q"].strip().upper()
-        if q and not (q.isdigit() and len(q) == 4) and not (q.startswith("JB") and q[2:].isdigit() and len(q) == 12):
+        q = self.cleaned_data["q"].strip()
+        if q and not (q.isdigit() and len(q) == 4) and not ACCOUNT_REF.fullmatch(q):
             raise forms.ValidationError(
-                _("Search by an account number (JB and 10 digits) or the last 4 digits of a phone number")
+                _("Search by an account number (letters, digits and . _ : / -) or the last 4 digits of a phone number")
             )
         return q
 

@@ -195,7 +195,9 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
         WHERE {id_range("r.line_id", ids)}
           AND r.occurred_at <= %(now)s - make_interval(days => %(grace)s)
           AND r.occurred_at > %(now)s - make_interval(days => %(lookback)s)
-          AND (r.employer <> sel.employer OR r.monthly_income <= sel.declared_monthly_income * (1 - %(drop)s))
+          -- An employer or income the borrower never declared (upstream did not have it) is nothing to differ from.
+          AND ((sel.employer <> '' AND r.employer <> sel.employer)
+               OR r.monthly_income <= sel.declared_monthly_income * (1 - %(drop)s))
           AND NOT EXISTS (
               SELECT 1 FROM accounts_profileupdate u
               WHERE u.line_id = r.line_id AND u.occurred_at >= r.occurred_at AND u.occurred_at <= %(now)s
@@ -223,10 +225,10 @@ def _find_profile_stale(rule: Rule, ids: list[int], now: datetime) -> Iterator[F
             {
                 "events": {"income_record": [r[1] for r in items]},
                 "values": {
-                    "declared_income": _dec(declared),
+                    "declared_income": _dec(declared) if declared is not None else None,
                     "external_income": _dec(ext_income),
                     "income_drop": str(drop.quantize(Decimal("0.0001"))),
-                    "employer_changed": ext_employer != employer,
+                    "employer_changed": bool(employer) and ext_employer != employer,
                     "days_since_record": days,
                 },
                 "thresholds": thresholds,

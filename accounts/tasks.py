@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from accounts import engine, notifications
-from accounts.services import cases
+from accounts.services import cases, touched
 from riskops.core.audit import Actor
 
 
@@ -30,3 +30,9 @@ def engine_evaluate_lines(line_ids: list[int]) -> dict[str, int]:
 @shared_task(name="accounts.tasks.cases_release_idle_claims", acks_late=True)
 def cases_release_idle_claims() -> int:
     return len(cases.cases_release_idle_claims())
+
+
+@shared_task(name="accounts.tasks.engine_react", acks_late=True)
+def engine_react() -> int:
+    """Evaluate the lines that new upstream data touched, in engine batches, until none is waiting."""
+    return touched.touched_evaluate_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -13,12 +14,12 @@ from rest_framework.response import Response
 from appeals import services
 from appeals.documents import read_uploads
 from appeals.models import Appeal, AppealChannel, AppealReason
-from riskops.core.api import IntegrationApi
+from riskops.core.api import ERRORS, IntegrationApi
 from riskops.core.audit import Actor
 
 
 class AppealInput(serializers.Serializer):
-    account_no = serializers.CharField(max_length=20)
+    account_no = serializers.CharField(max_length=64)
     reason = serializers.ChoiceField(choices=AppealReason.values)
     statement = serializers.CharField(max_length=services.STATEMENT_MAX)
 
@@ -51,6 +52,31 @@ class AppealOutput(serializers.BaseSerializer):
         }
 
 
+class _Document(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class AppealSchema(serializers.Serializer):
+    """What `AppealOutput` writes (for the OpenAPI schema)."""
+
+    id = serializers.IntegerField()
+    account_no = serializers.CharField()
+    reason = serializers.ChoiceField(choices=AppealReason.values)
+    status = serializers.CharField()
+    submitted_at = serializers.DateTimeField()
+    sla_due_at = serializers.DateTimeField()
+    outcome = serializers.CharField()
+    reply = serializers.CharField()
+    documents = _Document(many=True)
+
+
+class AppealUpload(AppealInput):
+    documents = serializers.ListField(child=serializers.FileField(), required=False, max_length=5)
+
+
 class AppealCreateApi(IntegrationApi):
     """POST /api/v1/appeals/ (multipart): account_no, reason, statement, documents (0-5 files).
 
@@ -59,6 +85,11 @@ class AppealCreateApi(IntegrationApi):
 
     parser_classes = [MultiPartParser, FormParser]
 
+    @extend_schema(
+        request={"multipart/form-data": AppealUpload},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: AppealSchema, 200: AppealSchema, **ERRORS},
+    )
     def post(self, request: Request) -> Response:
         data = AppealInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -81,6 +112,7 @@ class AppealCreateApi(IntegrationApi):
 class AppealDetailApi(IntegrationApi):
     """GET /api/v1/appeals/<id>/: where an appeal stands and the reply the borrower got."""
 
+    @extend_schema(responses={200: AppealSchema, **ERRORS})
     def get(self, request: Request, appeal_id: int) -> Response:
         appeal = get_object_or_404(Appeal.objects.select_related("line").prefetch_related("documents"), pk=appeal_id)
         return Response(AppealOutput(appeal).data)

@@ -127,7 +127,7 @@ def naive_fired(line_id: int, rules: dict[str, Rule], now: datetime) -> set[tupl
     if rule:
         p = rule.params
         borrower = line.borrower
-        floor = borrower.declared_monthly_income * (1 - Decimal(p["min_income_drop"]))
+        floor = (borrower.declared_monthly_income or Decimal(0)) * (1 - Decimal(p["min_income_drop"]))
         records = ExternalIncomeRecord.objects.filter(
             line=line,
             occurred_at__lte=now - timedelta(days=p["grace_days"]),

@@ -106,9 +106,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_htmx",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI from the package's static files, not a CDN
     "riskops",
     "accounts",
     "appeals",
+    "ingest",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "appeals.tasks.appeals_age",
         "schedule": float(env_int("APPEAL_AGING_SECONDS", 600, minimum=10)),
     },
+    # The engine reacts to ingested data at once (a task after each batch); this sweeps up what a lost task left.
+    "engine-react": {
+        "task": "accounts.tasks.engine_react",
+        "schedule": float(env_int("ENGINE_REACT_SWEEP_SECONDS", 10, minimum=1)),
+    },
     "jobs-dispatch": {
         "task": "riskops.tasks.jobs_dispatch",
         "schedule": float(env_int("JOB_DISPATCH_SECONDS", 15, minimum=1)),
@@ -258,6 +266,9 @@ NOTIFICATION_SEND_DELAY_SECONDS = env_int("NOTIFICATION_SEND_DELAY_SECONDS", 1)
 
 # --- Risk engine
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 2000, minimum=1)
+
+# --- Ingestion: the events API's largest request body (10,000 items of about 1 KB at most).
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 
 # --- Case review
 CASE_SLA_HOURS = env_int("CASE_SLA_HOURS", 48, minimum=1)
@@ -303,6 +314,20 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "riskops.core.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The API's OpenAPI 3 schema (/api/schema/) and its interactive page (/api/docs/).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RiskOps API",
+    "DESCRIPTION": "Upstream systems send borrowers, lines and events (docs/IMPORT.md) and submit appeals; operators"
+    " run jobs. Every error is a JSON object with `detail` (and `errors`, per item, for ingestion).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {

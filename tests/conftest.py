@@ -101,7 +101,7 @@ def auditor() -> User:
 
 @pytest.fixture
 def integration() -> User:
-    """The lending app's API user: not an operator (the `integration` group may only submit and read appeals)."""
+    """The lending app's API user: not an operator (the `integration` group submits appeals and sends events)."""
     return make_role_operator("integration", "lending-app")
 
 

@@ -188,7 +188,7 @@ def flag(
             d = drawdown(line, now - timedelta(days=5), "10000.00")
             transfer(line, d.occurred_at + timedelta(days=1), "6000.00", "securities")
         elif code == "PROFILE_STALE":
-            income_record(line, now - timedelta(days=90), f"{line.borrower.declared_monthly_income / 2:.2f}")
+            income_record(line, now - timedelta(days=90), f"{(line.borrower.declared_monthly_income or 0) / 2:.2f}")
         else:
             raise ValueError(f"unknown signal family {code!r}")
     evaluate_lines([line.pk], now=now)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -122,6 +123,16 @@ def reset_celery_connections() -> None:
     celery_app._pool = None  # type: ignore[attr-defined]
     # Queues, router and producer pool are cached on app.amqp; a fresh one reads the new settings.
     celery_app.__dict__.pop("amqp", None)
+
+
+def current_database_url() -> str:
+    """The URL of the database this test runs on, for a process of its own (a worker, a command)."""
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "", safe="") + (f":{quote(s['PASSWORD'], safe='')}" if s["PASSWORD"] else "")
+    host, port, name = s["HOST"] or "", s["PORT"] or "", quote(s["NAME"], safe="")
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{name}?host={quote(host, safe='')}" + (f"&port={port}" if port else "")
+    return f"postgresql://{auth}@{host}{':' + str(port) if port else ''}/{name}"
 
 
 def free_port() -> int:

@@ -293,8 +293,22 @@ def test_a_bad_reason_or_statement_is_refused_with_a_clear_message(reason, state
 @pytest.mark.parametrize(
     ("reason", "statement", "body"),
     [
-        ("bribe", STATEMENT, {"reason": ['"bribe" is not a valid choice.']}),
-        ("repaid", "", {"statement": ["This field may not be blank."]}),
+        (
+            "bribe",
+            STATEMENT,
+            {
+                "detail": 'reason: "bribe" is not a valid choice.',
+                "errors": [{"field": "reason", "message": '"bribe" is not a valid choice.'}],
+            },
+        ),
+        (
+            "repaid",
+            "",
+            {
+                "detail": "statement: This field may not be blank.",
+                "errors": [{"field": "statement", "message": "This field may not be blank."}],
+            },
+        ),
     ],
 )
 def test_the_api_refuses_a_bad_reason_or_an_empty_statement(integration, reason, statement, body):

@@ -1028,6 +1028,34 @@ def test_freeze_queues_one_notification_in_chinese_without_personal_data():
     assert notice.created_at == NOW
 
 
+def test_a_freeze_message_names_every_freezing_reason():
+    line = make_line()
+    inquiries(line, 4, institutions=3)
+    overdue(line, 40)
+
+    evaluate(line)
+
+    [notice] = Notification.objects.filter(line=line, kind=NotificationKind.FREEZE)
+    assert "原因：近期多头借贷、还款逾期。" in notice.body
+
+
+@pytest.mark.parametrize("phone", ["", "12345", "0571-8888888"])
+def test_no_message_goes_to_a_borrower_without_a_valid_mobile_number_and_the_outbox_says_why(phone):
+    line = make_line(phone=phone)
+    inquiries(line, 4, institutions=3)
+
+    evaluate(line)
+
+    [notice] = Notification.objects.filter(line=line)
+    assert (notice.kind, notice.channel, notice.sent_at, notice.last_error) == (
+        NotificationKind.FREEZE,
+        "none",
+        NOW,
+        "not sent: the borrower has no valid mobile number",
+    )
+    assert notifications_send_pending() == 0
+
+
 def test_sending_marks_notifications_sent_and_never_resends_them(recording_sender):
     line = make_line(phone="13812345678")
     inquiries(line, 4, institutions=3)

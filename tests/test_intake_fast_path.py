@@ -129,7 +129,15 @@ def test_the_token_query_fills_the_roles_and_permissions_so_has_perm_costs_no_qu
     assert (roles, allowed) == ({"integration"}, (True, False))
     # The same answers as Django's ModelBackend reading the groups and permissions itself.
     fresh_user = type(integration).objects.get(pk=integration.pk)
-    assert perms == fresh_user.get_all_permissions() == {"appeals.submit_appeal", "accounts.reveal_pii"}
+    assert (
+        perms
+        == fresh_user.get_all_permissions()
+        == {
+            "appeals.submit_appeal",
+            "ingest.ingest_events",
+            "accounts.reveal_pii",
+        }
+    )
 
 
 def test_a_second_appeal_over_the_api_costs_a_fixed_number_of_queries(integration, django_assert_num_queries):

@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
@@ -50,7 +49,7 @@ from riskops.core.audit import Actor
 from riskops.jobs.selectors import job_outcomes
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem, JobKind, JobSelection
 from tests.factories import INSTITUTIONS, default_ruleset, flag, make_line, make_role_operator, port_open
-from tests.helpers import ROOT, free_port, reset_celery_connections
+from tests.helpers import ROOT, current_database_url, free_port, reset_celery_connections
 
 REDIS_URL = os.environ.get("JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 AMQP_URL = os.environ.get("JOBS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -214,15 +213,6 @@ class Proc:
         raise AssertionError(f"{self.name}: no {needle!r} in its log after {timeout} s\n{self.tail(60)}")
 
 
-def _test_database_url() -> str:
-    s = connection.settings_dict
-    auth = quote(s["USER"] or "", safe="") + (f":{quote(s['PASSWORD'], safe='')}" if s["PASSWORD"] else "")
-    host, port, name = s["HOST"] or "", s["PORT"] or "", quote(s["NAME"], safe="")
-    if host.startswith("/"):
-        return f"postgresql://{auth}@/{name}?host={quote(host, safe='')}" + (f"&port={port}" if port else "")
-    return f"postgresql://{auth}@{host}{':' + str(port) if port else ''}/{name}"
-
-
 class Processes:
     """Starts workers, beat and redis-servers for one test; kills whatever is left at the end."""
 
@@ -233,7 +223,7 @@ class Processes:
     def _env(self, broker: Broker) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
-            DATABASE_URL=_test_database_url(),
+            DATABASE_URL=current_database_url(),
             CELERY_BROKER_URL=broker.url,
             RISKOPS_TEST_QUEUE=broker.queue,
             DEBUG="false",

@@ -213,13 +213,16 @@ def test_filters_live_in_the_url_and_the_form_shows_them(analyst, queue):
 BAD_FILTERS = [
     ("exposure_min=abc", "Enter a number."),
     ("exposure_min=-5", "Ensure this value is greater than or equal to 0."),
-    ("q=12", "Search by an account number (JB and 10 digits) or the last 4 digits of a phone number"),
-    ("q=JB12", "Search by an account number (JB and 10 digits) or the last 4 digits of a phone number"),
+    ("q=12%2034", "Search by an account number (letters, digits and . _ : / -) or the last 4 digits of a phone number"),
+    ("q=JB*12", "Search by an account number (letters, digits and . _ : / -) or the last 4 digits of a phone number"),
     ("opened_from=2026-11-20&opened_to=2026-11-10", "'Opened from' is after 'opened to'"),
     ("opened_from=yesterday", "Enter a valid date."),
     ("exposure_min=500&exposure_max=100", "The exposure range is empty: 'from' is above 'to'"),
     ("tier=9", "Select a valid choice. 9 is not one of the available choices."),
-    ("status=escalated&q=12", "Search by an account number (JB and 10 digits) or the last 4 digits of a phone number"),
+    (
+        "status=escalated&q=%3Cb%3E",
+        "Search by an account number (letters, digits and . _ : / -) or the last 4 digits of a phone number",
+    ),
 ]
 
 

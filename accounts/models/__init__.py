@@ -20,7 +20,10 @@ from accounts.models.events import (
     Event,
     ExternalIncomeRecord,
     Installment,
+    LimitChange,
     ProfileUpdate,
+    Repayment,
+    TouchedLine,
     Transfer,
 )
 from accounts.models.lines import Borrower, CreditLine, LineChange, LineStatus
@@ -56,6 +59,7 @@ __all__ = [
     "Event",
     "ExternalIncomeRecord",
     "Installment",
+    "LimitChange",
     "LineChange",
     "LineStatus",
     "Note",
@@ -63,6 +67,7 @@ __all__ = [
     "NotificationKind",
     "ProfileUpdate",
     "ReasonCode",
+    "Repayment",
     "Rule",
     "RuleAction",
     "RuleCode",
@@ -71,5 +76,6 @@ __all__ = [
     "Signal",
     "SignalStatus",
     "Suppression",
+    "TouchedLine",
     "Transfer",
 ]

@@ -113,3 +113,40 @@ class ProfileUpdate(Event):
         verbose_name = _("profile update")
         verbose_name_plural = _("profile updates")
         indexes = [models.Index(fields=["line", "occurred_at"], name="profileupdate_line_at")]
+
+
+class Repayment(Event):
+    """Money paid against an installment, possibly partial, possibly late; occurred_at is when it was paid. The
+    installment's paid amount (and paid_at once it is fully paid) and the line's amounts follow from it."""
+
+    installment = models.ForeignKey(Installment, on_delete=models.PROTECT, related_name="+", db_index=False)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("repayment")
+        verbose_name_plural = _("repayments")
+        indexes = [models.Index(fields=["line", "occurred_at"], name="repayment_line_at")]
+
+
+class LimitChange(Event):
+    """The lending app changed a line's limit upstream (its own decision, not one of this console's)."""
+
+    limit = models.DecimalField(_("limit"), max_digits=14, decimal_places=2)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("upstream limit change")
+        verbose_name_plural = _("upstream limit changes")
+        indexes = [models.Index(fields=["line", "occurred_at"], name="limitchange_line_at")]
+
+
+class TouchedLine(models.Model):
+    """A line something new happened to, waiting for the engine (`accounts.reactions`). A row per ingestion batch and
+    line, claimed and deleted by the evaluating transaction with SKIP LOCKED: many servers and workers share them,
+    and a worker that dies puts its rows back by rolling back."""
+
+    line = models.ForeignKey(CreditLine, on_delete=models.CASCADE, related_name="+", db_index=False)
+    touched_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["touched_at"], name="touchedline_touched_at")]

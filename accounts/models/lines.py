@@ -12,15 +12,18 @@ from accounts.masking import mask_name, mask_national_id, mask_phone
 
 
 class Borrower(models.Model):
-    """The person behind a credit line. Personal fields are stored whole and shown masked."""
+    """The person behind a credit line. Personal fields are stored whole and shown masked; an upstream that does not
+    have one leaves it empty (validated where present: `accounts.validation`)."""
 
-    name = models.CharField(_("name"), max_length=50)
-    phone = models.CharField(_("phone"), max_length=20)
-    national_id = models.CharField(_("national id"), max_length=18)
-    city = models.CharField(_("city"), max_length=30)
-    occupation = models.CharField(_("occupation"), max_length=40)
-    employer = models.CharField(_("employer"), max_length=80)
-    declared_monthly_income = models.DecimalField(_("declared monthly income"), max_digits=14, decimal_places=2)
+    name = models.CharField(_("name"), max_length=50, blank=True)
+    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    national_id = models.CharField(_("national id"), max_length=18, blank=True)
+    city = models.CharField(_("city"), max_length=30, blank=True)
+    occupation = models.CharField(_("occupation"), max_length=40, blank=True)
+    employer = models.CharField(_("employer"), max_length=80, blank=True)
+    declared_monthly_income = models.DecimalField(
+        _("declared monthly income"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
     profile_updated_at = models.DateTimeField(_("profile last updated"))
     created_at = models.DateTimeField(_("created at"))
 
@@ -56,7 +59,8 @@ class CreditLine(models.Model):
     """A borrower's revolving credit line (the "account" of the glossary)."""
 
     # Unique by a constraint in Meta: unique=True would add a pattern-matching index that no query uses.
-    account_no = models.CharField(_("account number"), max_length=20)
+    # The upstream's own account reference, in whatever format it uses (the demo's are JB + 10 digits).
+    account_no = models.CharField(_("account number"), max_length=64)
     borrower = models.OneToOneField(Borrower, on_delete=models.PROTECT, related_name="credit_line")
     limit = models.DecimalField(_("limit"), max_digits=14, decimal_places=2)
     available = models.DecimalField(_("available"), max_digits=14, decimal_places=2)

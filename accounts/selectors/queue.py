@@ -69,10 +69,11 @@ def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime 
     if filters.exposure_max is not None:
         qs = qs.filter(exposure__lte=filters.exposure_max)
     if filters.q:
-        if filters.q.startswith("JB"):
-            qs = qs.filter(line__account_no=filters.q)
-        else:
+        if filters.q.isdigit() and len(filters.q) == 4:
             qs = qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=filters.q)
+        else:
+            # Upstream references are matched as sent; the demo's JB numbers also as typed in lower case.
+            qs = qs.filter(line__account_no__in=sorted({filters.q, filters.q.upper()}))
     return qs
 
 

@@ -206,15 +206,17 @@ def _placeholder(kind: str) -> str:
     return name
 
 
-def _reason_text(code: str) -> str:
-    return REASON_ZH.get(code, "风险核查")
+def _reason_text(codes: str | Sequence[str]) -> str:
+    """Every reason, in the borrower's words: "近期多头借贷、还款逾期"."""
+    names = [REASON_ZH.get(c, "风险核查") for c in ([codes] if isinstance(codes, str) else codes)]
+    return "、".join(dict.fromkeys(names)) or "风险核查"
 
 
 def _transition(
     ids: Sequence[int],
     condition: str,
     become: Callable[[int, str, Decimal, Decimal, Decimal], tuple[str, Decimal, Decimal]],
-    message: Callable[[LineUpdate], Outgoing],
+    message: Callable[[LineUpdate], Outgoing] | None,
     *,
     kind: str,
     actor: Actor,
@@ -238,7 +240,14 @@ def _transition(
             )
             for i, status, limit, available, outstanding in _lock(ids, condition)
         ]
-        _write(updates, kind=kind, action=f"line.{kind}", actor=actor, at=at, messages=[message(u) for u in updates])
+        _write(
+            updates,
+            kind=kind,
+            action=f"line.{kind}",
+            actor=actor,
+            at=at,
+            messages=[message(u) for u in updates] if message else [],
+        )
     return [u.line_id for u in updates]
 
 
@@ -247,14 +256,14 @@ def lines_freeze(
     line_ids: Iterable[int],
     actor: Actor,
     reasons: Mapping[int, str],
-    codes: Mapping[int, str] | None = None,
+    codes: Mapping[int, str | Sequence[str]] | None = None,
     signal_by_line: Mapping[int, int] | None = None,
     at: datetime | None = None,
 ) -> list[int]:
     """Freeze the active lines among `line_ids`; lines already frozen or closed are left alone.
 
-    Returns the ids actually frozen. Each gets a history row, an audit event and one freeze message, which says
-    why and carries the link where the borrower can appeal.
+    Returns the ids actually frozen. Each gets a history row, an audit event and one freeze message, which names
+    every reason (`codes`: the rule codes per line) and carries the link where the borrower can appeal.
     """
     ids = sorted(set(line_ids))
     if not ids:
@@ -411,9 +420,10 @@ def _held(
 
 
 def lines_change_limit(
-    *, limits: Mapping[int, Decimal], actor: Actor, reason: str, at: datetime | None = None
+    *, limits: Mapping[int, Decimal], actor: Actor, reason: str, at: datetime | None = None, notify: bool = True
 ) -> list[int]:
-    """Set the limit of open lines (a reviewer's cut); the available amount follows. Returns the ids changed."""
+    """Set the limit of open lines (a reviewer's cut, or upstream's own change: `notify=False`, the lending app
+    tells its borrower itself); the available amount follows. Returns the ids changed."""
     if not limits:
         return []
     at = at or timezone.now()
@@ -427,12 +437,16 @@ def lines_change_limit(
             limits[i],
             _available_within(available, limits[i], outstanding),
         ),
-        lambda u: Outgoing(
-            u.line_id,
-            NotificationKind.LIMIT_CHANGE,
-            f"limit:{u.line_id}:{at_iso}",
-            {"limit": money_text(u.limit_after)},
-        ),
+        (
+            lambda u: Outgoing(
+                u.line_id,
+                NotificationKind.LIMIT_CHANGE,
+                f"limit:{u.line_id}:{at_iso}",
+                {"limit": money_text(u.limit_after)},
+            )
+        )
+        if notify
+        else None,
         kind="limit_change",
         actor=actor,
         at=at,

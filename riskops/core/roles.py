@@ -18,7 +18,8 @@ AUDITOR = "auditor"
 ADMIN = "admin"
 
 ROLES = [ANALYST, SENIOR_REVIEWER, RISK_MANAGER, AUDITOR, ADMIN]
-# Not an operator role: the lending app's API user, which may only submit and read appeals.
+# Not an operator role: an upstream system's API user (the lending app, the bureau feed, the payments ledger),
+# which may submit and read appeals and send borrowers, lines and events.
 INTEGRATION = "integration"
 
 # Permission names (app label and codename), as services check them.
@@ -27,15 +28,16 @@ APPROVE_DECISION = "accounts.approve_decision"
 ASSIGN_CASE = "accounts.assign_case"
 REVEAL_PII = "accounts.reveal_pii"
 SUBMIT_APPEAL = "appeals.submit_appeal"
+INGEST_EVENTS = "ingest.ingest_events"
 
 # What each role may do beyond reading (codenames of the permissions above). Auditors only read.
 GRANTS = {
     ANALYST: ["decide_case"],
     SENIOR_REVIEWER: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
-    RISK_MANAGER: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
+    RISK_MANAGER: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events"],
     AUDITOR: [],
-    ADMIN: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
-    INTEGRATION: ["submit_appeal"],
+    ADMIN: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events"],
+    INTEGRATION: ["submit_appeal", "ingest_events"],
 }
 # The roles that may work cases (be assigned one).
 DECIDERS = [role for role, codenames in GRANTS.items() if "decide_case" in codenames]
@@ -49,7 +51,9 @@ def ensure_roles() -> None:
     for role, codenames in GRANTS.items():
         group, _created = Group.objects.get_or_create(name=role)
         group.permissions.add(
-            *Permission.objects.filter(content_type__app_label__in=["accounts", "appeals"], codename__in=codenames)
+            *Permission.objects.filter(
+                content_type__app_label__in=["accounts", "appeals", "ingest"], codename__in=codenames
+            )
         )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import CreditLine
-from riskops.core.api import OperatorApi
+from riskops.core.api import ERRORS, OperatorApi
 from riskops.core.audit import Actor
 from riskops.jobs import requests
 from riskops.models import Job, JobKind, JobSelection
@@ -19,7 +20,7 @@ from riskops.models import Job, JobKind, JobSelection
 class JobInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=JobKind.values)
     selection_kind = serializers.ChoiceField(choices=JobSelection.values)
-    account_nos = serializers.ListField(child=serializers.CharField(max_length=20), required=False, max_length=100_000)
+    account_nos = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100_000)
     filter = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
@@ -49,6 +50,7 @@ class JobOutput(serializers.ModelSerializer):
 class JobCreateApi(OperatorApi):
     """POST /api/v1/jobs/ {kind, selection_kind: ids|filter|all, account_nos?, filter?, reason?}."""
 
+    @extend_schema(request=JobInput, responses={201: JobOutput, **ERRORS})
     def post(self, request: Request) -> Response:
         data = JobInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -77,5 +79,6 @@ class JobCreateApi(OperatorApi):
 
 
 class JobDetailApi(OperatorApi):
+    @extend_schema(responses={200: JobOutput, **ERRORS})
     def get(self, request: Request, job_id: int) -> Response:
         return Response(JobOutput(get_object_or_404(Job, pk=job_id)).data)

@@ -1,0 +1,250 @@
+"""What an ingested item may hold, kind by kind, and the checks every item passes before anything is stored.
+
+One definition serves the API, `import_events` and the upload page (CSV cells arrive as text, JSON values as
+JSON: both go through the same parsers). A parser returns the value or raises `Invalid` with the message the
+caller sees; `parse_item` returns the item's values or its errors, one per field. docs/IMPORT.md documents the
+same fields (a test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import CounterpartyCategory
+from accounts.validation import ACCOUNT_REF, normal_phone, valid_national_id
+
+MAX_AMOUNT = Decimal("999999999999.99")  # NUMERIC(14, 2)
+CENT = Decimal("0.01")
+# An event may not be dated later than this ahead of the server's clock (upstream clocks drift a little).
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+class Invalid(ValueError):
+    """A value that cannot be stored; its text is the message the caller sees for that field."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    index: int  # the item's position in the batch (0-based), or its line in a file (1-based, the header is 1)
+    field: str  # the field at fault, or "" for the item as a whole
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "field": self.field, "message": self.message}
+
+
+Parser = Callable[[Any], Any]
+
+
+def text(max_length: int) -> Parser:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("must be text")
+        value = value.strip()
+        if not value:
+            raise Invalid("must not be empty")
+        if len(value) > max_length:
+            raise Invalid(f"must be at most {max_length} characters")
+        return value
+
+    return parse
+
+
+def reference(value: Any) -> str:
+    if not isinstance(value, str) or not ACCOUNT_REF.fullmatch(value.strip()):
+        raise Invalid("must be 1 to 64 letters, digits or . _ : / - (starting with a letter or digit)")
+    return value.strip()
+
+
+def _amount(value: Any, *, positive: bool) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise Invalid("must be an amount in yuan, e.g. 1200.50")
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise Invalid("must be an amount in yuan, e.g. 1200.50") from None
+    if not amount.is_finite() or amount != amount.quantize(CENT, rounding="ROUND_DOWN"):
+        raise Invalid("must be an amount in yuan with at most 2 decimals, e.g. 1200.50")
+    if amount < 0 or (positive and amount == 0):
+        raise Invalid("must be more than 0" if positive else "must not be negative")
+    if amount > MAX_AMOUNT:
+        raise Invalid("must be at most 999999999999.99")
+    return amount.quantize(CENT)
+
+
+def amount(value: Any) -> Decimal:
+    return _amount(value, positive=True)
+
+
+def amount_or_zero(value: Any) -> Decimal:
+    return _amount(value, positive=False)
+
+
+def months(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 360:
+        raise Invalid("must be a whole number of months from 1 to 360")
+    return value
+
+
+def moment(value: Any) -> datetime:
+    """ISO 8601; without an offset, the console's time zone (TIME_ZONE)."""
+    message = "must be a date and time in ISO 8601, e.g. 2026-11-30T14:05:00+08:00"
+    if not isinstance(value, str):
+        raise Invalid(message)
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Invalid(message) from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
+    if at > timezone.now() + FUTURE_SLACK:
+        raise Invalid("is in the future")
+    return at
+
+
+def day(value: Any) -> date:
+    if not isinstance(value, str):
+        raise Invalid("must be a date in ISO 8601, e.g. 2026-12-15")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise Invalid("must be a date in ISO 8601, e.g. 2026-12-15") from None
+
+
+def choice(values: list[str]) -> Parser:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or value.strip() not in values:
+            raise Invalid(f"must be one of: {', '.join(values)}")
+        return value.strip()
+
+    return parse
+
+
+def phone(value: Any) -> str:
+    number = normal_phone(value) if isinstance(value, str) else None
+    if number is None:
+        raise Invalid("must be a mainland China mobile number: 11 digits starting with 1, e.g. 13812345678")
+    return number
+
+
+def national_id(value: Any) -> str:
+    if not isinstance(value, str) or not valid_national_id(value.strip()):
+        raise Invalid("must be an 18-character resident id number with a valid birth date and check digit")
+    return value.strip().upper()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An item kind: its fields (name -> parser, required or not). Every kind but `account` is an event, kept by
+    its upstream id."""
+
+    name: str
+    required: Mapping[str, Parser]
+    optional: Mapping[str, Parser]
+
+    @property
+    def is_event(self) -> bool:
+        return "upstream_id" in self.required
+
+    @property
+    def fields(self) -> list[str]:
+        return ["kind", *self.required, *self.optional]
+
+
+def _event(name: str, required: dict[str, Parser], optional: dict[str, Parser] | None = None) -> Kind:
+    return Kind(
+        name, {"upstream_id": text(64), "account": reference, "occurred_at": moment, **required}, optional or {}
+    )
+
+
+PERSONAL = {
+    "name": text(50),
+    "phone": phone,
+    "national_id": national_id,
+    "city": text(30),
+    "occupation": text(40),
+    "employer": text(80),
+    "monthly_income": amount_or_zero,
+}
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in [
+        Kind("account", {"account": reference, "occurred_at": moment}, {"limit": amount_or_zero, **PERSONAL}),
+        _event("profile_update", {}, {"employer": text(80), "monthly_income": amount_or_zero}),
+        _event("credit_inquiry", {"institution": text(80)}),
+        _event("drawdown", {"amount": amount, "term_months": months}),
+        _event("installment", {"due_date": day, "amount": amount}, {"drawdown": text(64)}),
+        _event(
+            "transfer",
+            {
+                "amount": amount,
+                "counterparty": text(80),
+                "counterparty_category": choice([c.value for c in CounterpartyCategory]),
+            },
+        ),
+        _event("income_record", {"source": text(40), "employer": text(80), "monthly_income": amount_or_zero}),
+        _event("repayment", {"installment": text(64), "amount": amount}),
+        _event("limit_change", {"limit": amount_or_zero}, {"reason": text(200)}),
+    ]
+}
+# The order a batch is stored in: what an item refers to is stored before it (accounts, drawdowns, installments).
+ORDER = list(KINDS)
+_UNKNOWN_KIND = f"unknown kind; one of: {', '.join(KINDS)}"
+
+
+@dataclass
+class Item:
+    index: int
+    kind: Kind
+    values: dict[str, Any]
+
+
+def _kind(index: int, raw: Any) -> tuple[Kind | None, RowError | None]:
+    if not isinstance(raw, dict):
+        return None, RowError(index, "", "must be an object with a kind and its fields")
+    if "_invalid_json" in raw:  # a line of a JSON-lines file (`ingest.files`)
+        return None, RowError(index, "", f"is not valid JSON: {raw['_invalid_json']}")
+    if "_extra" in raw:  # a CSV row with more cells than the header
+        return None, RowError(index, "", "has more cells than the header has columns")
+    kind = KINDS.get(raw["kind"]) if isinstance(raw.get("kind"), str) else None
+    if kind is None:
+        return None, RowError(index, "kind", "this field is required" if not raw.get("kind") else _UNKNOWN_KIND)
+    return kind, None
+
+
+def parse_item(index: int, raw: Any) -> tuple[Item | None, list[RowError]]:
+    """The item's values by field, or the errors that keep it out (every field at fault, not only the first).
+    Absent, null and empty values are the same: not given."""
+    kind, refused = _kind(index, raw)
+    if kind is None:
+        return None, [refused] if refused else []
+    values: dict[str, Any] = {}
+    errors: list[RowError] = []
+    for name, value in raw.items():  # type: ignore[union-attr]  # a dict: _kind said so
+        if name == "kind":
+            continue
+        parse = kind.required.get(name) or kind.optional.get(name)
+        if parse is None:
+            errors.append(RowError(index, name, f"unknown field for kind {kind.name}"))
+        elif value is not None and value != "":
+            try:
+                values[name] = parse(value)
+            except Invalid as exc:
+                errors.append(RowError(index, name, str(exc)))
+    for name in kind.required:
+        if name not in values and not any(e.field == name for e in errors):
+            errors.append(RowError(index, name, "this field is required"))
+    if kind.name == "profile_update" and not errors and not {"employer", "monthly_income"} & values.keys():
+        errors.append(RowError(index, "", "a profile update needs an employer, a monthly income or both"))
+    return (None, errors) if errors else (Item(index, kind, values), [])
