@@ -43,6 +43,7 @@ bench: $(STAMP) messages
 	DATABASE_URL=$${PAGES_DATABASE_URL:-} $(PY) bench/pages.py
 	DATABASE_URL=$${APPEALS_DATABASE_URL:-} $(PY) bench/appeals.py
 	DATABASE_URL=$${JOBS_DATABASE_URL:-} $(PY) bench/jobs.py
+	DATABASE_URL=$${INGEST_DATABASE_URL:-} $(PY) bench/ingest.py
 
 # Stops the embedded PostgreSQL and deletes var/ (the embedded database, the broker folder).
 clean-data: $(STAMP)

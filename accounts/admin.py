@@ -9,10 +9,12 @@ from accounts.models import (
     Drawdown,
     ExternalIncomeRecord,
     Installment,
+    LimitChange,
     LineChange,
     Note,
     Notification,
     ProfileUpdate,
+    Repayment,
     Rule,
     RuleSet,
     Signal,
@@ -63,7 +65,16 @@ class EventAdmin(ReadOnlyAdmin):
     raw_id_fields = ["line"]
 
 
-for model in (CreditInquiry, Drawdown, Installment, Transfer, ExternalIncomeRecord, ProfileUpdate):
+for model in (
+    CreditInquiry,
+    Drawdown,
+    Installment,
+    Transfer,
+    ExternalIncomeRecord,
+    ProfileUpdate,
+    Repayment,
+    LimitChange,
+):
     admin.site.register(model, EventAdmin)
 
 
@@ -91,8 +102,8 @@ class CaseAdmin(ReadOnlyAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ["id", "line", "kind", "created_at", "sent_at", "attempts"]
-    list_filter = ["kind"]
+    list_display = ["id", "line", "kind", "channel", "created_at", "sent_at", "attempts", "last_error"]
+    list_filter = ["kind", "channel"]
     raw_id_fields = ["line"]
 
 

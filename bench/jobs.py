@@ -59,7 +59,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connection, database_connection, setup  # noqa: E402
+from bench.common import admin_connection, database_connection, group_pids, setup, vm_rss_kb  # noqa: E402
 
 
 def _broker() -> str:
@@ -199,14 +199,7 @@ class Worker:
             time.sleep(0.1)
 
     def pids(self) -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with suppress(OSError, ValueError, IndexError):
-                    stat = (entry / "stat").read_text()
-                    if int(stat[stat.rindex(")") + 2 :].split()[2]) == self.popen.pid:
-                        found.append(int(entry.name))
-        return found
+        return group_pids(self.popen.pid)
 
     def count_succeeded(self, task: str) -> int:
         """How many `task` runs this worker logged as succeeded (reads the log incrementally)."""
@@ -230,14 +223,6 @@ class Worker:
             with suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=10)
-
-
-def vm_rss_kb(pid: int) -> int:
-    with suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class RssSampler(threading.Thread):

@@ -61,7 +61,7 @@ def batch_body(batch: IngestBatch) -> dict[str, Any]:
         "received_at": batch.received_at.isoformat(),
         "items": batch.items,
         "counts": batch.counts,
-        "errors": batch.errors,
+        "errors": [{"index": e["index"], "field": e["field"], "message": e["message"]} for e in batch.errors],
     }
 
 

@@ -41,19 +41,8 @@ def file_format(name: str) -> str:
 
 def chunks(stream: IO[bytes], fmt: str, *, kind: str = "", size: int = CHUNK) -> Iterator[tuple[int, list[Any]]]:
     """(line number of the chunk's first row, its items), chunk after chunk."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    rows = _csv_rows(text, kind) if fmt == "csv" else _json_rows(text)
-    chunk: list[Any] = []
-    first = 0
-    for number, item in rows:
-        if not chunk:
-            first = number
-        chunk.append(item)
-        if len(chunk) == size:
-            yield first, chunk
-            chunk = []
-    if chunk:
-        yield first, chunk
+    for first, numbered in _numbered_chunks(stream, fmt, kind, size):
+        yield first, [item for _number, item in numbered]
 
 
 def _csv_rows(text: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
@@ -96,3 +85,36 @@ def _json_rows(text: IO[str]) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line, parse_float=Decimal)
         except ValueError as exc:
             yield number, {"_invalid_json": str(exc)}
+
+
+def chunk_bounds(path: Path, *, kind: str = "", size: int = CHUNK) -> list[tuple[int, int, int]]:
+    """(first line, last line, rows) of each chunk of a file: reads it once, checking its format and header
+    (FileError)."""
+    fmt = file_format(path.name)
+    bounds = []
+    with path.open("rb") as stream:
+        for first, items in _numbered_chunks(stream, fmt, kind or kind_of_file(path.name), size):
+            bounds.append((first, items[-1][0], len(items)))
+    return bounds
+
+
+def read_chunk(path: Path, first: int, *, kind: str = "", size: int = CHUNK) -> list[Any]:
+    """The items of the chunk that starts at line `first` (as `chunk_bounds` cut it)."""
+    with path.open("rb") as stream:
+        for start, items in _numbered_chunks(stream, file_format(path.name), kind or kind_of_file(path.name), size):
+            if start == first:
+                return [item for _number, item in items]
+    raise FileError(f"{path.name}: no chunk starts at line {first}")
+
+
+def _numbered_chunks(stream: IO[bytes], fmt: str, kind: str, size: int) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    rows = _csv_rows(text, kind) if fmt == "csv" else _json_rows(text)
+    chunk: list[tuple[int, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk[0][0], chunk
+            chunk = []
+    if chunk:
+        yield chunk[0][0], chunk

@@ -42,6 +42,8 @@ class IngestBatch(models.Model):
     counts = models.JSONField(default=dict)
     errors = models.JSONField(default=list)  # [{"index", "field", "message"}]
     duration_ms = models.PositiveIntegerField(default=0)
+    # The import job this batch is a chunk of (the upload page), for its progress and its error report.
+    job = models.ForeignKey("riskops.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         verbose_name = _("ingestion batch")

@@ -8,8 +8,11 @@ same fields (a test checks that the two agree).
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import CounterpartyCategory
 from accounts.validation import ACCOUNT_REF, normal_phone, valid_national_id
@@ -28,17 +32,39 @@ FUTURE_SLACK = timedelta(minutes=5)
 
 
 class Invalid(ValueError):
-    """A value that cannot be stored; its text is the message the caller sees for that field."""
+    """A value that cannot be stored: the message's template (English, marked for translation) and its values."""
+
+    def __init__(self, template: str, **params: Any) -> None:
+        super().__init__(template % params if params else template)
+        self.template, self.params = template, params
 
 
 @dataclass(frozen=True)
 class RowError:
     index: int  # the item's position in the batch (0-based), or its line in a file (1-based, the header is 1)
     field: str  # the field at fault, or "" for the item as a whole
-    message: str
+    template: str  # the message, in English (the API's), marked for translation (the console's pages)
+    params: dict[str, Any] = dataclass_field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return self.template % self.params if self.params else self.template
 
     def as_dict(self) -> dict[str, object]:
+        """As the API answers it."""
         return {"index": self.index, "field": self.field, "message": self.message}
+
+    def as_record(self) -> dict[str, object]:
+        """As a batch keeps it: with the template and values, so a page shows it in the reader's language."""
+        return {**self.as_dict(), "template": self.template, "params": self.params}
+
+
+def translated(error: dict[str, Any]) -> str:
+    """A kept error's message in the active language."""
+    template = error.get("template")
+    if not template:
+        return str(error["message"])
+    return gettext(template) % error["params"] if error.get("params") else gettext(template)
 
 
 Parser = Callable[[Any], Any]
@@ -47,12 +73,12 @@ Parser = Callable[[Any], Any]
 def text(max_length: int) -> Parser:
     def parse(value: Any) -> str:
         if not isinstance(value, str):
-            raise Invalid("must be text")
+            raise Invalid(gettext_noop("must be text"))
         value = value.strip()
         if not value:
-            raise Invalid("must not be empty")
+            raise Invalid(gettext_noop("must not be empty"))
         if len(value) > max_length:
-            raise Invalid(f"must be at most {max_length} characters")
+            raise Invalid(gettext_noop("must be at most %(n)s characters"), n=max_length)
         return value
 
     return parse
@@ -60,23 +86,23 @@ def text(max_length: int) -> Parser:
 
 def reference(value: Any) -> str:
     if not isinstance(value, str) or not ACCOUNT_REF.fullmatch(value.strip()):
-        raise Invalid("must be 1 to 64 letters, digits or . _ : / - (starting with a letter or digit)")
+        raise Invalid(gettext_noop("must be 1 to 64 letters, digits or . _ : / - (starting with a letter or digit)"))
     return value.strip()
 
 
 def _amount(value: Any, *, positive: bool) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise Invalid("must be an amount in yuan, e.g. 1200.50")
+        raise Invalid(gettext_noop("must be an amount in yuan, e.g. 1200.50"))
     try:
         amount = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:
-        raise Invalid("must be an amount in yuan, e.g. 1200.50") from None
+        raise Invalid(gettext_noop("must be an amount in yuan, e.g. 1200.50")) from None
     if not amount.is_finite() or amount != amount.quantize(CENT, rounding="ROUND_DOWN"):
-        raise Invalid("must be an amount in yuan with at most 2 decimals, e.g. 1200.50")
+        raise Invalid(gettext_noop("must be an amount in yuan with at most 2 decimals, e.g. 1200.50"))
     if amount < 0 or (positive and amount == 0):
-        raise Invalid("must be more than 0" if positive else "must not be negative")
+        raise Invalid(gettext_noop("must be more than 0") if positive else gettext_noop("must not be negative"))
     if amount > MAX_AMOUNT:
-        raise Invalid("must be at most 999999999999.99")
+        raise Invalid(gettext_noop("must be at most 999999999999.99"))
     return amount.quantize(CENT)
 
 
@@ -92,13 +118,13 @@ def months(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 360:
-        raise Invalid("must be a whole number of months from 1 to 360")
+        raise Invalid(gettext_noop("must be a whole number of months from 1 to 360"))
     return value
 
 
 def moment(value: Any) -> datetime:
     """ISO 8601; without an offset, the console's time zone (TIME_ZONE)."""
-    message = "must be a date and time in ISO 8601, e.g. 2026-11-30T14:05:00+08:00"
+    message = gettext_noop("must be a date and time in ISO 8601, e.g. 2026-11-30T14:05:00+08:00")
     if not isinstance(value, str):
         raise Invalid(message)
     try:
@@ -107,24 +133,38 @@ def moment(value: Any) -> datetime:
         raise Invalid(message) from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
-    if at > timezone.now() + FUTURE_SLACK:
-        raise Invalid("is in the future")
+    # Past the cached bound: checked again with the clock now (the bound may be a second old).
+    if at > _latest() and at > timezone.now() + FUTURE_SLACK:
+        raise Invalid(gettext_noop("is in the future"))
     return at
+
+
+_bound: list[Any] = [-10.0, None]
+
+
+def _latest() -> datetime:
+    """The latest time an event may have, from a clock read once a second (timezone.now() per item cost a tenth
+    of parsing). A bound up to a second old is only ever earlier: it never lets a future time through."""
+    now = time.monotonic()
+    if now - _bound[0] > 1:
+        _bound[0], _bound[1] = now, timezone.now() + FUTURE_SLACK
+    bound: datetime = _bound[1]
+    return bound
 
 
 def day(value: Any) -> date:
     if not isinstance(value, str):
-        raise Invalid("must be a date in ISO 8601, e.g. 2026-12-15")
+        raise Invalid(gettext_noop("must be a date in ISO 8601, e.g. 2026-12-15"))
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise Invalid("must be a date in ISO 8601, e.g. 2026-12-15") from None
+        raise Invalid(gettext_noop("must be a date in ISO 8601, e.g. 2026-12-15")) from None
 
 
 def choice(values: list[str]) -> Parser:
     def parse(value: Any) -> str:
         if not isinstance(value, str) or value.strip() not in values:
-            raise Invalid(f"must be one of: {', '.join(values)}")
+            raise Invalid(gettext_noop("must be one of: %(values)s"), values=", ".join(values))
         return value.strip()
 
     return parse
@@ -133,13 +173,17 @@ def choice(values: list[str]) -> Parser:
 def phone(value: Any) -> str:
     number = normal_phone(value) if isinstance(value, str) else None
     if number is None:
-        raise Invalid("must be a mainland China mobile number: 11 digits starting with 1, e.g. 13812345678")
+        raise Invalid(
+            gettext_noop("must be a mainland China mobile number: 11 digits starting with 1, e.g. 13812345678")
+        )
     return number
 
 
 def national_id(value: Any) -> str:
     if not isinstance(value, str) or not valid_national_id(value.strip()):
-        raise Invalid("must be an 18-character resident id number with a valid birth date and check digit")
+        raise Invalid(
+            gettext_noop("must be an 18-character resident id number with a valid birth date and check digit")
+        )
     return value.strip().upper()
 
 
@@ -151,6 +195,10 @@ class Kind:
     name: str
     required: Mapping[str, Parser]
     optional: Mapping[str, Parser]
+
+    @functools.cached_property
+    def parsers(self) -> dict[str, Parser]:
+        return {**self.required, **self.optional}
 
     @property
     def is_event(self) -> bool:
@@ -200,7 +248,7 @@ KINDS: dict[str, Kind] = {
 }
 # The order a batch is stored in: what an item refers to is stored before it (accounts, drawdowns, installments).
 ORDER = list(KINDS)
-_UNKNOWN_KIND = f"unknown kind; one of: {', '.join(KINDS)}"
+REQUIRED = gettext_noop("this field is required")
 
 
 @dataclass
@@ -212,14 +260,18 @@ class Item:
 
 def _kind(index: int, raw: Any) -> tuple[Kind | None, RowError | None]:
     if not isinstance(raw, dict):
-        return None, RowError(index, "", "must be an object with a kind and its fields")
+        return None, RowError(index, "", gettext_noop("must be an object with a kind and its fields"))
     if "_invalid_json" in raw:  # a line of a JSON-lines file (`ingest.files`)
-        return None, RowError(index, "", f"is not valid JSON: {raw['_invalid_json']}")
+        return None, RowError(index, "", gettext_noop("is not valid JSON: %(error)s"), {"error": raw["_invalid_json"]})
     if "_extra" in raw:  # a CSV row with more cells than the header
-        return None, RowError(index, "", "has more cells than the header has columns")
+        return None, RowError(index, "", gettext_noop("has more cells than the header has columns"))
     kind = KINDS.get(raw["kind"]) if isinstance(raw.get("kind"), str) else None
     if kind is None:
-        return None, RowError(index, "kind", "this field is required" if not raw.get("kind") else _UNKNOWN_KIND)
+        if not raw.get("kind"):
+            return None, RowError(index, "kind", REQUIRED)
+        return None, RowError(
+            index, "kind", gettext_noop("unknown kind; one of: %(kinds)s"), {"kinds": ", ".join(KINDS)}
+        )
     return kind, None
 
 
@@ -234,17 +286,17 @@ def parse_item(index: int, raw: Any) -> tuple[Item | None, list[RowError]]:
     for name, value in raw.items():  # type: ignore[union-attr]  # a dict: _kind said so
         if name == "kind":
             continue
-        parse = kind.required.get(name) or kind.optional.get(name)
+        parse = kind.parsers.get(name)
         if parse is None:
-            errors.append(RowError(index, name, f"unknown field for kind {kind.name}"))
+            errors.append(RowError(index, name, gettext_noop("unknown field for kind %(kind)s"), {"kind": kind.name}))
         elif value is not None and value != "":
             try:
                 values[name] = parse(value)
             except Invalid as exc:
-                errors.append(RowError(index, name, str(exc)))
+                errors.append(RowError(index, name, exc.template, exc.params))
     for name in kind.required:
         if name not in values and not any(e.field == name for e in errors):
-            errors.append(RowError(index, name, "this field is required"))
+            errors.append(RowError(index, name, REQUIRED))
     if kind.name == "profile_update" and not errors and not {"employer", "monthly_income"} & values.keys():
-        errors.append(RowError(index, "", "a profile update needs an employer, a monthly income or both"))
+        errors.append(RowError(index, "", gettext_noop("a profile update needs an employer, a monthly income or both")))
     return (None, errors) if errors else (Item(index, kind, values), [])

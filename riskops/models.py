@@ -64,12 +64,14 @@ class JobKind(models.TextChoices):
     REEVALUATE_UNFREEZE = "reevaluate_unfreeze", _("re-evaluate, then unfreeze where every freezing signal cleared")
     BULK_UNFREEZE = "bulk_unfreeze", _("bulk unfreeze")
     BULK_REMIND = "bulk_remind", _("bulk reminder")
+    IMPORT = "import", _("import a file")
 
 
 class JobSelection(models.TextChoices):
     FILTER = "filter", _("a queue filter")
     IDS = "ids", _("chosen accounts")
     ALL = "all", _("all active and frozen lines")
+    FILE = "file", _("an uploaded file")
 
 
 class JobStatus(models.TextChoices):

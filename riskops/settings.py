@@ -267,8 +267,11 @@ NOTIFICATION_SEND_DELAY_SECONDS = env_int("NOTIFICATION_SEND_DELAY_SECONDS", 1)
 # --- Risk engine
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 2000, minimum=1)
 
-# --- Ingestion: the events API's largest request body (10,000 items of about 1 KB at most).
+# --- Ingestion: the events API's largest request body (10,000 items of about 1 KB at most); files uploaded on the
+# Import page (kept there until their import job is done, outside the static and web roots) and their largest size.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", str(VAR_DIR / "imports")))
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
 
 # --- Case review
 CASE_SLA_HOURS = env_int("CASE_SLA_HOURS", 48, minimum=1)

@@ -55,6 +55,12 @@ def _appeal_documents_in_tmp(settings: Settings, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _imports_in_tmp(settings: Settings, tmp_path: Path) -> None:
+    """Files uploaded on the Import page go to a fresh directory per test."""
+    settings.IMPORT_DIR = tmp_path / "imports"
+
+
+@pytest.fixture(autouse=True)
 def _english_by_default() -> Iterator[None]:
     """Service messages are translated; tests read them in English unless a request asks for Chinese."""
     from django.conf import settings

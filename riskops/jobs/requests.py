@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -22,9 +25,11 @@ from django.utils.translation import gettext as _
 from accounts.models import Case, CreditLine
 from accounts.queue_filters import queue_filters
 from accounts.selectors.queue import queue_queryset
+from ingest.files import FileError, chunk_bounds, file_format, kind_of_file
+from ingest.parsing import KINDS
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
-from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, may, require
+from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, INGEST_EVENTS, may, require
 from riskops.core.sql import id_array
 from riskops.jobs.dispatch import jobs_dispatch
 from riskops.models import JOB_ACTIVE, Job, JobBatch, JobBatchStatus, JobKind, JobSelection, JobStatus
@@ -113,6 +118,67 @@ def job_request(*, kind: str, selection_kind: str, selection: dict[str, Any], ac
         )
         if not needs_approval:
             _start(job, at)
+    return job
+
+
+def job_request_import(
+    *, name: str, chunks: Iterable[bytes], size: int, kind: str = "", backfill: bool = False, actor: Actor
+) -> Job:
+    """Import an uploaded file as a job: the file is kept under IMPORT_DIR, checked (format, header), cut into
+    batches of JOB_BATCH_SIZE rows (a batch's first_id and last_id are its first and last line in the file) and run
+    by the workers like any job, each batch one ingestion batch (`ingest.services.events_ingest`, partial: the
+    valid rows are stored, the others reported on the job's page and in its error report)."""
+    require(actor, INGEST_EVENTS, _("Your role cannot import files"))
+    if kind and kind not in KINDS:
+        raise DomainError(_("unknown kind %(kind)r") % {"kind": kind})
+    if size > settings.IMPORT_MAX_BYTES:
+        raise DomainError(
+            _("The file is %(size)s MB; at most %(max)s MB")
+            % {"size": f"{size / 1048576:.1f}", "max": settings.IMPORT_MAX_BYTES // 1048576}
+        )
+    try:
+        suffix = ".csv" if file_format(name) == "csv" else ".jsonl"
+    except FileError as exc:
+        raise DomainError(str(exc)) from None
+    directory = Path(settings.IMPORT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    stored = directory / f"{uuid.uuid4().hex}{suffix}"
+    with stored.open("wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+    at = timezone.now()
+    try:
+        # The name the upload had decides the kind of a file without a kind column, as for import_events.
+        bounds = chunk_bounds(stored, kind=kind or kind_of_file(name), size=settings.JOB_BATCH_SIZE)
+        if not bounds:
+            raise FileError(_("the file has no rows"))
+    except FileError as exc:
+        stored.unlink(missing_ok=True)
+        raise DomainError(f"{name}: {exc}") from None
+    selection = {"file": stored.name, "name": name[:200], "kind": kind or kind_of_file(name), "backfill": backfill}
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=JobKind.IMPORT,
+            selection_kind=JobSelection.FILE,
+            selection=selection,
+            reason=name[:200],
+            status=JobStatus.QUEUED,
+            requested_by_id=actor.user_id,
+            requested_label=actor.label[:100],
+            requested_at=at,
+            batch_size=settings.JOB_BATCH_SIZE,
+        )
+        JobBatch.objects.bulk_create(
+            [
+                JobBatch(job=job, seq=seq, line_ids=[], first_id=first, last_id=last)
+                for seq, (first, last, _rows) in enumerate(bounds)
+            ]
+        )
+        job.selected = sum(rows for _first, _last, rows in bounds)  # rows, not accounts
+        job.batches_total = len(bounds)
+        job.save(update_fields=["selected", "batches_total"])
+        audit_job(job, actor, at, "job.request", None, {"status": job.status, "kind": job.kind, "file": name[:200]})
+        transaction.on_commit(_dispatch_soon)
     return job
 
 

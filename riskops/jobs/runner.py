@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -24,6 +25,9 @@ from accounts import engine
 from accounts.models import CreditLine, LineChange, Signal
 from accounts.services.lines import HELD_APPEAL, HELD_PROPOSAL, lines_remind, lines_unfreeze
 from appeals.models import OPEN_STATES, Appeal
+from ingest.files import read_chunk
+from ingest.models import BatchMode, BatchSource
+from ingest.services import events_ingest
 from riskops.core.audit import Actor
 from riskops.core.sql import batch_params, in_batch, not_indexed
 from riskops.jobs.requests import UNFREEZING_KINDS, audit_job, lock_job
@@ -51,9 +55,40 @@ def job_run_batch(batch_id: int) -> str:
             batch.status = JobBatchStatus.CANCELLED
             batch.save(update_fields=["status"])
             return "cancelled"
-        outcomes = _run_isolating_failures(job, list(batch.line_ids))
-        _record(job, batch, outcomes, at)
+        if job.kind == JobKind.IMPORT:
+            _run_import(job, batch)
+        else:
+            outcomes = _run_isolating_failures(job, list(batch.line_ids))
+            _record(job, batch, outcomes, at)
     return "done"
+
+
+def _run_import(job: Job, batch: JobBatch) -> None:
+    """A chunk of an uploaded file (lines first_id to last_id) as one ingestion batch, in the batch's transaction:
+    stored and counted exactly once. Rows stored count as changed, rows already there as unchanged."""
+    selection = job.selection
+    items = read_chunk(
+        Path(settings.IMPORT_DIR) / selection["file"], batch.first_id, kind=selection["kind"], size=job.batch_size
+    )
+    ingested = events_ingest(
+        items=items,
+        actor=Actor.job(job.pk),
+        mode=BatchMode.PARTIAL,
+        backfill=bool(selection.get("backfill")),
+        source=BatchSource.UPLOAD,
+        file_name=selection["name"],
+        first_index=batch.first_id,
+        job_id=job.pk,
+    )
+    counts = {what: sum(c[what] for c in ingested.counts.values()) for what in ("stored", "duplicate", "failed")}
+    batch.status = JobBatchStatus.DONE
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["status", "finished_at"])
+    _count(job, len(items), counts["stored"], counts["duplicate"], len(items) - counts["stored"] - counts["duplicate"])
+    if Job.objects.filter(pk=job.pk, status=JobStatus.SUCCEEDED).exists():
+        # The last batch: the upload is not needed any more (its errors are in the ingestion batches).
+        path = Path(settings.IMPORT_DIR) / selection["file"]
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
 
 
 def _mark_running(batch_id: int, at: datetime) -> None:
@@ -190,6 +225,12 @@ def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None
         # The foreign keys are checked at commit (deferred), a tenth of a second for a batch of 5,000 unfreezes:
         # checked now, the job's row below is held only for the commit itself, not while parallel batches wait.
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    _count(job, len(ids), len(changed), len(ids) - len(changed) - len(failed), len(failed))
+
+
+def _count(job: Job, done: int, changed: int, unchanged: int, failed: int) -> None:
+    """Add a batch's counts to its job; the last batch finishes it."""
+    with connection.cursor() as cur:
         cur.execute(
             f"""
             UPDATE {Job._meta.db_table} SET done = done + %(n)s, changed = changed + %(c)s, unchanged = unchanged + %(u)s,
@@ -200,14 +241,7 @@ def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None
                                    ELSE finished_at END
             WHERE id = %(job)s
             """,  # noqa: S608 - table names from the models, values bound
-            {
-                "n": len(ids),
-                "c": len(changed),
-                "u": len(ids) - len(changed) - len(failed),
-                "f": len(failed),
-                "at": timezone.now(),
-                "job": job.pk,
-            },
+            {"n": done, "c": changed, "u": unchanged, "f": failed, "at": timezone.now(), "job": job.pk},
         )
 
 

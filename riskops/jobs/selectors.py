@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ingest.models import IngestBatch
+from ingest.parsing import translated
 from riskops.models import JobBatch, JobBatchStatus, JobItem, JobItemOutcome
 
 
@@ -25,3 +29,16 @@ def job_outcomes(job_id: int, line_ids: list[int] | None = None) -> dict[int, tu
     for line_id, outcome, message in items.values_list("line_id", "outcome", "message"):
         result[line_id] = (outcome, message)
     return result
+
+
+def import_errors(job_id: int, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The errors of an import job's rows, by line in the file ({"index": line, "field", "message"}), the messages in
+    the active language."""
+    errors: list[dict[str, Any]] = []
+    for batch_errors in (
+        IngestBatch.objects.filter(job_id=job_id).order_by("first_row").values_list("errors", flat=True)
+    ):
+        errors.extend({"index": e["index"], "field": e["field"], "message": translated(e)} for e in batch_errors)
+        if limit is not None and len(errors) >= limit:
+            return errors[:limit]
+    return errors

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Case
-from riskops.core.http import actor, domain_errors, operator_required, safe_next
-from riskops.core.roles import APPROVE_DECISION
+from ingest.parsing import KINDS
+from riskops.core.http import actor, domain_errors, forbidden, operator_required, safe_next
+from riskops.core.roles import APPROVE_DECISION, INGEST_EVENTS
 from riskops.jobs import requests
 from riskops.jobs.forms import JobForm
-from riskops.models import JOB_ACTIVE, Job, JobItem, JobItemOutcome, JobSelection, JobStatus
+from riskops.jobs.selectors import import_errors
+from riskops.models import JOB_ACTIVE, Job, JobItem, JobItemOutcome, JobKind, JobSelection, JobStatus
 
 JOBS_PAGE = 50
 
@@ -69,6 +73,7 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
         "row": _job_rows([job], timezone.now())[0],
         "job": job,
         "failures": failures,
+        "import_errors": import_errors(job.pk, limit=200) if job.kind == JobKind.IMPORT else [],
         "can_approve": request.user.has_perm(APPROVE_DECISION) and job.requested_by_id != request.user.pk,
         "can_cancel": job.status in JOB_ACTIVE
         and (job.requested_by_id == request.user.pk or request.user.has_perm(APPROVE_DECISION)),
@@ -79,6 +84,46 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
 
 def _back(request: HttpRequest, **_kwargs: Any) -> str:
     return safe_next(request, reverse("riskops:jobs"))
+
+
+@operator_required
+@require_http_methods(["GET", "POST"])
+@domain_errors(lambda _request, **_kw: reverse("riskops:job_import"))
+def job_import(request: HttpRequest) -> HttpResponse:
+    """The Import page (risk managers and admins): upload a file, which runs as an import job."""
+    if not request.user.has_perm(INGEST_EVENTS):
+        return forbidden(request, _("Your role cannot import files"))
+    if request.method == "GET":
+        context = {"kinds": list(KINDS), "max_mb": settings.IMPORT_MAX_BYTES // 1048576}
+        return render(request, "riskops/import.html", context)
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, _("Choose a file to import"))
+        return redirect("riskops:job_import")
+    job = requests.job_request_import(
+        name=upload.name or "upload",
+        chunks=upload.chunks(),
+        size=upload.size or 0,
+        kind=request.POST.get("kind", ""),
+        backfill=request.POST.get("backfill") == "on",
+        actor=actor(request),
+    )
+    messages.success(request, _("Import job #%(id)s started.") % {"id": job.pk})
+    return redirect("riskops:job", job_id=job.pk)
+
+
+@operator_required
+@require_GET
+def job_errors_csv(request: HttpRequest, job_id: int) -> HttpResponse:
+    """An import job's error report: line, field, message, one row per error."""
+    job = get_object_or_404(Job, pk=job_id, kind=JobKind.IMPORT)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-errors.csv"'
+    response.write("\ufeff")  # Excel reads UTF-8 (the messages quote Chinese names) only with the mark
+    writer = csv.writer(response)
+    writer.writerow(["line", "field", "message"])
+    writer.writerows([e["index"], e["field"], e["message"]] for e in import_errors(job.pk))
+    return response
 
 
 @operator_required
