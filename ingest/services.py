@@ -448,11 +448,14 @@ def _by_keys(
 ) -> list[tuple[Any, ...]]:
     """(key, *columns) of the rows whose `key` is among `keys`: one array parameter (an `__in` of thousands of
     values costs Django a resolve per value and PostgreSQL a longer plan)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT {', '.join([key, *columns])} FROM {model._meta.db_table} WHERE {key} = ANY(%s)"  # noqa: S608 - names from the models, values bound
             + (" FOR UPDATE" if lock else ""),
-            [sorted(set(keys))],
+            [wanted],
         )
         return cur.fetchall()
 

@@ -564,3 +564,63 @@ def test_two_batches_sending_the_same_new_account_and_repayment_at_once_store_ea
     assert installment.paid_amount == Decimal("800.00")  # paid once, not twice
     line = CreditLine.objects.get()
     assert line.available == line.limit
+
+
+def test_a_batch_costs_the_same_queries_whatever_its_size(feed, django_assert_num_queries):
+    from ingest.services import events_ingest
+    from riskops.core.audit import Actor
+
+    def batch(n: int, tag: str) -> list[dict[str, Any]]:
+        return [account(f"{tag}-{i}") for i in range(n)] + [
+            {"kind": "credit_inquiry", "upstream_id": f"{tag}-q{i}", "account": f"{tag}-{i}", "occurred_at": ago(1),
+             "institution": "A"}
+            for i in range(n)
+        ]  # fmt: skip
+
+    actor = Actor.operator(feed)
+    events_ingest(items=batch(2, "warm"), actor=actor, source="api")
+    counts = []
+    for n, tag in [(5, "small"), (500, "large")]:
+        # The transaction and a savepoint (4 with their releases), the account-creation locks, the known lines,
+        # the new borrowers, the new lines, the inquiries, the touched marks, the batch's record, its audit event:
+        # the same 12 statements for 10 items and for 1,000.
+        with django_assert_num_queries(12) as queries:
+            events_ingest(items=batch(n, tag), actor=actor, source="api")
+        counts.append(len(queries.captured_queries))
+    assert counts == [12, 12]
+    assert CreditInquiry.objects.filter(upstream_id__startswith="large-").count() == 500
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_claiming_touched_lines_at_once_evaluate_each_line_once_and_leave_no_mark():
+    from accounts.services.touched import touched_evaluate
+    from tests.factories import default_ruleset
+    from tests.helpers import in_threads
+
+    default_ruleset()
+    feed = make_role_operator("integration", "ledger")
+    items: list[dict[str, Any]] = []
+    for i in range(40):
+        items += [account(f"W{i}"), {"kind": "installment", "upstream_id": f"W{i}-i", "account": f"W{i}",
+                  "occurred_at": ago(90), "due_date": day(45), "amount": "100.00"}]  # fmt: skip
+    assert send_without_reaction(feed, items).status_code == 201
+    assert TouchedLine.objects.count() == 40
+
+    done = in_threads(lambda: touched_evaluate(limit=25), lambda: touched_evaluate(limit=25))
+
+    assert sorted(done) == [15, 25]  # the second took what the first had not locked
+    assert TouchedLine.objects.count() == 0
+    assert Signal.objects.filter(code="OVERDUE", status=SignalStatus.ACTIVE).count() == 40  # one each, not two
+    assert CreditLine.objects.filter(status="frozen").count() == 40
+
+
+def send_without_reaction(user: Any, items: list[Any]) -> Any:
+    """A batch whose marks wait for the workers: tasks are not run in-process for it (the reaction is published to
+    the broker, where no worker listens during the test), so the test runs the workers' part itself."""
+    from riskops.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = False
+    try:
+        return token_client(user).post("/api/v1/events/", {"items": items}, format="json")
+    finally:
+        celery_app.conf.task_always_eager = True
