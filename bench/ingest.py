@@ -240,6 +240,27 @@ class Worker:
             self.popen.wait(timeout=30)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes have used so far."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+    return found
+
+
 class RssSampler(threading.Thread):
     def __init__(self, leaders: list[int]) -> None:
         super().__init__(daemon=True)
@@ -497,8 +518,20 @@ def main() -> None:
         seconds = post_all(server.port, "/api/v1/events/", token, account_bodies, args.clients, {201})
         print(f"accounts: {len(account_list):,} in {seconds:.1f} s = {len(account_list) / seconds:,.0f}/s")
         wait_drained()
+        groups = {
+            "web": group_pids(server.popen.pid),
+            "worker": group_pids(worker.popen.pid),
+            "postgres": postgres_pids(),
+        }
+        cpu_before = {k: cpu_seconds(v) for k, v in groups.items()}
         seconds = post_all(server.port, "/api/v1/events/", token, event_bodies, args.clients, {201})
         drained = wait_drained()
+        # PostgreSQL's backends come and go; those still there after the phase count (the servers' connections).
+        groups["postgres"] = sorted(set(groups["postgres"]) | set(postgres_pids()))
+        cpu_us = {
+            k: round((cpu_seconds(v) - cpu_before.get(k, 0)) / len(event_list) * 1e6, 1) for k, v in groups.items()
+        }
+        print(f"  CPU per event: {cpu_us} µs (web = gunicorn, worker = the engine's reaction)")
         rate = len(event_list) / seconds
         print(f"events: {len(event_list):,} in {seconds:.1f} s = {rate:,.0f}/s; the engine done {drained:.1f} s later")
         with connection.cursor() as cur:
@@ -545,6 +578,7 @@ def main() -> None:
         "event_to_decision_p95_ms": round(p95),
         "event_to_decision_max_ms": round(max(latencies) * 1000),
         "ingest_peak_rss_mb": round(sampler.peak_kb / 1024),
+        "cpu_us_per_event": cpu_us,
         "targets": {
             "ingest_events_per_s": 50_000,
             "speedup_vs_naive": 20,
