@@ -14,8 +14,8 @@ from accounts.models.lines import CreditLine
 
 class Event(models.Model):
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="+", db_index=False)
-    upstream_id = models.CharField(max_length=64, unique=True)
-    occurred_at = models.DateTimeField()
+    upstream_id = models.CharField(_("upstream id"), max_length=64, unique=True)
+    occurred_at = models.DateTimeField(_("occurred at"))
 
     class Meta:
         abstract = True
@@ -46,7 +46,9 @@ class Drawdown(Event):
 class Installment(Event):
     """An installment of a drawdown; occurred_at is when it was scheduled."""
 
-    drawdown = models.ForeignKey(Drawdown, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    drawdown = models.ForeignKey(
+        Drawdown, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("drawdown")
+    )
     due_date = models.DateField(_("due date"))
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
@@ -119,7 +121,9 @@ class Repayment(Event):
     """Money paid against an installment, possibly partial, possibly late; occurred_at is when it was paid. The
     installment's paid amount (and paid_at once it is fully paid) and the line's amounts follow from it."""
 
-    installment = models.ForeignKey(Installment, on_delete=models.PROTECT, related_name="+", db_index=False)
+    installment = models.ForeignKey(
+        Installment, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("installment")
+    )
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
 
     class Meta:

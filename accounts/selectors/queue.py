@@ -9,13 +9,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Right
 from django.utils import timezone
 
 from accounts.models import Case, CaseStatus, Signal
 from accounts.queue_filters import QueueFilters
+from riskops.core.roles import DECIDERS
 
 QUEUE_COUNT_CAP = 1000
 SEVERITY_ORDER = {"high": 3, "medium": 2, "low": 1}
@@ -72,8 +73,11 @@ def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime 
         if filters.q.isdigit() and len(filters.q) == 4:
             qs = qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=filters.q)
         else:
-            # Upstream references are matched as sent; the demo's JB numbers also as typed in lower case.
-            qs = qs.filter(line__account_no__in=sorted({filters.q, filters.q.upper()}))
+            # An account number or its beginning, as sent (upstream references keep their case) or in capitals
+            # (the demo's JB numbers typed in lower case): the prefix index on account_no serves both.
+            qs = qs.filter(
+                Q(line__account_no__startswith=filters.q) | Q(line__account_no__startswith=filters.q.upper())
+            )
     return qs
 
 
@@ -145,4 +149,5 @@ def queue_page(
 
 
 def operators_for_assignment() -> QuerySet:
-    return get_user_model().objects.filter(is_active=True, groups__isnull=False).distinct().order_by("username")
+    """Who a case may be assigned to: active operators whose role decides cases (not auditors, not API users)."""
+    return get_user_model().objects.filter(is_active=True, groups__name__in=DECIDERS).distinct().order_by("username")
