@@ -28,6 +28,7 @@ class ReviewForm(forms.Form):
 
 class NoteForm(forms.Form):
     text = forms.CharField(label=_("Note"), max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 
 
 class RevealForm(forms.Form):

@@ -88,3 +88,53 @@ def test_the_queue_finds_cases_by_an_account_numbers_beginning_in_any_format(ana
     assert found("jb000000") == {"JB0000000123", "JB0000000456"}  # typed in lower case
     assert found("bureau:7") == {"bureau:77-a", "bureau:78-b"}  # an upstream's own format
     assert found("bureau:78") == {"bureau:78-b"}
+
+
+# --- 4. "Next case" honours the queue's current filter
+
+
+def test_next_case_claims_within_the_current_filter_and_says_when_it_has_none_left(analyst):
+    from accounts.models import Case
+    from tests.factories import flag
+
+    abnormal = flag(make_line(limit="90000.00", outstanding="80000.00"), "ABNORMAL_USE")  # first in the whole queue
+    overdue = flag(make_line(limit="20000.00", outstanding="1000.00"), "OVERDUE")
+    assert abnormal is not None and overdue is not None
+    client = logged_in(analyst)
+
+    response = client.post("/queue/next/", {"query": "family=OVERDUE"})
+
+    assert response["Location"] == f"/cases/{overdue.pk}/"
+    assert Case.objects.get(pk=overdue.pk).assignee_id == analyst.pk
+    assert Case.objects.get(pk=abnormal.pk).assignee_id is None
+    again = client.post("/queue/next/", {"query": "family=OVERDUE"}, headers=EN, follow=True)
+    assert again.redirect_chain[-1][0] == "/queue/?family=OVERDUE"
+    assert "No unclaimed case is left in this filter." in again.content.decode()
+    assert Case.objects.get(pk=abnormal.pk).assignee_id is None
+
+
+# --- 5. a double-clicked "Add note" adds one note
+
+
+def test_a_note_form_sent_twice_adds_one_note_and_a_new_form_adds_another(analyst):
+    from accounts.models import Note
+    from riskops.models import AuditEvent
+    from tests.factories import flag
+
+    case = flag(make_line(), "OVERDUE")
+    assert case is not None
+    client = logged_in(analyst)
+    form = page(client.get(f"/cases/{case.pk}/", headers=EN))
+    token = re.search(r'name="token" value="([0-9a-f]{32})" id="id_token"', form)
+    assert token is not None
+
+    for _click in range(2):
+        response = client.post(f"/cases/{case.pk}/notes/", {"text": "Called the borrower", "token": token.group(1)})
+        assert response.status_code == 302
+    assert Note.objects.filter(case=case).count() == 1
+    assert AuditEvent.objects.filter(action="note.add").count() == 1
+
+    fresh = re.search(r'name="token" value="([0-9a-f]{32})" id="id_token"', page(client.get(f"/cases/{case.pk}/")))
+    assert fresh is not None and fresh.group(1) != token.group(1)
+    client.post(f"/cases/{case.pk}/notes/", {"text": "Second call", "token": fresh.group(1)})
+    assert Note.objects.filter(case=case).count() == 2

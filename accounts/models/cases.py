@@ -199,6 +199,8 @@ class Note(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     text = models.TextField()
     created_at = models.DateTimeField()
+    # The form's one-time token: a double-clicked "Add note" finds its note instead of adding another.
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     class Meta:
         indexes = [models.Index(fields=["line", "created_at"], name="note_line_at")]

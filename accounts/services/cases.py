@@ -335,8 +335,9 @@ def cases_release_idle_claims() -> list[int]:
     return [r[0] for r in rows]
 
 
-def note_add(*, case_id: int, actor: Actor, text: str) -> Note:
-    """Append a note to the case's account (notes are never edited or deleted)."""
+def note_add(*, case_id: int, actor: Actor, text: str, idempotency_key: str | None = None) -> Note:
+    """Append a note to the case's account (notes are never edited or deleted). A form sent twice with the same
+    one-time token (a double click) gets the note the first one added."""
     text = text.strip()
     if not text:
         raise DomainError(_("A note cannot be empty"))
@@ -345,9 +346,18 @@ def note_add(*, case_id: int, actor: Actor, text: str) -> Note:
     require(actor, DECIDE_CASE, _("Your role cannot add notes"))
     at = timezone.now()
     with transaction.atomic():
-        case = case_lock(case_id)
+        case = case_lock(case_id)  # the second click waits here for the first
+        if idempotency_key:
+            earlier = Note.objects.filter(idempotency_key=idempotency_key).first()
+            if earlier is not None:
+                return earlier
         note = Note.objects.create(
-            line_id=case.line_id, case=case, author_id=operator_id(actor), text=text, created_at=at
+            line_id=case.line_id,
+            case=case,
+            author_id=operator_id(actor),
+            text=text,
+            created_at=at,
+            idempotency_key=idempotency_key,
         )
         audit_write(
             actor=actor, at=at, changes=[Change("note.add", "note", note.pk, case.line_id, None, {"case_id": case.pk})]

@@ -40,7 +40,7 @@ def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str,
         "explained": [(s, explain(s), detail.evidence.get(s.pk, {})) for s in detail.signals],
         "decision_form": extra.pop("decision_form", None)
         or DecisionForm(initial={"version": detail.case.version, "token": secrets.token_hex(16)}),
-        "note_form": NoteForm(),
+        "note_form": NoteForm(initial={"token": secrets.token_hex(16)}),
         "reveal_form": RevealForm(),
         "review_form": ReviewForm(),
         "can_decide": user.has_perm(DECIDE_CASE),
@@ -141,7 +141,12 @@ def case_note(request: HttpRequest, case_id: int) -> HttpResponse:
     form = NoteForm(request.POST)
     if not form.is_valid():
         raise DomainError(_("A note cannot be empty (at most 5,000 characters)."))
-    services.note_add(case_id=case_id, actor=actor(request), text=form.cleaned_data["text"])
+    services.note_add(
+        case_id=case_id,
+        actor=actor(request),
+        text=form.cleaned_data["text"],
+        idempotency_key=form.cleaned_data["token"] or None,
+    )
     messages.success(request, _("Note added."))
     return redirect("accounts:case", case_id=case_id)
 

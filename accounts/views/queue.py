@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -137,10 +138,21 @@ def _back_to_queue(request: HttpRequest) -> str:
 @require_POST
 @domain_errors(_back_to_queue)
 def queue_next(request: HttpRequest) -> HttpResponse:
-    case = services.case_claim_next(actor=actor(request))
+    """Claim the next case of the queue as the operator sees it: its current filter (the form's `query`) holds."""
+    query = request.POST.get("query", "")
+    form = QueueFilterForm(QueryDict(query))
+    narrowed = form.is_valid() and any(v not in ("", None) for v in form.cleaned_data.values())
+    within = None
+    if narrowed:
+        cases = selectors.queue_queryset(QueueFilters(**form.cleaned_data), user_id=request.user.pk)
+        within = Q(pk__in=cases.values("pk"))
+    case = services.case_claim_next(actor=actor(request), queue=within)
     if case is None:
-        messages.info(request, _("No unassigned case is waiting. Well done."))
-        return redirect("accounts:queue")
+        if narrowed:
+            messages.info(request, _("No unclaimed case is left in this filter."))
+        else:
+            messages.info(request, _("No unassigned case is waiting. Well done."))
+        return redirect(_back_to_queue(request))
     return redirect("accounts:case", case_id=case.pk)
 
 
