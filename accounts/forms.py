@@ -21,6 +21,16 @@ class DecisionForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
+    # What only a frozen line can be decided (a cut or flagged line is not frozen: nothing to keep or lift).
+    FROZEN_ONLY = (DecisionKind.KEEP_FROZEN, DecisionKind.UNFREEZE)
+
+    def __init__(self, *args: Any, line_status: str = "frozen", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if line_status != "frozen":
+            field = self.fields["kind"]
+            assert isinstance(field, forms.ChoiceField)
+            field.choices = [(v, label) for v, label in DecisionKind.choices if v not in self.FROZEN_ONLY]
+
 
 class ReviewForm(forms.Form):
     note = forms.CharField(label=_("Note"), required=False, max_length=2000)

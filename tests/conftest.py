@@ -45,6 +45,11 @@ def pytest_configure(config: pytest.Config) -> None:
         from django.utils.translation import trans_real
 
         trans_real._translations.clear()  # type: ignore[attr-defined]  # not in django-stubs (private cache)
+        # Python's gettext caches catalogs by file too: without this, the first run after a .po change read the
+        # catalog compiled before it.
+        import gettext
+
+        gettext._translations.clear()  # type: ignore[attr-defined]
         _forget_default_catalog()
 
 

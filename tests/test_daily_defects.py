@@ -138,3 +138,28 @@ def test_a_note_form_sent_twice_adds_one_note_and_a_new_form_adds_another(analys
     assert fresh is not None and fresh.group(1) != token.group(1)
     client.post(f"/cases/{case.pk}/notes/", {"text": "Second call", "token": fresh.group(1)})
     assert Note.objects.filter(case=case).count() == 2
+
+
+# --- 3. a cut line is not described as frozen
+
+
+def test_a_cut_line_is_described_as_cut_and_offers_no_frozen_only_decision(analyst):
+    from tests.factories import flag
+
+    cut = flag(make_line(), "PROFILE_STALE")
+    frozen = flag(make_line(), "OVERDUE")
+    assert cut is not None and frozen is not None
+    client = logged_in(analyst)
+
+    body = page(client.get(f"/cases/{cut.pk}/", headers=EN))
+    assert "Why the available amount was cut" in body and "Why frozen" not in body
+    assert 'value="keep_frozen"' not in body and 'value="unfreeze"' not in body
+    refused = client.post(f"/cases/{cut.pk}/decide/", {"kind": "keep_frozen", "reason_code": "evidence_confirmed",
+                                                         "version": 1, "token": "t" * 32}, headers=EN)  # fmt: skip
+    assert refused.status_code == 400
+    assert "Select a valid choice. keep_frozen is not one of the available choices." in page(refused)
+
+    frozen_body = page(client.get(f"/cases/{frozen.pk}/", headers=EN))
+    assert "Why frozen" in frozen_body and 'value="keep_frozen"' in frozen_body
+    zh = page(client.get(f"/cases/{cut.pk}/", headers=ZH))
+    assert "可用额度被下调的原因" in zh

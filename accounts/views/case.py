@@ -38,8 +38,12 @@ def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str,
         "line": detail.line,
         "borrower": detail.line.borrower,
         "explained": [(s, explain(s), detail.evidence.get(s.pk, {})) for s in detail.signals],
+        # A line whose available amount a signal cut (PROFILE_STALE), not frozen: the card says so.
+        "line_cut": any(s.action == "cut" and s.status == "active" for s in detail.signals),
         "decision_form": extra.pop("decision_form", None)
-        or DecisionForm(initial={"version": detail.case.version, "token": secrets.token_hex(16)}),
+        or DecisionForm(
+            initial={"version": detail.case.version, "token": secrets.token_hex(16)}, line_status=detail.line.status
+        ),
         "note_form": NoteForm(initial={"token": secrets.token_hex(16)}),
         "reveal_form": RevealForm(),
         "review_form": ReviewForm(),
@@ -68,7 +72,8 @@ def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
 def case_decide(request: HttpRequest, case_id: int) -> HttpResponse:
     get_object_or_404(Case, pk=case_id)
     require_may_decide(actor(request))
-    form = DecisionForm(request.POST)
+    line_status = Case.objects.filter(pk=case_id).values_list("line__status", flat=True).first() or ""
+    form = DecisionForm(request.POST, line_status=line_status)
     if not form.is_valid():
         return render(request, "accounts/case.html", _case_context(request, case_id, decision_form=form), status=400)
     data = form.cleaned_data
