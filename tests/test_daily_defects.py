@@ -163,3 +163,33 @@ def test_a_cut_line_is_described_as_cut_and_offers_no_frozen_only_decision(analy
     assert "Why frozen" in frozen_body and 'value="keep_frozen"' in frozen_body
     zh = page(client.get(f"/cases/{cut.pk}/", headers=ZH))
     assert "可用额度被下调的原因" in zh
+
+
+# --- 12. the "Next case" key hint is readable, "开始" stays on one line
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_next_case_key_hint_is_readable_and_buttons_do_not_wrap(browser, live_server):
+    from tests.factories import default_ruleset, flag
+    from tests.helpers import browser_login, browser_operator, need_chromium
+
+    need_chromium()
+    default_ruleset()
+    case = flag(make_line(), "OVERDUE")
+    assert case is not None
+    browser_operator("ana", "analyst")
+    tab = browser_login(browser, live_server, "ana")
+
+    kbd = tab.evaluate(
+        "() => { const k = document.querySelector('#next-case kbd'); const s = getComputedStyle(k);"
+        " const b = getComputedStyle(document.querySelector('#next-case'));"
+        " return [s.color, s.backgroundColor, b.backgroundColor]; }"
+    )
+    assert kbd[0] != kbd[1] and kbd[1] in ("rgba(0, 0, 0, 0)", "transparent")  # the key shows on the button
+    tab.goto(f"{live_server.url}/cases/{case.pk}/")
+    tab.click(".lang button[value=zh-hans]")
+    tab.wait_for_selector("html[lang=zh-hans]")
+    height = tab.evaluate("() => document.querySelector('#job-start').getBoundingClientRect().height")
+    line = tab.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#job-start')).lineHeight) || 24")
+    assert height < 2 * line, (height, line)  # "开始" on one line
