@@ -77,16 +77,20 @@ def outbox_insert(source: str = OUTBOX_JSON_SOURCE, where: str = "") -> str:
 
     A borrower without a valid mobile number (an upstream that did not have it) gets no message: the row is kept,
     as done, on channel `none`, with the reason in `last_error`, so the case shows what was not sent and why."""
+    # The phone is checked by a lookup per message (a scalar subquery), not a join: PostgreSQL guesses 100 rows
+    # for the messages and joined them to every line by a sequential scan (3.5 ms for one appeal on 20,000 lines,
+    # PostgreSQL's CPU per appeal 2.6 -> 5.8 ms in bench/appeals.py).
     return f"""
         INSERT INTO {Notification._meta.db_table} (line_id, kind, channel, dedupe_key, body, created_at, sent_at,
             attempts, last_error)
-        SELECT m.line_id, m.kind, CASE WHEN p.ok THEN '{_CHANNEL}' ELSE '{NO_CHANNEL}' END, m.dedupe_key, m.body,
-            %(at)s, CASE WHEN p.ok THEN NULL ELSE %(at)s END, 0, CASE WHEN p.ok THEN '' ELSE '{NO_PHONE}' END
-        FROM ({source}) AS m(line_id, kind, dedupe_key, body)
-        CROSS JOIN LATERAL (
-            SELECT b.phone ~ '{MOBILE_SQL}' AS ok FROM {CreditLine._meta.db_table} l
-            JOIN {Borrower._meta.db_table} b ON b.id = l.borrower_id WHERE l.id = m.line_id
-        ) AS p
+        SELECT m.line_id, m.kind, CASE WHEN m.ok THEN '{_CHANNEL}' ELSE '{NO_CHANNEL}' END, m.dedupe_key, m.body,
+            %(at)s, CASE WHEN m.ok THEN NULL ELSE %(at)s END, 0, CASE WHEN m.ok THEN '' ELSE '{NO_PHONE}' END
+        FROM (
+            SELECT s.*, (SELECT b.phone ~ '{MOBILE_SQL}' FROM {CreditLine._meta.db_table} l
+                         JOIN {Borrower._meta.db_table} b ON b.id = l.borrower_id WHERE l.id = s.line_id) AS ok
+            FROM ({source}) AS s(line_id, kind, dedupe_key, body)
+            OFFSET 0  -- looked up once per message, not once per use below
+        ) AS m
         {where}
         ON CONFLICT DO NOTHING
     """  # noqa: S608 - table names from the models, values bound

@@ -223,7 +223,9 @@ def _store(items: list[Item], outcome: Outcome, *, actor: Actor, at: datetime) -
                 rows.append(item)
         if rows:
             inserted = _events_insert(kind, rows, outcome)
-            _APPLY.get(kind, _nothing)(inserted, outcome, actor=actor, at=at)
+            apply = _APPLY.get(kind)
+            if apply is not None:
+                apply(inserted, outcome, actor=actor, at=at)
             outcome.touched.update(i.values["account"] for i in inserted)
     _lines_move(outcome.moved, at=at)
 
@@ -463,8 +465,9 @@ def _by_keys(
 # --- what stored events imply
 
 
-def _nothing(items: list[Item], outcome: Outcome, *, actor: Actor, at: datetime) -> None:
-    return None
+def _latest_by_line(items: list[Item]) -> dict[int, Item]:
+    """The latest of the items for each line (by when they happened): what a profile or a limit becomes."""
+    return {i.values["account"]: i for i in sorted(items, key=lambda i: i.values["occurred_at"])}
 
 
 def _drawdowns_apply(items: list[Item], outcome: Outcome, *, actor: Actor, at: datetime) -> None:
@@ -523,9 +526,7 @@ def _lines_move(drawn: Mapping[int, Decimal], *, at: datetime) -> None:
 
 
 def _profile_updates_apply(items: list[Item], outcome: Outcome, *, actor: Actor, at: datetime) -> None:
-    latest: dict[int, Item] = {}
-    for item in sorted(items, key=lambda i: i.values["occurred_at"]):
-        latest[item.values["account"]] = item
+    latest = _latest_by_line(items)
     with connection.cursor() as cur:
         cur.execute(
             f"""
@@ -548,9 +549,7 @@ def _profile_updates_apply(items: list[Item], outcome: Outcome, *, actor: Actor,
 
 
 def _limit_changes_apply(items: list[Item], outcome: Outcome, *, actor: Actor, at: datetime) -> None:
-    latest: dict[int, Item] = {}
-    for item in sorted(items, key=lambda i: i.values["occurred_at"]):
-        latest[item.values["account"]] = item
+    latest = _latest_by_line(items)
     for reason in {i.values.get("reason", "") for i in latest.values()}:
         lines_change_limit(
             limits={k: i.values["limit"] for k, i in latest.items() if i.values.get("reason", "") == reason},

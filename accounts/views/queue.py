@@ -21,7 +21,7 @@ from accounts import hooks, services
 from accounts.forms import BulkForm
 from accounts.masking import mask_name, mask_phone
 from accounts.models import CaseAppealState, CaseStatus, LineStatus, SignalStatus
-from accounts.queue_filters import QueueFilterForm, QueueFilters
+from accounts.queue_filters import QueueFilterForm, QueueFilters, queue_filters
 from accounts.selectors import queue as selectors
 from riskops.core.formats import money, sla
 from riskops.core.http import actor, domain_errors, operator_required
@@ -139,13 +139,9 @@ def _back_to_queue(request: HttpRequest) -> str:
 @domain_errors(_back_to_queue)
 def queue_next(request: HttpRequest) -> HttpResponse:
     """Claim the next case of the queue as the operator sees it: its current filter (the form's `query`) holds."""
-    query = request.POST.get("query", "")
-    form = QueueFilterForm(QueryDict(query))
-    narrowed = form.is_valid() and any(v not in ("", None) for v in form.cleaned_data.values())
-    within = None
-    if narrowed:
-        cases = selectors.queue_queryset(QueueFilters(**form.cleaned_data), user_id=request.user.pk)
-        within = Q(pk__in=cases.values("pk"))
+    filters = queue_filters(QueryDict(request.POST.get("query", "")).dict())  # a bad filter: its message, back
+    narrowed = filters != QueueFilters()
+    within = Q(pk__in=selectors.queue_queryset(filters, user_id=request.user.pk).values("pk")) if narrowed else None
     case = services.case_claim_next(actor=actor(request), queue=within)
     if case is None:
         if narrowed:

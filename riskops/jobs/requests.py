@@ -129,6 +129,8 @@ def job_request_import(
     by the workers like any job, each batch one ingestion batch (`ingest.services.events_ingest`, partial: the
     valid rows are stored, the others reported on the job's page and in its error report)."""
     require(actor, INGEST_EVENTS, _("Your role cannot import files"))
+    # The name the upload had decides the kind of a file without a kind column, as for import_events.
+    kind = kind or kind_of_file(name)
     if kind and kind not in KINDS:
         raise DomainError(_("unknown kind %(kind)r") % {"kind": kind})
     if size > settings.IMPORT_MAX_BYTES:
@@ -148,14 +150,13 @@ def job_request_import(
             out.write(chunk)
     at = timezone.now()
     try:
-        # The name the upload had decides the kind of a file without a kind column, as for import_events.
-        bounds = chunk_bounds(stored, kind=kind or kind_of_file(name), size=settings.JOB_BATCH_SIZE)
+        bounds = chunk_bounds(stored, kind=kind, size=settings.JOB_BATCH_SIZE)
         if not bounds:
             raise FileError(_("the file has no rows"))
     except FileError as exc:
         stored.unlink(missing_ok=True)
         raise DomainError(f"{name}: {exc}") from None
-    selection = {"file": stored.name, "name": name[:200], "kind": kind or kind_of_file(name), "backfill": backfill}
+    selection = {"file": stored.name, "name": name[:200], "kind": kind, "backfill": backfill}
     with transaction.atomic():
         job = Job.objects.create(
             kind=JobKind.IMPORT,
