@@ -16,8 +16,15 @@ $(STAMP): requirements.txt
 messages: $(STAMP)
 	@$(PY) scripts/compilemessages.py
 
-run: $(STAMP) messages
-	$(PY) scripts/run.py
+# `make run` serves the static files as collectstatic wrote them, gzip and brotli copies included (STATIC_COLLECTED
+# in riskops/settings.py); they are collected again when the project's static files, the packages or the settings
+# change (compressing plotly.min.js takes about 20 s).
+STATIC_ROOT ?= static_root
+$(STATIC_ROOT)/staticfiles.json: $(STAMP) $(shell find static -type f) riskops/settings.py riskops/staticfiles.py
+	STATIC_COLLECTED=true $(PY) manage.py collectstatic --noinput -v 0
+
+run: $(STAMP) messages $(STATIC_ROOT)/staticfiles.json
+	STATIC_COLLECTED=true $(PY) scripts/run.py
 
 test: $(STAMP) messages
 	$(PY) -m pytest
@@ -44,6 +51,7 @@ bench: $(STAMP) messages
 	DATABASE_URL=$${APPEALS_DATABASE_URL:-} $(PY) bench/appeals.py
 	DATABASE_URL=$${JOBS_DATABASE_URL:-} $(PY) bench/jobs.py
 	DATABASE_URL=$${INGEST_DATABASE_URL:-} $(PY) bench/ingest.py
+	DATABASE_URL=$${STATIC_DATABASE_URL:-} $(PY) bench/static_weight.py
 
 # Stops the embedded PostgreSQL and deletes var/ (the embedded database, the broker folder).
 clean-data: $(STAMP)

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from whitenoise.compress import Compressor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("RISKOPS_VAR_DIR", str(BASE_DIR / "var")))
@@ -100,7 +101,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.staticfiles",
+    # WhiteNoise serves the static files, under runserver too (runserver's own handler would answer first).
+    "whitenoise.runserver_nostatic",
+    "riskops.staticfiles.StaticFilesConfig",  # django.contrib.staticfiles, without plotly's unused files
     "django.contrib.humanize",
     "django.contrib.postgres",
     "rest_framework",
@@ -116,6 +119,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -193,6 +197,27 @@ STATIC_URL = "static/"
 _PLOTLY_DIR = Path(importlib.util.find_spec("plotly").origin).parent / "package_data"  # type: ignore[arg-type,union-attr]
 STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _PLOTLY_DIR)]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(BASE_DIR / "static_root")))
+# WhiteNoise's middleware serves the static files in every process that serves pages (no web server to set up).
+# STATIC_COLLECTED=true (the default when DEBUG is false; `make run` sets it): as `collectstatic` wrote them to
+# STATIC_ROOT, with gzip and brotli copies and, when DEBUG is false, under hashed names cached for a year
+# ("immutable"; plotly.min.js is 4.8 MB). false (the default with DEBUG on: development and the tests): straight from
+# their folders, so pages and their files work without collectstatic and an edited file is served at once. Chosen
+# from the environment rather than from whether a manifest exists: the tests must not link the hashed names of a
+# manifest that `make run` left in the checkout, and the first collectstatic of a deploy must write one.
+# tests/test_static.py runs collectstatic into a temporary STATIC_ROOT and checks the collected way.
+STATIC_COLLECTED = env_bool("STATIC_COLLECTED", not DEBUG)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "riskops.staticfiles.CollectedStaticFilesStorage"
+        if STATIC_COLLECTED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_COLLECTED
+WHITENOISE_AUTOREFRESH = not STATIC_COLLECTED
+# Source maps are fetched only by an open developer console; compressing their 6 MB took a third of collectstatic.
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = [*Compressor.SKIP_COMPRESS_EXTENSIONS, "map"]
 
 # --- Celery: the broker is CELERY_BROKER_URL; when unset, kombu's filesystem transport under
 # var/celery, which needs no server.
@@ -279,6 +304,8 @@ CASE_DUE_SOON_HOURS = env_int("CASE_DUE_SOON_HOURS", 8, minimum=1)
 CASE_CLAIM_IDLE_MINUTES = env_int("CASE_CLAIM_IDLE_MINUTES", 30, minimum=1)
 # Restoring a limit of this much or more (CNY) needs a second reviewer.
 FOUR_EYES_LIMIT = env_int("FOUR_EYES_LIMIT", 50000, minimum=0)
+# How long a reveal of personal data stays shown on the case page (a refresh within it neither asks nor audits again).
+REVEAL_SECONDS = env_int("REVEAL_SECONDS", 300, minimum=0)
 QUEUE_PAGE_SIZE = env_int("QUEUE_PAGE_SIZE", 50, minimum=5)
 
 # --- Jobs
