@@ -87,6 +87,10 @@ class Appeal(models.Model):
         indexes = [
             # The inbox: open appeals, nearest deadline first.
             models.Index(fields=["status", "sla_due_at", "id"], name="appeal_inbox"),
+            # Its keyset pages: in review by deadline, decided newest decision first, any status by deadline.
+            models.Index(fields=["sla_due_at", "id"], name="appeal_in_review", condition=Q(status__in=CLOCK_STATES)),
+            models.Index(fields=["decided_at", "id"], name="appeal_decided", condition=Q(decided_at__isnull=False)),
+            models.Index(fields=["sla_due_at", "id"], name="appeal_deadline"),
             models.Index(fields=["line", "submitted_at"], name="appeal_line_at"),
         ]
         permissions = [("submit_appeal", "Can submit appeals for borrowers (lending-app integration)")]
