@@ -1,5 +1,6 @@
-"""Deciding appeals: approve (unfreeze at the full limit), approve in part, reject, or ask for more information; and
-following a second reviewer's verdict on the unfreeze an appeal proposed.
+"""Deciding appeals: approve (unfreeze at the full limit), approve in part, reject, or ask for more information;
+following a second reviewer's verdict on the unfreeze an appeal proposed; and who works an appeal (claim, assign,
+release: its case's claim).
 
 What an appeal does to the line goes through `accounts.services.decisions.case_decide`, so the four-eyes rules,
 the version checks and the suppression of overturned signals are exactly those of case review. Each function
@@ -9,17 +10,28 @@ transaction and queues the borrower's message in the outbox.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.hooks import ProposalReviewed
-from accounts.models import Case, DecisionKind, DecisionStatus, NotificationKind, ReasonCode, Signal, SignalStatus
+from accounts.models import (
+    Case,
+    CaseStatus,
+    DecisionKind,
+    DecisionStatus,
+    NotificationKind,
+    ReasonCode,
+    Signal,
+    SignalStatus,
+)
 from accounts.notifications import Outgoing, notifications_queue
-from accounts.services.cases import require_senior_for_escalated
+from accounts.services.cases import case_claim, cases_assign, require_senior_for_escalated
 from accounts.services.decisions import case_decide
 from appeals import replies
 from appeals.links import more_info_link
@@ -27,7 +39,7 @@ from appeals.models import OPEN_STATES, Appeal, AppealReason, AppealRuleOutcome,
 from appeals.services.common import lock_appeal, set_case_marker
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError
-from riskops.core.roles import DECIDE_CASE, require
+from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, may, require
 
 REPLY_MAX = 500  # it goes out as an SMS
 
@@ -250,3 +262,72 @@ def appeal_follow_review(reviewed: ProposalReviewed) -> None:
         at=reviewed.at,
         changes=[Change("appeal.review", "appeal", appeal.pk, appeal.line_id, before, {"status": appeal.status})],
     )
+
+
+# --- Who works an appeal: the assignee of its case, so the queue and the inbox name the same person. Claims and
+# assignments are the case's (`case_claim`, `cases_assign`): the same rules, locks and audit events as the queue's.
+
+# How many candidates "next appeal" tries when others claim them first.
+NEXT_TRIES = 20
+
+
+def appeal_claim(*, appeal_id: int, actor: Actor) -> Appeal:
+    """Claim an open appeal for this operator: its case must be unassigned, idle, or already theirs.
+
+    Two reviewers claiming one appeal at once: the second waits for the first's lock, then is refused.
+    """
+    require(actor, DECIDE_CASE, _("Your role cannot claim appeals"))
+    with transaction.atomic():
+        case, appeal = lock_appeal(appeal_id)
+        if not appeal.is_open:
+            raise ConflictError(
+                _("This appeal was already decided: %(status)s") % {"status": appeal.get_status_display()}
+            )
+        case_claim(case_id=case.pk, actor=actor)
+    return appeal
+
+
+def appeals_claim(*, appeal_ids: Iterable[int], actor: Actor) -> list[int]:
+    """Claim each of the appeals this operator may (each a claim of its own); the ids now theirs.
+
+    Those someone else holds, decided ones and, for an analyst, escalated ones are left alone.
+    """
+    require(actor, DECIDE_CASE, _("Your role cannot claim appeals"))
+    claimed = []
+    for appeal_id in sorted(set(appeal_ids)):
+        try:
+            appeal_claim(appeal_id=appeal_id, actor=actor)
+        except DomainError:
+            continue
+        claimed.append(appeal_id)
+    return claimed
+
+
+def appeal_claim_next(*, actor: Actor, within: Q | None = None) -> Appeal | None:
+    """Claim the appeal in review nearest its deadline whose case nobody holds; `within` narrows the choice (the
+    inbox's current filter). None when there is none: two reviewers pressing "next" at once get different ones."""
+    require(actor, DECIDE_CASE, _("Your role cannot claim appeals"))
+    candidates = Appeal.objects.filter(status=AppealStatus.OPEN, case__assignee__isnull=True)
+    if not may(actor, APPROVE_DECISION):
+        candidates = candidates.exclude(case__status=CaseStatus.ESCALATED)
+    if within is not None:
+        candidates = candidates.filter(within)
+    for appeal_id in candidates.order_by("sla_due_at", "id").values_list("pk", flat=True)[:NEXT_TRIES]:
+        try:
+            return appeal_claim(appeal_id=appeal_id, actor=actor)
+        except ConflictError:
+            continue  # claimed or decided between the read and the lock
+    return None
+
+
+def appeals_assign(*, appeal_ids: Iterable[int], assignee_id: int | None, actor: Actor) -> list[int]:
+    """Assign open appeals to an operator whose role decides them (their cases, through `cases_assign`), or, with
+    assignee_id None, release them: your own with any deciding role, anyone's with `assign_case`. The ids changed.
+    """
+    if assignee_id is None:
+        require(actor, DECIDE_CASE, _("Your role cannot release appeals"))
+    else:
+        require(actor, ASSIGN_CASE, _("Your role cannot assign appeals to others"))
+    by_case = dict(Appeal.objects.filter(pk__in=set(appeal_ids), status__in=OPEN_STATES).values_list("case_id", "pk"))
+    changed = cases_assign(case_ids=by_case, assignee_id=assignee_id, actor=actor)
+    return sorted(by_case[case_id] for case_id in changed)
