@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from typing import Any
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import MONEY_FIELD
+from accounts.queue_filters import ASSIGNEE_CHOICES, SLA_CHOICES
+from accounts.validation import ACCOUNT_REF
 from appeals import replies
-from appeals.models import AppealReason
+from appeals.models import AppealReason, AppealStatus
+from appeals.selectors import InboxFilters
 
 OUTCOME_CHOICES = [
     (replies.APPROVE, _("Approve: unfreeze at the full limit")),
@@ -58,3 +65,92 @@ class AppealDecisionForm(forms.Form):
     reply = forms.CharField(label=_("Reply to the borrower"), max_length=500, widget=forms.Textarea(attrs={"rows": 4}))
     new_limit = forms.DecimalField(label=_("New limit (CNY)"), required=False, **MONEY_FIELD)
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+
+# The inbox's status filter (the keys of `appeals.selectors.INBOX_STATUSES`); tabs link to three of them.
+_STATUS_LABELS = dict(AppealStatus.choices)
+INBOX_STATUS_CHOICES = [
+    ("", _STATUS_LABELS[AppealStatus.OPEN]),
+    (AppealStatus.AWAITING_APPROVAL.value, _STATUS_LABELS[AppealStatus.AWAITING_APPROVAL]),
+    (AppealStatus.AWAITING_INFO.value, _STATUS_LABELS[AppealStatus.AWAITING_INFO]),
+    ("decided", _("decided, any outcome")),
+    (AppealStatus.APPROVED.value, _STATUS_LABELS[AppealStatus.APPROVED]),
+    (AppealStatus.APPROVED_IN_PART.value, _STATUS_LABELS[AppealStatus.APPROVED_IN_PART]),
+    (AppealStatus.REJECTED.value, _STATUS_LABELS[AppealStatus.REJECTED]),
+    ("all", _("any status")),
+]
+# The inbox's tabs: shortcuts to three of those statuses, the other filters kept.
+INBOX_TABS = [
+    ("", _("In review")),
+    (AppealStatus.AWAITING_INFO.value, _("Waiting for the borrower")),
+    ("decided", _("Decided")),
+]
+# The queue's SLA states, and the one an appeal's clock adds before "due soon".
+INBOX_SLA_CHOICES = [SLA_CHOICES[0], ("within", _("on time")), *SLA_CHOICES[1:]]
+_APPEAL_NO = re.compile(r"#\d{1,18}")
+
+
+class InboxFilterForm(forms.Form):
+    """The inbox's filter, as the page's query string carries it."""
+
+    status = forms.ChoiceField(label=_("Status"), required=False, choices=INBOX_STATUS_CHOICES)
+    reason = forms.ChoiceField(label=_("Reason"), required=False, choices=[("", _("any")), *AppealReason.choices])
+    sla = forms.ChoiceField(label=_("SLA"), required=False, choices=INBOX_SLA_CHOICES)
+    assignee = forms.ChoiceField(label=_("Assignee"), required=False, choices=ASSIGNEE_CHOICES)
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": _("#appeal, account no. or phone last 4"), "autocomplete": "off"}),
+    )
+
+    def __init__(self, *args: Any, operators: Iterable[Any] = (), **kwargs: Any) -> None:
+        """`operators`: those an appeal can be assigned to, each a choice of the assignee filter by id."""
+        super().__init__(*args, **kwargs)
+        field = self.fields["assignee"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [*ASSIGNEE_CHOICES, *((str(u.pk), u.get_username()) for u in operators)]
+
+    def clean_q(self) -> str:
+        # The queue's search (an account number as upstreams write it, or a phone's last 4), and an appeal's number.
+        q = self.cleaned_data["q"].strip()
+        if q and not _APPEAL_NO.fullmatch(q) and not ACCOUNT_REF.fullmatch(q):
+            raise forms.ValidationError(
+                _(
+                    "Search by an appeal number (#12), an account number (letters, digits and . _ : / -) or the "
+                    "last 4 digits of a phone number"
+                )
+            )
+        return q
+
+    def filters(self) -> InboxFilters:
+        """The checked filter; the whole inbox when the form is unbound or not valid."""
+        if not self.is_bound or not self.is_valid():
+            return InboxFilters()
+        return InboxFilters(**self.cleaned_data)
+
+
+class InboxActionForm(forms.Form):
+    """The inbox's actions on the selected appeals: claim them, assign them to an operator, release them."""
+
+    action = forms.ChoiceField(choices=[("claim", "claim"), ("assign", "assign"), ("release", "release")])
+    appeal_ids = forms.TypedMultipleChoiceField(
+        coerce=int, choices=[], error_messages={"required": _("Select at least one appeal")}
+    )
+    assignee = forms.IntegerField(required=False, min_value=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Any id is syntactically fine here; the service decides which appeals can change.
+        raw = self.data.getlist("appeal_ids") if hasattr(self.data, "getlist") else []
+        field = self.fields["appeal_ids"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(v, v) for v in raw if v.isdigit()]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("action") == "assign" and not data.get("assignee"):
+            raise forms.ValidationError(_("Choose the operator to assign the appeals to"))
+        if len(data.get("appeal_ids") or []) > 500:
+            raise forms.ValidationError(_("Select at most 500 appeals at a time"))
+        return data

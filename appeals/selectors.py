@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q
+from django.conf import settings
+from django.db.models import BooleanField, Count, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Right
+from django.utils import timezone
 
 from accounts.hooks import CasePanel
 from accounts.selectors.case import CaseDetail, case_detail
+from accounts.selectors.queue import operators_for_assignment
 from appeals.models import CLOCK_STATES, OPEN_STATES, Appeal, AppealAlert, AppealRuleOutcome, AppealStatus, RuleOutcome
 
-INBOX_TABS = {
-    "open": [str(s) for s in CLOCK_STATES],
-    "awaiting_info": [AppealStatus.AWAITING_INFO.value],
-    "decided": [s.value for s in AppealStatus if s not in OPEN_STATES],
+DECIDED_STATES = [s.value for s in AppealStatus if s not in OPEN_STATES]
+
+# The inbox's status filter: what each value selects ("" is the default view, appeals whose SLA clock runs).
+INBOX_STATUSES: dict[str, list[str]] = {
+    "": [str(s) for s in CLOCK_STATES],
+    AppealStatus.AWAITING_APPROVAL.value: [AppealStatus.AWAITING_APPROVAL.value],
+    AppealStatus.AWAITING_INFO.value: [AppealStatus.AWAITING_INFO.value],
+    "decided": DECIDED_STATES,
+    **{s: [s] for s in DECIDED_STATES},
+    "all": [s.value for s in AppealStatus],
 }
 
 INBOX_FIELDS = (
@@ -38,49 +49,141 @@ INBOX_FIELDS = (
     "case__assignee__username",
 )
 
+_APPEAL = Appeal._meta.db_table
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """What an operator narrows the inbox to (checked by `appeals.forms.InboxFilterForm`)."""
+
+    status: str = ""  # a key of INBOX_STATUSES
+    reason: str = ""
+    sla: str = ""  # "", "within", "due_soon", "breached": the clock's state, for appeals whose clock runs
+    assignee: str = ""  # "", "me", "unassigned", or an operator's id (the assignee of the appeal's case)
+    q: str = ""  # "#<appeal id>", 4 digits (a phone's last 4), or an account number or its beginning
+
+    @property
+    def decided(self) -> bool:
+        """Decided appeals are listed newest decision first; the others nearest deadline first."""
+        return set(INBOX_STATUSES[self.status]) <= set(DECIDED_STATES)
+
 
 @dataclass
 class InboxPage:
     appeals: list[dict[str, Any]]
     next_cursor: str
+    prev_cursor: str
 
 
 def parse_cursor(raw: str) -> tuple[datetime, int] | None:
     """A keyset cursor is "<iso time>|<id>"; anything else means the first page."""
     try:
         when, appeal_id = raw.rsplit("|", 1)
-        return datetime.fromisoformat(when), int(appeal_id)
+        parsed = datetime.fromisoformat(when), int(appeal_id)
     except ValueError:
         return None
+    return parsed if parsed[0].tzinfo is not None else None
 
 
-def inbox_page(tab: str, *, after: tuple[datetime, int] | None, page_size: int) -> InboxPage:
-    """Open appeals nearest deadline first (the deadline orders them as their priority does); decided ones newest
-    first. Keyset pages on (time, id): one query at any depth."""
-    qs = Appeal.objects.filter(status__in=INBOX_TABS[tab])
-    if tab == "decided":
-        order, key = ("-decided_at", "-id"), "decided_at"
-        if after:
-            qs = qs.filter(Q(decided_at__lt=after[0]) | Q(decided_at=after[0], id__lt=after[1]))
-    else:
-        order, key = ("sla_due_at", "id"), "sla_due_at"
-        if after:
-            qs = qs.filter(Q(sla_due_at__gt=after[0]) | Q(sla_due_at=after[0], id__gt=after[1]))
+def inbox_queryset(filters: InboxFilters, *, user_id: int | None, now: datetime | None = None) -> QuerySet[Appeal]:
+    """The appeals the filter selects, unordered."""
+    qs = Appeal.objects.all()
+    if filters.status != "all":
+        qs = qs.filter(status__in=INBOX_STATUSES[filters.status])
+    if filters.reason:
+        qs = qs.filter(reason=filters.reason)
+    if filters.sla:
+        qs = _by_clock(qs, filters, now or timezone.now())
+    if filters.assignee == "me":
+        qs = qs.filter(case__assignee_id=user_id)
+    elif filters.assignee == "unassigned":
+        qs = qs.filter(case__assignee__isnull=True)
+    elif filters.assignee:
+        qs = qs.filter(case__assignee_id=int(filters.assignee))
+    return _by_search(qs, filters.q) if filters.q else qs
+
+
+def _by_clock(qs: QuerySet[Appeal], filters: InboxFilters, now: datetime) -> QuerySet[Appeal]:
+    """The clock's state as the SLA column shows it (live, not the priority the aging job last wrote); appeals
+    whose clock is paused or stopped are in none."""
+    if not set(INBOX_STATUSES[filters.status]) <= set(CLOCK_STATES):
+        # Only where the status filter does not already say it: said twice, the planner counts its selectivity
+        # twice and leaves the deadline index for a sort.
+        qs = qs.filter(status__in=CLOCK_STATES)
+    soon = now + timedelta(hours=settings.APPEAL_DUE_SOON_HOURS)
+    if filters.sla == "breached":
+        return qs.filter(sla_due_at__lt=now)
+    if filters.sla == "due_soon":
+        return qs.filter(sla_due_at__gte=now, sla_due_at__lt=soon)
+    return qs.filter(sla_due_at__gte=soon)
+
+
+def _by_search(qs: QuerySet[Appeal], q: str) -> QuerySet[Appeal]:
+    """An appeal's number (#12), a phone's last 4 digits, or an account number or its beginning."""
+    if q.startswith("#"):
+        return qs.filter(pk=int(q[1:]))
+    if q.isdigit() and len(q) == 4:
+        return qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=q)
+    # As the queue searches: as sent (upstream references keep their case) or in capitals (the prefix index).
+    return qs.filter(Q(line__account_no__startswith=q) | Q(line__account_no__startswith=q.upper()))
+
+
+def inbox_page(
+    filters: InboxFilters,
+    *,
+    user_id: int | None,
+    after: tuple[datetime, int] | None = None,
+    before: tuple[datetime, int] | None = None,
+    page_size: int,
+) -> InboxPage:
+    """One page of the inbox: keyset pages on (deadline, id), or (decision time, id) newest first for decided
+    appeals, forwards from `after` or backwards from `before`. One query at any depth and any page size."""
+    qs = inbox_queryset(filters, user_id=user_id)
+    key = "decided_at" if filters.decided else "sla_due_at"
+    if filters.decided:
+        qs = qs.filter(decided_at__isnull=False)  # always true of a decided appeal; lets its index serve
+    backwards = before is not None and after is None
+    cursor = after if not backwards else before
+    # Forwards in the page's order, or backwards against it; ascending in SQL iff the comparison is ">".
+    ascending = filters.decided == backwards
+    if cursor is not None:
+        qs = qs.filter(
+            RawSQL(  # noqa: S611 - the table and column names are the model's, the values bound
+                f'("{_APPEAL}"."{key}", "{_APPEAL}"."id") {">" if ascending else "<"} (%s, %s)',
+                cursor,
+                output_field=BooleanField(),
+            )
+        )
+    order = (key, "id") if ascending else (f"-{key}", "-id")
     rows = list(qs.order_by(*order).values(*INBOX_FIELDS)[: page_size + 1])
-    next_cursor = ""
-    if len(rows) > page_size:
-        rows = rows[:page_size]
-        last = rows[-1]
-        next_cursor = f"{last[key].isoformat()}|{last['id']}"
-    return InboxPage(rows, next_cursor)
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backwards:
+        rows.reverse()
+    has_next, has_prev = (True, more) if backwards else (more, cursor is not None)
+    return InboxPage(
+        rows,
+        _cursor(rows[-1], key) if has_next and rows else "",
+        _cursor(rows[0], key) if has_prev and rows else "",
+    )
+
+
+def _cursor(row: dict[str, Any], key: str) -> str:
+    return f"{row[key].isoformat()}|{row['id']}"
+
+
+def operators_for_appeals() -> list[Any]:
+    """Who an appeal may be assigned to: its case's assignee, so those the queue offers (roles that decide)."""
+    return list(operators_for_assignment())
 
 
 def inbox_counts() -> dict[str, int]:
-    """How many appeals wait in each open tab (open appeals are few: the count is one small index scan)."""
+    """How many appeals wait in each open tab (open appeals are few: the count is one small index scan); past
+    their deadline now, as the SLA filter and column have it."""
     counts = Appeal.objects.filter(status__in=OPEN_STATES).aggregate(
         open=Count("id", filter=Q(status__in=CLOCK_STATES)),
         awaiting_info=Count("id", filter=Q(status=AppealStatus.AWAITING_INFO)),
-        breached=Count("id", filter=Q(status__in=CLOCK_STATES, priority=2)),
+        breached=Count("id", filter=Q(status__in=CLOCK_STATES, sla_due_at__lt=timezone.now())),
     )
     return {k: v or 0 for k, v in counts.items()}
 

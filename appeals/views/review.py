@@ -7,31 +7,65 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.explain import explain
 from accounts.masking import mask_name, mask_phone
 from appeals import replies, selectors, services
-from appeals.forms import AppealDecisionForm
+from appeals.forms import INBOX_TABS, AppealDecisionForm, InboxActionForm, InboxFilterForm
 from appeals.models import Appeal, AppealDocument, AppealReason, AppealStatus
+from appeals.services.review import appeal_claim_next, appeals_assign, appeals_claim
 from riskops.core.audit import Change, audit_write
 from riskops.core.http import actor, domain_errors, operator_required
-from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE
+from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE
+
+# The tab each status filter belongs to (none for "any status").
+_TAB_OF_STATUS: dict[str, str | None] = {
+    "": "",
+    "awaiting_approval": "",
+    "awaiting_info": "awaiting_info",
+    "all": None,
+    **dict.fromkeys(("decided", *selectors.DECIDED_STATES), "decided"),
+}
+# Links of the inbox before it had filters (?tab=...), as their status.
+_OLD_TABS = {"open": "", "awaiting_info": "awaiting_info", "decided": "decided"}
+
+
+def _inbox_params(request: HttpRequest) -> QueryDict:
+    params = request.GET.copy()
+    old = _OLD_TABS.get(str(params.pop("tab", [""])[-1]))
+    if old is not None and "status" not in params:
+        params["status"] = old
+    return params
+
+
+def _filter_query(params: QueryDict, **extra: str) -> str:
+    """The filter as a query string (what links and forms carry), without the page's cursor."""
+    kept = {k: params[k] for k in InboxFilterForm.base_fields if params.get(k) and k not in extra}
+    return urlencode({**kept, **{k: v for k, v in extra.items() if v}})
 
 
 @operator_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    tab = request.GET.get("tab", "open")
-    if tab not in selectors.INBOX_TABS:
-        tab = "open"
-    after = selectors.parse_cursor(request.GET.get("after", ""))
-    page = selectors.inbox_page(tab, after=after, page_size=settings.QUEUE_PAGE_SIZE)
+    params = _inbox_params(request)
+    operators = selectors.operators_for_appeals()
+    form = InboxFilterForm(params or None, operators=operators)
+    filters = form.filters()
+    page = selectors.inbox_page(
+        filters,
+        user_id=request.user.pk,
+        after=selectors.parse_cursor(params.get("after", "")),
+        before=selectors.parse_cursor(params.get("before", "")),
+        page_size=settings.QUEUE_PAGE_SIZE,
+    )
     reasons = dict(AppealReason.choices)
     statuses = dict(AppealStatus.choices)
     rows = [
@@ -44,20 +78,98 @@ def inbox(request: HttpRequest) -> HttpResponse:
         }
         for a in page.appeals
     ]
-    is_senior = request.user.has_perm(APPROVE_DECISION)
+    user = request.user
+    is_senior = user.has_perm(APPROVE_DECISION)
+    query = _filter_query(params)
+    current_tab = _TAB_OF_STATUS.get(filters.status)
     return render(
         request,
         "appeals/inbox.html",
         {
-            "tab": tab,
+            "form": form,
+            "values": {k: params.get(k, "") for k in InboxFilterForm.base_fields},
+            "select_fields": [(n, form.fields[n]) for n in ("status", "reason", "sla", "assignee")],
+            "tabs": [
+                (label, "?" + _filter_query(params, status=value), value == current_tab) for value, label in INBOX_TABS
+            ],
             "rows": rows,
-            "next_query": urlencode({"tab": tab, "after": page.next_cursor}) if page.next_cursor else "",
+            "query": query,
+            "next_query": _filter_query(params, after=page.next_cursor) if page.next_cursor else "",
+            "prev_query": _filter_query(params, before=page.prev_cursor) if page.prev_cursor else "",
+            "narrowed": filters != selectors.InboxFilters(),
+            "paged": bool(params.get("after") or params.get("before")),
+            "can_decide": user.has_perm(DECIDE_CASE),
+            "operators": operators if user.has_perm(ASSIGN_CASE) else [],
             "counts": selectors.inbox_counts(),
-            "alerts": selectors.unread_alerts(request.user.pk or 0) if is_senior else [],
+            "alerts": selectors.unread_alerts(user.pk or 0) if is_senior else [],
             "rates": selectors.overturn_rates(),
             "due_soon": settings.APPEAL_DUE_SOON_HOURS,
         },
     )
+
+
+def _back_to_inbox(request: HttpRequest) -> str:
+    query = request.POST.get("query", "")
+    return reverse("appeals:inbox") + (f"?{query}" if query else "")
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_inbox)
+def inbox_next(request: HttpRequest) -> HttpResponse:
+    """Claim the appeal nearest its deadline that nobody holds, within the inbox's current filter (`query`)."""
+    form = InboxFilterForm(QueryDict(request.POST.get("query", "")), operators=selectors.operators_for_appeals())
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect(_back_to_inbox(request))
+    filters = form.filters()
+    narrowed = filters != selectors.InboxFilters()
+    within = Q(pk__in=selectors.inbox_queryset(filters, user_id=request.user.pk).values("pk")) if narrowed else None
+    appeal = appeal_claim_next(actor=actor(request), within=within)
+    if appeal is None:
+        if narrowed:
+            messages.info(request, _("No unclaimed appeal is left in this filter."))
+        else:
+            messages.info(request, _("No unclaimed appeal is waiting for review."))
+        return redirect(_back_to_inbox(request))
+    return redirect("appeals:appeal", appeal_id=appeal.pk)
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_inbox)
+def inbox_assign(request: HttpRequest) -> HttpResponse:
+    """Claim, assign or release the selected appeals (their cases)."""
+    form = InboxActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect(_back_to_inbox(request))
+    data = form.cleaned_data
+    ids = data["appeal_ids"]
+    if data["action"] == "claim":
+        changed = appeals_claim(appeal_ids=ids, actor=actor(request))
+        n = len(changed)
+        messages.success(request, ngettext("%(n)d appeal claimed.", "%(n)d appeals claimed.", n) % {"n": n})
+        left = len(set(ids)) - n
+        if left:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(n)d appeal was not claimed: someone else holds it, it was decided, or a senior reviewer "
+                    "decides it.",
+                    "%(n)d appeals were not claimed: someone else holds them, they were decided, or a senior "
+                    "reviewer decides them.",
+                    left,
+                )
+                % {"n": left},
+            )
+    elif data["action"] == "assign":
+        n = len(appeals_assign(appeal_ids=ids, assignee_id=data["assignee"], actor=actor(request)))
+        messages.success(request, ngettext("%(n)d appeal assigned.", "%(n)d appeals assigned.", n) % {"n": n})
+    else:
+        n = len(appeals_assign(appeal_ids=ids, assignee_id=None, actor=actor(request)))
+        messages.success(request, ngettext("%(n)d appeal released.", "%(n)d appeals released.", n) % {"n": n})
+    return redirect(_back_to_inbox(request))
 
 
 @operator_required
