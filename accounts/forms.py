@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import DecisionKind, ReasonCode
 from accounts.queue_filters import MONEY_FIELD
+from accounts.services.decisions import KINDS_FOR_STATE
 
 
 class DecisionForm(forms.Form):
@@ -21,15 +22,14 @@ class DecisionForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    # What only a frozen line can be decided (a cut or flagged line is not frozen: nothing to keep or lift).
-    FROZEN_ONLY = (DecisionKind.KEEP_FROZEN, DecisionKind.UNFREEZE)
-
-    def __init__(self, *args: Any, line_status: str = "frozen", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, line_state: str = "frozen", **kwargs: Any) -> None:
+        """`line_state` (frozen, cut, active: `accounts.services.decisions.line_state`) decides the choices: a cut
+        line is restored or kept cut, a frozen one unfrozen or kept frozen."""
         super().__init__(*args, **kwargs)
-        if line_status != "frozen":
-            field = self.fields["kind"]
-            assert isinstance(field, forms.ChoiceField)
-            field.choices = [(v, label) for v, label in DecisionKind.choices if v not in self.FROZEN_ONLY]
+        labels = dict(DecisionKind.choices)
+        field = self.fields["kind"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(kind.value, labels[kind]) for kind in KINDS_FOR_STATE[line_state]]
 
 
 class ReviewForm(forms.Form):

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 TEMPLATES = {
     NotificationKind.FREEZE: "【借呗】您的额度已暂时冻结，原因：{reason}。如有异议，可在 App 内或通过此链接提交申诉：{link} ，我们将在 72 小时内处理。",
     NotificationKind.LIMIT_CUT: "【借呗】您的可用额度已调整为 ¥{available}，原因：{reason}。更新个人信息后可申请恢复。",
+    NotificationKind.LIMIT_RESTORED: "【借呗】经人工复核，您的可用额度已恢复为 ¥{available}。感谢您的配合，请合理用款、按时还款。",
     NotificationKind.PROFILE_UPDATE_REQUEST: "【借呗】您的工作或收入信息可能已变化，请在 App 内更新个人资料，以免影响额度。",
     NotificationKind.OVERDUE_REMINDER: "【借呗】您有一笔 ¥{amount} 的还款已逾期 {days} 天，请尽快还款，按时还款有助于维护您的信用记录。",
     NotificationKind.UNFREEZE: "【借呗】经人工复核，您的额度已恢复使用，当前额度 ¥{limit}。感谢您的配合，请合理用款、按时还款。",

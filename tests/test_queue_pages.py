@@ -481,8 +481,8 @@ def test_the_case_page_carries_the_timeline_as_json(analyst):
     assert len(timeline["lanes"]) == 7
     by_label = {s["label"]: s for s in timeline["series"]}
     assert len(by_label["inquiry"]["x"]) == 5
-    assert by_label["signal fired"]["text"] == ["MULTI_HEAD (high)"]
-    assert by_label["line change"]["text"] == ["freeze: active→frozen, limit ¥20,000.00"]
+    assert by_label["signal fired"]["text"] == ["multi-head (high)"]
+    assert by_label["line change"]["text"] == ["freeze: active → frozen, limit ¥20,000.00"]
 
 
 def test_upstream_text_cannot_break_out_of_the_timeline_script(analyst):
@@ -585,7 +585,7 @@ def test_an_unfreeze_needing_four_eyes_is_confirmed_as_a_proposal(analyst):
         f"/cases/{case.pk}/decide/", decision_post(case, kind="unfreeze", reason_code="income_verified"), follow=True
     )
 
-    assert messages_of(response) == ["Proposed: a different senior reviewer must approve this unfreeze."]
+    assert messages_of(response) == ["Proposed: a different senior reviewer must approve it before it applies."]
     assert fresh(case).status == CaseStatus.AWAITING_APPROVAL
     assert fresh(case.line).status == LineStatus.FROZEN
 
@@ -753,15 +753,17 @@ def test_notes_are_added_from_the_page(analyst):
     assert Note.objects.count() == 1
 
 
-def test_revealed_values_appear_only_in_that_response_and_are_not_cached(senior):
+def test_revealed_values_appear_only_to_the_operator_who_revealed_them_and_are_not_cached(senior, senior2, settings):
     case = frozen_multi_head_case(name="王小明", phone="13812345678", national_id="330102199001011234")
     client = logged_in(senior)
 
-    response = client.post(
+    posted = client.post(
         f"/cases/{case.pk}/reveal/", {"targets": ["phone", "national_id"], "reason": "借款人来电，核实身份"}, headers=EN
     )
 
-    assert response.status_code == 200
+    assert posted.status_code == 302 and posted["Location"].startswith(f"/cases/{case.pk}/?revealed=")
+    assert "13812345678" not in posted["Location"] and "330102199001011234" not in posted["Location"]
+    response = client.get(posted["Location"], headers=EN)
     assert response["Cache-Control"] == "no-store"
     body = page(response)
     assert '<dd id="borrower-phone"><mark>13812345678</mark></dd>' in body
@@ -771,6 +773,12 @@ def test_revealed_values_appear_only_in_that_response_and_are_not_cached(senior)
 
     again = page(client.get(f"/cases/{case.pk}/", headers=EN))
     assert "13812345678" not in again and "330102199001011234" not in again
+    someone_else = page(logged_in(senior2).get(posted["Location"], headers=EN))
+    assert "13812345678" not in someone_else
+    settings.REVEAL_SECONDS = 0
+    expired = client.get(posted["Location"], headers=EN, follow=True)
+    assert "13812345678" not in page(expired)
+    assert messages_of(expired) == ["The personal data is masked again; reveal it again if you still need it."]
 
 
 def test_an_analyst_cannot_reveal_personal_data(analyst):

@@ -122,6 +122,10 @@ class DecisionKind(models.TextChoices):
     KEEP_FROZEN = "keep_frozen", _("keep frozen")
     UNFREEZE = "unfreeze", _("unfreeze")
     CUT_LIMIT = "cut_limit", _("cut limit")
+    # For a line whose available amount a signal cut (not frozen): give it back in full, or keep the cut.
+    RESTORE_AVAILABLE = "restore_available", _("restore the cut amount")
+    KEEP_CUT = "keep_cut", _("keep the cut")
+    REQUEST_UPDATE = "request_update", _("ask the borrower to update their profile")
     REMIND = "remind", _("send reminder")
     EDUCATE = "educate", _("send credit-education notice")
     ESCALATE = "escalate", _("escalate to a senior reviewer")

@@ -10,6 +10,7 @@ from accounts.models.lines import CreditLine
 class NotificationKind(models.TextChoices):
     FREEZE = "freeze", _("line frozen")
     LIMIT_CUT = "limit_cut", _("available limit cut")
+    LIMIT_RESTORED = "limit_restored", _("available limit restored")
     PROFILE_UPDATE_REQUEST = "profile_update", _("profile update request")
     OVERDUE_REMINDER = "overdue_reminder", _("overdue reminder")
     UNFREEZE = "unfreeze", _("line unfrozen")

@@ -11,7 +11,7 @@ side effects (borrowers' messages) for after commit. Where to look:
 - revealing personal data: `accounts.services.borrowers`
 """
 
-from accounts.services.borrowers import REVEALABLE, borrower_reveal
+from accounts.services.borrowers import REVEALABLE, borrower_reveal, borrower_revealed, reveal_token
 from accounts.services.cases import (
     case_claim,
     case_claim_next,
@@ -35,6 +35,7 @@ from accounts.services.lines import (
     lines_cut_available,
     lines_freeze,
     lines_remind,
+    lines_restore_available,
     lines_unfreeze,
 )
 from accounts.services.signals import NewSignal, evidence_event_keys, signal_overturn, signals_clear, signals_fire
@@ -46,6 +47,7 @@ __all__ = [
     "NewSignal",
     "account_freeze",
     "borrower_reveal",
+    "borrower_revealed",
     "case_claim",
     "case_claim_next",
     "case_decide",
@@ -60,9 +62,11 @@ __all__ = [
     "lines_cut_available",
     "lines_freeze",
     "lines_remind",
+    "lines_restore_available",
     "lines_unfreeze",
     "needs_second_reviewer",
     "note_add",
+    "reveal_token",
     "signal_overturn",
     "signals_clear",
     "signals_fire",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -45,3 +47,27 @@ def borrower_reveal(*, case_id: int, actor: Actor, fields: Iterable[str], reason
             ],
         )
     return {f: getattr(borrower, f) for f in wanted}
+
+
+_REVEAL_SALT = "accounts.reveal"
+
+
+def reveal_token(*, case_id: int, actor: Actor, fields: Iterable[str]) -> str:
+    """A signed note that `actor` revealed `fields` of the case's borrower just now (audited by `borrower_reveal`):
+    the case page's address after a reveal carries it, so a refresh shows the same data again for a few minutes
+    without asking, or auditing, twice. It holds no personal data, only the case, the operator and field names."""
+    return signing.dumps({"c": case_id, "u": actor.user_id, "f": sorted(set(fields))}, salt=_REVEAL_SALT)
+
+
+def borrower_revealed(*, case_id: int, actor: Actor, token: str) -> dict[str, str]:
+    """What `reveal_token` shows again: the fields, unmasked, when the token is this operator's for this case and
+    younger than REVEAL_SECONDS; otherwise {} (the page shows the data masked)."""
+    try:
+        grant = signing.loads(token, salt=_REVEAL_SALT, max_age=settings.REVEAL_SECONDS)
+    except signing.BadSignature:  # also SignatureExpired
+        return {}
+    fields = [f for f in grant.get("f", []) if f in REVEALABLE]
+    if grant.get("c") != case_id or grant.get("u") != actor.user_id or not fields:
+        return {}
+    borrower = Case.objects.select_related("line__borrower").get(pk=case_id).line.borrower
+    return {f: getattr(borrower, f) for f in fields}

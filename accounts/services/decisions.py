@@ -32,7 +32,7 @@ from accounts.models import (
 )
 from accounts.notifications import Outgoing, notifications_queue
 from accounts.services.cases import case_change, case_lock, case_save, check_version, require_senior_for_escalated
-from accounts.services.lines import lines_change_limit, lines_unfreeze, overdue_params
+from accounts.services.lines import lines_change_limit, lines_restore_available, lines_unfreeze, overdue_params
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
 from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, operator_id, require
@@ -61,7 +61,36 @@ def needs_second_reviewer(line: CreditLine, new_limit: Decimal) -> list[str]:
 
 
 # Decisions that settle what a borrower's appeal asks about.
-SETTLING_KINDS = (DecisionKind.KEEP_FROZEN, DecisionKind.UNFREEZE, DecisionKind.CUT_LIMIT)
+SETTLING_KINDS = (
+    DecisionKind.KEEP_FROZEN,
+    DecisionKind.UNFREEZE,
+    DecisionKind.CUT_LIMIT,
+    DecisionKind.RESTORE_AVAILABLE,
+    DecisionKind.KEEP_CUT,
+)
+
+# What a line is, for what may be decided on it: frozen, cut (active, its available amount cut by a signal: the
+# engine's "cut" action), or active (flagged, nothing taken yet).
+FROZEN, CUT, ACTIVE = "frozen", "cut", "active"
+
+# The decisions each state offers, in the order a form lists them (the first is the default).
+KINDS_FOR_STATE = {
+    FROZEN: [DecisionKind.KEEP_FROZEN, DecisionKind.UNFREEZE, DecisionKind.CUT_LIMIT],
+    CUT: [DecisionKind.KEEP_CUT, DecisionKind.RESTORE_AVAILABLE, DecisionKind.CUT_LIMIT],
+    ACTIVE: [DecisionKind.CUT_LIMIT],
+}
+_ANY_STATE = [DecisionKind.REQUEST_UPDATE, DecisionKind.REMIND, DecisionKind.EDUCATE, DecisionKind.ESCALATE]
+for _kinds in KINDS_FOR_STATE.values():
+    _kinds += _ANY_STATE
+
+
+def line_state(line: CreditLine) -> str:
+    """FROZEN, CUT or ACTIVE (a closed line is ACTIVE here: every change refuses it)."""
+    if line.status == LineStatus.FROZEN:
+        return FROZEN
+    if Signal.objects.filter(line=line, status=SignalStatus.ACTIVE, action="cut").exists():
+        return CUT
+    return ACTIVE
 
 
 def _check_input(kind: str, reason_code: str, idempotency_key: str) -> None:
@@ -158,26 +187,13 @@ def case_decide(
 def _apply(decision: Decision, case: Case, actor: Actor, reason: str, at: datetime, fields: list[str]) -> None:
     """What the decision does, on the locked case and line; a four-eyes unfreeze becomes a proposal."""
     line, kind, new_limit = case.line, decision.kind, decision.new_limit
-    if kind == DecisionKind.KEEP_FROZEN:
-        if line.status != LineStatus.FROZEN:
-            raise DomainError(_("The line is not frozen; nothing to keep frozen"))
-        _resolve(case, "kept_frozen", at, fields)
-    elif kind == DecisionKind.UNFREEZE:
-        if line.status != LineStatus.FROZEN:
-            raise DomainError(_("The line is not frozen"))
-        limit = line.limit if new_limit is None else new_limit
-        if limit <= 0 or limit > line.limit:
-            raise DomainError(
-                _("The new limit must be above ¥0.00 and at most the current limit ¥%(limit)s")
-                % {"limit": f"{line.limit:,.2f}"}
-            )
-        decision.new_limit = limit
-        if needs_second_reviewer(line, limit):
-            decision.status = DecisionStatus.PROPOSED
-            case.status = CaseStatus.AWAITING_APPROVAL
-        else:
-            lines_unfreeze(line_ids=[line.pk], limits={line.pk: limit}, actor=actor, reason=reason, at=at)
-            _resolve(case, "unfrozen", at, fields)
+    state = line_state(line)
+    if kind not in KINDS_FOR_STATE[state]:
+        raise DomainError(_wrong_state(state, kind))
+    if kind in _KEEPS:
+        _resolve(case, _KEEPS[kind], at, fields)
+    elif kind in (DecisionKind.UNFREEZE, DecisionKind.RESTORE_AVAILABLE):
+        _lift(decision, case, actor, reason, at, fields)
     elif kind == DecisionKind.CUT_LIMIT:
         if new_limit is None or new_limit < 0 or new_limit >= line.limit:
             raise DomainError(
@@ -186,7 +202,7 @@ def _apply(decision: Decision, case: Case, actor: Actor, reason: str, at: dateti
             )
         lines_change_limit(limits={line.pk: new_limit}, actor=actor, reason=reason, at=at)
         _resolve(case, "limit_cut", at, fields)
-    elif kind in (DecisionKind.REMIND, DecisionKind.EDUCATE):
+    elif kind in (DecisionKind.REMIND, DecisionKind.EDUCATE, DecisionKind.REQUEST_UPDATE):
         _notify(line, kind, decision.idempotency_key, at)
     elif kind == DecisionKind.ESCALATE:
         case.status = CaseStatus.ESCALATED
@@ -195,10 +211,54 @@ def _apply(decision: Decision, case: Case, actor: Actor, reason: str, at: dateti
         fields += ["assignee", "claimed_at"]
 
 
+# Decisions that keep what was done, and the case's outcome.
+_KEEPS: dict[str, str] = {DecisionKind.KEEP_FROZEN: "kept_frozen", DecisionKind.KEEP_CUT: "kept_cut"}
+
+
+def _lift(decision: Decision, case: Case, actor: Actor, reason: str, at: datetime, fields: list[str]) -> None:
+    """An unfreeze (at the full limit or a lower one) or a cut's restore; a proposal when it needs four eyes."""
+    line = case.line
+    limit = line.limit if decision.new_limit is None else decision.new_limit
+    if decision.kind == DecisionKind.RESTORE_AVAILABLE:
+        limit = line.limit
+    elif limit <= 0 or limit > line.limit:
+        raise DomainError(
+            _("The new limit must be above ¥0.00 and at most the current limit ¥%(limit)s")
+            % {"limit": f"{line.limit:,.2f}"}
+        )
+    decision.new_limit = limit
+    if needs_second_reviewer(line, limit):
+        decision.status = DecisionStatus.PROPOSED
+        case.status = CaseStatus.AWAITING_APPROVAL
+    elif decision.kind == DecisionKind.RESTORE_AVAILABLE:
+        lines_restore_available(line_ids=[line.pk], actor=actor, reason=reason, at=at)
+        _resolve(case, "available_restored", at, fields)
+    else:
+        lines_unfreeze(line_ids=[line.pk], limits={line.pk: limit}, actor=actor, reason=reason, at=at)
+        _resolve(case, "unfrozen", at, fields)
+
+
+def _wrong_state(state: str, kind: str) -> str:
+    """Why `kind` cannot be decided on a line in `state`."""
+    if kind == DecisionKind.KEEP_FROZEN:
+        return _("The line is not frozen; nothing to keep frozen")
+    if kind == DecisionKind.UNFREEZE:
+        return _("The line is not frozen")
+    return _("The line's available amount is not cut; nothing to restore or keep")
+
+
+# The notices a decision sends that need nothing from a signal.
+_NOTICES: dict[str, str] = {
+    DecisionKind.EDUCATE: NotificationKind.CREDIT_EDUCATION,
+    DecisionKind.REQUEST_UPDATE: NotificationKind.PROFILE_UPDATE_REQUEST,
+}
+
+
 def _notify(line: CreditLine, kind: str, token: str, at: datetime) -> None:
-    """A reminder with the overdue amount and days (from the active OVERDUE signal), or a credit-education notice."""
-    if kind == DecisionKind.EDUCATE:
-        notifications_queue([Outgoing(line.pk, NotificationKind.CREDIT_EDUCATION, f"decision:{token}", {})], at=at)
+    """A reminder with the overdue amount and days (from the active OVERDUE signal), a credit-education notice, or
+    a request to update the profile."""
+    if kind in _NOTICES:
+        notifications_queue([Outgoing(line.pk, _NOTICES[kind], f"decision:{token}", {})], at=at)
         return
     overdue = line.signals.filter(code="OVERDUE", status=SignalStatus.ACTIVE).order_by("-fired_at").first()
     if overdue is None:
@@ -239,7 +299,12 @@ def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str 
         case_before = {"status": case.status}
         fields = ["status"]
         limit_before = line.limit
-        if approve:
+        if approve and decision.kind == DecisionKind.RESTORE_AVAILABLE:
+            if not lines_restore_available(line_ids=[line.pk], actor=actor, reason=reason, at=at):
+                raise DomainError(_("The line's available amount is no longer cut; reject this proposal"))
+            decision.status = DecisionStatus.APPROVED
+            _resolve(case, "available_restored", at, fields)
+        elif approve:
             if line.status != LineStatus.FROZEN:
                 raise DomainError(_("The line is no longer frozen; reject this proposal"))
             assert decision.new_limit is not None

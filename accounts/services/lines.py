@@ -137,14 +137,14 @@ def _write(
     actor: Actor,
     at: datetime,
     messages: list[Outgoing] | Filled,
-    overturn: bool = False,
+    overturn: str = "",
     change_reason: str = "",
     resolve_cases: str = "",
 ) -> None:
     """Write line changes and what follows from them in one statement.
 
     `messages`: one per line, as `Outgoing` (a body each) or `Filled` (one template, a text per line).
-    `overturn`: overturn and suppress the lines' active freezing signals, for `change_reason`.
+    `overturn`: overturn and suppress the lines' active signals of this action ("freeze", "cut"), for `change_reason`.
     `resolve_cases`: the outcome with which the lines' unresolved cases are resolved (jobs), also `change_reason`.
     The columns go in as arrays, one per column: a batch of thousands of lines in a few kB of parameters each.
     """
@@ -182,11 +182,12 @@ def _write(
         params |= {"fills": to_json([""] * len(updates)), "messages": outbox_json(messages)}
         ctes.append(f"messages AS ({outbox_insert()})")
     if overturn:
-        # The lines just unfrozen (`l`) drive the signals' update, as they drive the cases'.
+        # The lines just unfrozen or restored (`l`) drive the signals' update, as they drive the cases'.
         lines = [u.line_id for u in updates]
+        assert overturn in ("freeze", "cut")
         ctes.append(
             signals.overturn_ctes(
-                f"s.line_id = l.id AND {id_range('s.line_id', lines)} AND s.action = 'freeze'", joined="l"
+                f"s.line_id = l.id AND {id_range('s.line_id', lines)} AND s.action = '{overturn}'", joined="l"
             )
         )
         audit.append(signals.OVERTURN_AUDIT)
@@ -330,6 +331,46 @@ def lines_cut_available(
     )
 
 
+def lines_restore_available(
+    *, line_ids: Iterable[int], actor: Actor, reason: str, at: datetime | None = None, resolve_cases: bool = False
+) -> list[int]:
+    """Give back what a cut took: each open line among `line_ids` whose available amount a signal cut (it has an
+    active "cut" signal) gets its full available amount again (limit less outstanding).
+
+    The cut's mirror of `lines_unfreeze`: the cutting signals are overturned and suppressed, so the same evidence
+    does not cut again; a history row, audit events and one message with the restored amount. Returns the ids.
+    """
+    ids = sorted(set(line_ids))
+    if not ids:
+        return []
+    at = at or timezone.now()
+    cut = f"""EXISTS (SELECT 1 FROM {Signal._meta.db_table} cs WHERE cs.line_id = l.id
+        AND cs.status = '{SignalStatus.ACTIVE.value}' AND cs.action = 'cut')"""  # noqa: S608 - names from the models
+    with transaction.atomic(savepoint=False):
+        updates = [
+            LineUpdate(
+                line_id, status, limit, available, status, limit, max(available, limit - outstanding, ZERO), reason
+            )
+            for line_id, status, limit, available, outstanding in _lock(
+                ids, f"{not_indexed('l.status')} = 'active' AND {cut}"
+            )
+        ]
+        _write(
+            updates,
+            kind="restore_available",
+            action="line.restore_available",
+            actor=actor,
+            at=at,
+            messages=Filled(
+                NotificationKind.LIMIT_RESTORED, "restore", {u.line_id: money_text(u.available_after) for u in updates}
+            ),
+            overturn="cut",
+            change_reason=reason,
+            resolve_cases="available_restored" if resolve_cases else "",
+        )
+    return [u.line_id for u in updates]
+
+
 def _available_within(available: Decimal, new_limit: Decimal, outstanding: Decimal) -> Decimal:
     """What is already drawn counts against a lower limit too."""
     return max(ZERO, min(available, new_limit - outstanding))
@@ -395,7 +436,7 @@ def lines_unfreeze(
             actor=actor,
             at=at,
             messages=Filled(NotificationKind.UNFREEZE, "unfreeze", texts),
-            overturn=True,
+            overturn="freeze",
             change_reason=reason,
             resolve_cases="unfrozen" if resolve_cases else "",
         )

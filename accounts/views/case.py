@@ -19,7 +19,7 @@ from accounts.forms import DecisionForm, NoteForm, RevealForm, ReviewForm
 from accounts.models import Case, Decision
 from accounts.selectors.case import case_detail
 from accounts.services.borrowers import require_may_reveal
-from accounts.services.decisions import require_may_decide
+from accounts.services.decisions import ACTIVE, CUT, FROZEN, line_state, require_may_decide
 from riskops.core.errors import DomainError
 from riskops.core.http import actor, domain_errors, operator_required, safe_next
 from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, REVEAL_PII
@@ -32,18 +32,18 @@ def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str,
     except Case.DoesNotExist:
         raise Http404(_("No such case")) from None
     user = request.user
+    cut = any(s.action == "cut" and s.status == "active" for s in detail.signals)
+    state = FROZEN if detail.line.status == FROZEN else CUT if cut else ACTIVE
     return {
         "d": detail,
         "case": detail.case,
         "line": detail.line,
         "borrower": detail.line.borrower,
         "explained": [(s, explain(s), detail.evidence.get(s.pk, {})) for s in detail.signals],
-        # A line whose available amount a signal cut (PROFILE_STALE), not frozen: the card says so.
-        "line_cut": any(s.action == "cut" and s.status == "active" for s in detail.signals),
+        # A line whose available amount a signal cut (PROFILE_STALE), not frozen: the card and the choices say so.
+        "line_cut": state == CUT,
         "decision_form": extra.pop("decision_form", None)
-        or DecisionForm(
-            initial={"version": detail.case.version, "token": secrets.token_hex(16)}, line_status=detail.line.status
-        ),
+        or DecisionForm(initial={"version": detail.case.version, "token": secrets.token_hex(16)}, line_state=state),
         "note_form": NoteForm(initial={"token": secrets.token_hex(16)}),
         "reveal_form": RevealForm(),
         "review_form": ReviewForm(),
@@ -63,17 +63,24 @@ def _back_to_case(request: HttpRequest, case_id: int, **_kwargs: Any) -> str:
 @operator_required
 @require_GET
 def case_page(request: HttpRequest, case_id: int) -> HttpResponse:
-    return render(request, "accounts/case.html", _case_context(request, case_id))
+    token = request.GET.get("revealed", "")
+    if not token:
+        return render(request, "accounts/case.html", _case_context(request, case_id))
+    revealed = services.borrower_revealed(case_id=case_id, actor=actor(request), token=token)
+    if not revealed:
+        messages.info(request, _("The personal data is masked again; reveal it again if you still need it."))
+    response = render(request, "accounts/case.html", _case_context(request, case_id, revealed=revealed))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @operator_required
 @require_POST
 @domain_errors(_back_to_case)
 def case_decide(request: HttpRequest, case_id: int) -> HttpResponse:
-    get_object_or_404(Case, pk=case_id)
+    case = get_object_or_404(Case.objects.select_related("line"), pk=case_id)
     require_may_decide(actor(request))
-    line_status = Case.objects.filter(pk=case_id).values_list("line__status", flat=True).first() or ""
-    form = DecisionForm(request.POST, line_status=line_status)
+    form = DecisionForm(request.POST, line_state=line_state(case.line))
     if not form.is_valid():
         return render(request, "accounts/case.html", _case_context(request, case_id, decision_form=form), status=400)
     data = form.cleaned_data
@@ -92,7 +99,7 @@ def case_decide(request: HttpRequest, case_id: int) -> HttpResponse:
     elif outcome.applied:
         messages.success(request, _("Decision applied: %(kind)s.") % {"kind": outcome.decision.get_kind_display()})
     else:
-        messages.success(request, _("Proposed: a different senior reviewer must approve this unfreeze."))
+        messages.success(request, _("Proposed: a different senior reviewer must approve it before it applies."))
     return redirect("accounts:case", case_id=case_id)
 
 
@@ -183,10 +190,9 @@ def case_reveal(request: HttpRequest, case_id: int) -> HttpResponse:
     form = RevealForm(request.POST)
     if not form.is_valid():
         raise DomainError(_("Choose what to reveal and type a reason of at least 10 characters."))
-    revealed = services.borrower_reveal(
-        case_id=case_id, actor=actor(request), fields=form.cleaned_data["targets"], reason=form.cleaned_data["reason"]
-    )
-    # Shown in this response only; never stored in the session or the URL.
-    response = render(request, "accounts/case.html", _case_context(request, case_id, revealed=revealed))
-    response["Cache-Control"] = "no-store"
-    return response
+    fields = form.cleaned_data["targets"]
+    services.borrower_reveal(case_id=case_id, actor=actor(request), fields=fields, reason=form.cleaned_data["reason"])
+    # Post, redirect, get: a refresh shows the page again rather than revealing (and auditing) again. The address
+    # carries a signed, short-lived grant (case, operator, field names), never the data itself.
+    token = services.reveal_token(case_id=case_id, actor=actor(request), fields=fields)
+    return redirect(f"{reverse('accounts:case', args=[case_id])}?revealed={token}#case-header")
