@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from accounts.models import CounterpartyCategory
 from accounts.validation import ACCOUNT_REF, normal_phone, valid_national_id
@@ -245,6 +245,19 @@ KINDS: dict[str, Kind] = {
         _event("repayment", {"installment": text(64), "amount": amount}),
         _event("limit_change", {"limit": amount_or_zero}, {"reason": text(200)}),
     ]
+}
+
+# Each kind as a reader names it (the import page's choice); the name itself is what files and the API use.
+KIND_LABELS = {
+    "account": gettext_lazy("accounts"),
+    "profile_update": gettext_lazy("profile updates"),
+    "credit_inquiry": gettext_lazy("credit inquiries"),
+    "drawdown": gettext_lazy("drawdowns"),
+    "installment": gettext_lazy("installments"),
+    "transfer": gettext_lazy("transfers"),
+    "income_record": gettext_lazy("income records"),
+    "repayment": gettext_lazy("repayments"),
+    "limit_change": gettext_lazy("limit changes"),
 }
 # The order a batch is stored in: what an item refers to is stored before it (accounts, drawdowns, installments).
 ORDER = list(KINDS)

@@ -3,6 +3,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -187,10 +188,18 @@ class JobItem(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="items", db_index=False)
     line = models.ForeignKey("accounts.CreditLine", on_delete=models.PROTECT, related_name="+", db_index=False)
     outcome = models.CharField(max_length=10, choices=JobItemOutcome.choices)
+    # The reason in English, marked for translation, with its values: `text` is it in the reader's language.
     message = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "line"], name="one_item_per_job_line")]
 
     def __str__(self) -> str:
         return f"job #{self.job_id} line {self.line_id}: {self.outcome}"
+
+    @property
+    def text(self) -> str:
+        """The reason in the active language (an exception's own text, not in the catalogue, stays as it is)."""
+        template = gettext(self.message) if self.message else ""
+        return template % self.params if self.params else template

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -193,3 +195,232 @@ def test_the_next_case_key_hint_is_readable_and_buttons_do_not_wrap(browser, liv
     height = tab.evaluate("() => document.querySelector('#job-start').getBoundingClientRect().height")
     line = tab.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#job-start')).lineHeight) || 24")
     assert height < 2 * line, (height, line)  # "开始" on one line
+
+
+def _decide(client, case, kind: str, **extra: str):
+    data = {"kind": kind, "reason_code": "evidence_confirmed", "version": case.version, "token": uuid.uuid4().hex}
+    return client.post(f"/cases/{case.pk}/decide/", data | extra, headers=EN)
+
+
+def test_a_cut_lines_case_offers_keep_the_cut_restore_it_and_ask_for_an_update(analyst):
+    from tests.factories import flag
+
+    case = flag(make_line(limit="20000.00", outstanding="5000.00"), "PROFILE_STALE")
+    assert case is not None
+    body = page(logged_in(analyst).get(f"/cases/{case.pk}/", headers=EN))
+
+    offered = re.findall(r'<option value="(\w+)"', body.split('name="kind"', 1)[1].split("</select>", 1)[0])
+    assert offered[:4] == ["keep_cut", "restore_available", "cut_limit", "request_update"]
+    zh = page(logged_in(analyst).get(f"/cases/{case.pk}/", headers=ZH))
+    assert "恢复被下调的额度" in zh and "维持下调" in zh and "请借款人更新资料" in zh
+
+
+def test_restoring_a_cut_gives_the_available_amount_back_and_the_same_evidence_does_not_cut_again(analyst):
+    from accounts.engine import evaluate_lines
+    from accounts.models import LineChange, Notification, Signal
+    from tests.factories import flag
+    from tests.helpers import fresh
+
+    case = flag(make_line(limit="20000.00", available="15000.00", outstanding="5000.00"), "PROFILE_STALE")
+    assert case is not None
+    line = fresh(case.line)
+    assert line.available == Decimal("7500.00")  # the cut halved 15,000
+
+    response = _decide(logged_in(analyst), case, "restore_available")
+
+    assert response.status_code == 302
+    line, case = fresh(line), fresh(case)
+    assert (line.status, line.available, line.limit) == ("active", Decimal("15000.00"), Decimal("20000.00"))
+    assert (case.status, case.outcome) == ("resolved", "available_restored")
+    assert Signal.objects.get(line=line, code="PROFILE_STALE").status == "overturned"
+    change = LineChange.objects.filter(line=line).latest("at")
+    assert (change.kind, change.available_before, change.available_after) == (
+        "restore_available",
+        Decimal("7500.00"),
+        Decimal("15000.00"),
+    )
+    message = Notification.objects.get(line=line, kind="limit_restored")
+    assert "¥15,000.00" in message.body
+    evaluate_lines([line.pk])
+    assert fresh(line).available == Decimal("15000.00")
+
+
+def test_keeping_the_cut_resolves_the_case_and_leaves_the_line_as_it_is(analyst):
+    from tests.factories import flag
+    from tests.helpers import fresh
+
+    case = flag(make_line(), "PROFILE_STALE")
+    assert case is not None
+    before = fresh(case.line).available
+
+    assert _decide(logged_in(analyst), case, "keep_cut").status_code == 302
+
+    assert (fresh(case).status, fresh(case).outcome) == ("resolved", "kept_cut")
+    assert fresh(case.line).available == before
+
+
+def test_asking_for_a_profile_update_sends_the_request_and_keeps_the_case_open(analyst):
+    from accounts.models import Notification
+    from tests.factories import flag
+    from tests.helpers import fresh
+
+    case = flag(make_line(), "PROFILE_STALE")
+    assert case is not None
+    requests = Notification.objects.filter(line=case.line, kind="profile_update")
+    before = requests.count()  # the engine's own, with the cut
+
+    assert _decide(logged_in(analyst), case, "request_update").status_code == 302
+
+    assert fresh(case).status != "resolved"
+    assert requests.count() == before + 1
+
+
+def test_a_large_restore_waits_for_a_second_reviewer_and_applies_on_approval(analyst, senior):
+    from accounts import services
+    from accounts.models import Decision
+    from tests.factories import flag
+    from tests.helpers import fresh, op
+
+    case = flag(make_line(limit="60000.00", outstanding="0.00"), "PROFILE_STALE")
+    assert case is not None
+
+    _decide(logged_in(analyst), case, "restore_available")
+
+    proposal = Decision.objects.get(case=case, kind="restore_available")
+    assert (proposal.status, fresh(case).status) == ("proposed", "awaiting_approval")
+    assert fresh(case.line).available == Decimal("30000.00")
+    services.decision_review(decision_id=proposal.pk, actor=op(senior), approve=True)
+    assert fresh(case.line).available == Decimal("60000.00")
+    assert (fresh(case).status, fresh(case).outcome) == ("resolved", "available_restored")
+
+
+def test_a_frozen_line_refuses_restore_and_keep_cut_with_the_services_message(analyst):
+    from accounts import services
+    from riskops.core.errors import DomainError
+    from tests.factories import flag
+    from tests.helpers import op
+
+    case = flag(make_line(), "OVERDUE")
+    assert case is not None
+    for kind in ("restore_available", "keep_cut"):
+        with pytest.raises(DomainError, match="The line's available amount is not cut; nothing to restore or keep"):
+            services.case_decide(case_id=case.pk, actor=op(analyst), kind=kind, reason_code="evidence_confirmed",
+                                 expected_version=None, idempotency_key=uuid.uuid4().hex)  # fmt: skip
+
+
+# --- 1. the timeline: the operator's clock, the newest marker whole, the page's language
+
+
+def _timeline(body: str) -> dict:
+    import json
+
+    found = re.search(r'<script id="timeline-data" type="application/json">(.*?)</script>', body, re.S)
+    assert found is not None
+    return json.loads(found.group(1))
+
+
+def test_the_timeline_gives_times_on_the_operators_clock_and_ends_after_its_last_marker(analyst):
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import flag, inquiry
+
+    line = make_line()
+    fired_at = timezone.now()
+    case = flag(line, "MULTI_HEAD", now=fired_at)
+    assert case is not None
+    late = inquiry(line, fired_at + timedelta(hours=2), "招商银行")  # upstream's clock a little ahead of ours
+
+    timeline = _timeline(page(logged_in(analyst).get(f"/cases/{case.pk}/", headers=EN)))
+
+    local = timezone.localtime(fired_at).strftime("%Y-%m-%d %H:%M:%S")
+    (fired,) = [s for s in timeline["series"] if s["label"] == "signal fired"]
+    assert fired["x"] == [local] and "+" not in fired["x"][0]  # 8 hours ahead of UTC, no offset for Plotly to drop
+    assert timeline["zone"] == "Asia/Shanghai"
+    end = datetime.fromisoformat(timeline["end"])
+    newest = timezone.localtime(late.occurred_at).replace(tzinfo=None)
+    assert end - newest >= timedelta(days=10)  # 3% of a year after the newest marker
+    zh = _timeline(page(logged_in(analyst).get(f"/cases/{case.pk}/", headers=ZH)))
+    (fired_zh,) = [s for s in zh["series"] if s["label"] == "信号触发"]
+    assert fired_zh["text"] == ["多头借贷 (高)"]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_timeline_draws_its_newest_marker_whole_in_chinese_with_local_hover_times(browser, live_server):
+    from django.utils import timezone
+
+    from tests.factories import default_ruleset, flag
+    from tests.helpers import browser_login, browser_operator, need_chromium
+
+    need_chromium()
+    default_ruleset()
+    fired_at = timezone.now()
+    case = flag(make_line(), "OVERDUE", now=fired_at)
+    assert case is not None
+    browser_operator("ana", "analyst")
+    tab = browser_login(browser, live_server, "ana")
+    tab.goto(f"{live_server.url}/cases/{case.pk}/")
+    tab.click(".lang button[value=zh-hans]")
+    tab.wait_for_selector("html[lang=zh-hans]")
+    tab.wait_for_selector("#timeline .main-svg")
+
+    ticks = tab.locator("#timeline .xtick text").all_text_contents()
+    assert any("月" in t for t in ticks), ticks
+    assert not any(re.search(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b", t) for t in ticks), ticks
+    edges = tab.evaluate(
+        "() => { const plot = document.querySelector('#timeline .nsewdrag').getBoundingClientRect();"
+        " const right = Math.max(...[...document.querySelectorAll('#timeline .scatterlayer .point')]"
+        ".map(p => p.getBoundingClientRect().right)); return [right, plot.right]; }"
+    )
+    assert edges[0] <= edges[1], edges  # the newest marker ends inside the plot
+    star = tab.locator("#timeline .scatterlayer .trace").nth(-2).locator(".point").last
+    star.hover(force=True)
+    tab.wait_for_selector("#timeline .hoverlayer .hovertext")
+    hover = tab.locator("#timeline .hoverlayer").text_content() or ""
+    assert timezone.localtime(fired_at).strftime("%Y-%m-%d %H:%M") in hover, hover
+
+
+# --- 5. a refresh after a reveal neither reveals nor audits again; the reveal's boxes sit by their labels
+
+
+def test_refreshing_the_page_after_a_reveal_shows_it_again_without_a_second_audit(senior):
+    from riskops.models import AuditEvent
+    from tests.factories import flag
+
+    case = flag(make_line(phone="13812345678"), "OVERDUE")
+    assert case is not None
+    client = logged_in(senior)
+
+    shown = client.post(f"/cases/{case.pk}/reveal/", {"targets": ["phone"], "reason": "借款人来电，核实身份"},
+                        headers=EN, follow=True)  # fmt: skip
+    refreshed = client.get(shown.redirect_chain[-1][0], headers=EN)
+
+    assert "<mark>13812345678</mark>" in page(shown) and "<mark>13812345678</mark>" in page(refreshed)
+    assert AuditEvent.objects.filter(action="borrower.reveal").count() == 1
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_reveal_cards_boxes_sit_on_the_line_of_their_labels(browser, live_server):
+    from tests.factories import default_ruleset, flag
+    from tests.helpers import browser_login, browser_operator, need_chromium
+
+    need_chromium()
+    default_ruleset()
+    case = flag(make_line(), "OVERDUE")
+    assert case is not None
+    browser_operator("sen", "senior_reviewer")
+    tab = browser_login(browser, live_server, "sen")
+    tab.goto(f"{live_server.url}/cases/{case.pk}/")
+
+    boxes = tab.evaluate(
+        "() => [...document.querySelectorAll('#reveal #id_targets label')].map(l => {"
+        " const b = l.querySelector('input').getBoundingClientRect(); const r = l.getBoundingClientRect();"
+        " return [b.top, b.bottom, b.width, r.top, r.bottom, r.height]; })"
+    )
+    assert len(boxes) == 3
+    for top, bottom, width, label_top, label_bottom, label_height in boxes:
+        assert width < 30 and label_height < 40  # a box, not a full-width bar; one line
+        assert label_top - 1 <= top and bottom <= label_bottom + 1

@@ -660,13 +660,15 @@ def test_failing_accounts_are_reported_and_the_rest_of_their_batch_is_unfrozen(r
     assert (job.status, job.selected, job.done, job.changed, job.failed) == ("succeeded", 8, 8, 6, 2)
     assert job.batches_total == 1
     assert_job_bookkeeping(job)
-    failures = dict(JobItem.objects.filter(job=job, outcome="failed").values_list("line_id", "message"))
-    assert set(failures) == {appealed, held}
-    # Written by the worker in its language (LANGUAGE_CODE, zh-hans unless set).
+    items = {item.line_id: item for item in JobItem.objects.filter(job=job, outcome="failed")}
+    assert set(items) == {appealed, held}
+    # Kept as the English template and its values (the worker's language is nobody's), read in the reader's.
+    template = "the borrower's appeal #%(id)s is open; decide it from the appeal page"
+    assert (items[appealed].message, items[appealed].params) == (template, {"id": appeal.pk})
+    assert items[appealed].text == template % {"id": appeal.pk}
     with translation.override("zh-hans"):
-        expected = gettext("the borrower's appeal #%(id)s is open; decide it from the appeal page") % {"id": appeal.pk}
-    assert failures[appealed] == expected
-    assert f"line {held} is held by the ledger" in failures[held]
+        assert items[appealed].text == gettext(template) % {"id": appeal.pk} != template % {"id": appeal.pk}
+    assert f"line {held} is held by the ledger" in items[held].text
     statuses = dict(CreditLine.objects.filter(pk__in=ids).values_list("pk", "status"))
     assert {i for i, s in statuses.items() if s == "frozen"} == {appealed, held}
     # The others were unfrozen once: the failed whole-batch attempt left nothing behind.

@@ -26,9 +26,10 @@ from accounts.models.events import (
     TouchedLine,
     Transfer,
 )
-from accounts.models.lines import Borrower, CreditLine, LineChange, LineStatus
+from accounts.models.lines import Borrower, CreditLine, LineChange, LineChangeKind, LineStatus
 from accounts.models.notifications import Notification, NotificationKind
 from accounts.models.rules import (
+    RULE_SHORT_LABELS,
     SEVERITY_RANK,
     Rule,
     RuleAction,
@@ -43,6 +44,7 @@ from accounts.models.rules import (
 __all__ = [
     "QUEUE_KEY",
     "RISK_TIER",
+    "RULE_SHORT_LABELS",
     "SEVERITY_RANK",
     "UNRESOLVED",
     "Borrower",
@@ -61,6 +63,7 @@ __all__ = [
     "Installment",
     "LimitChange",
     "LineChange",
+    "LineChangeKind",
     "LineStatus",
     "Note",
     "Notification",

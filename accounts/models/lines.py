@@ -9,6 +9,7 @@ from django.db.models.functions import Right
 from django.utils.translation import gettext_lazy as _
 
 from accounts.masking import mask_name, mask_national_id, mask_phone
+from riskops.models import ActorKind
 
 
 class Borrower(models.Model):
@@ -92,20 +93,28 @@ class CreditLine(models.Model):
         return self.account_no
 
 
+class LineChangeKind(models.TextChoices):
+    FREEZE = "freeze", _("freeze")
+    UNFREEZE = "unfreeze", _("unfreeze")
+    CUT_AVAILABLE = "cut_available", _("available amount cut")
+    RESTORE_AVAILABLE = "restore_available", _("cut amount restored")
+    LIMIT_CHANGE = "limit_change", _("limit change")
+
+
 class LineChange(models.Model):
     """History of every status and limit change of a line: who or what, when, why."""
 
     # db_index=False: the composite index below starts with the line, and serves the same lookups.
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="changes", db_index=False)
     at = models.DateTimeField()
-    actor_kind = models.CharField(max_length=16)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
     # No index on who and which signal: nothing looks history up by them, and bulk jobs write a row per account.
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    kind = models.CharField(max_length=20)  # freeze, unfreeze, cut_available, limit_change
-    status_before = models.CharField(max_length=10)
-    status_after = models.CharField(max_length=10)
+    kind = models.CharField(max_length=20, choices=LineChangeKind.choices)
+    status_before = models.CharField(max_length=10, choices=LineStatus.choices)
+    status_after = models.CharField(max_length=10, choices=LineStatus.choices)
     limit_before = models.DecimalField(max_digits=14, decimal_places=2)
     limit_after = models.DecimalField(max_digits=14, decimal_places=2)
     available_before = models.DecimalField(max_digits=14, decimal_places=2)

@@ -24,6 +24,15 @@ class RuleCode(models.TextChoices):
     PROFILE_STALE = "PROFILE_STALE", _("stale profile")
 
 
+# A family's name in a badge (the code is for rules and filters, not for readers).
+RULE_SHORT_LABELS = {
+    RuleCode.MULTI_HEAD: _("multi-head"),
+    RuleCode.OVERDUE: _("overdue"),
+    RuleCode.ABNORMAL_USE: _("abnormal use"),
+    RuleCode.PROFILE_STALE: _("stale profile"),
+}
+
+
 class RuleAction(models.TextChoices):
     FREEZE = "freeze", _("freeze")
     CUT = "cut", _("cut available limit")

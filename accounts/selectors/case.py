@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from accounts import hooks
 from accounts.models import (
+    RULE_SHORT_LABELS,
     Case,
     CreditInquiry,
     CreditLine,
@@ -22,6 +23,7 @@ from accounts.models import (
     Installment,
     LineChange,
     Note,
+    RuleCode,
     Signal,
     Transfer,
 )
@@ -88,10 +90,20 @@ def case_detail(case_id: int, *, now: datetime | None = None) -> CaseDetail:
     return detail
 
 
+def _local(at: datetime) -> str:
+    """A time as the operator reads it: in the current zone, without an offset (Plotly drops offsets and would
+    show the UTC clock)."""
+    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def account_timeline(
     line: CreditLine, signals: list[Signal], changes: list[LineChange], *, now: datetime
 ) -> dict[str, Any]:
-    """The last 12 months of an account as Plotly-ready series (5 queries)."""
+    """The last 12 months of an account as Plotly-ready series (5 queries), in the operator's zone and language.
+
+    The axis runs from a year ago to the last thing shown (or now), with a margin on both sides so that the newest
+    marker is drawn whole rather than cut at the edge.
+    """
     start = now - timedelta(days=365)
     lanes = [
         _("Drawdowns"),
@@ -104,19 +116,25 @@ def account_timeline(
     ]
     series: list[dict[str, Any]] = []
     spans: list[dict[str, Any]] = []
+    last = now
 
     def add(lane: int, label: str, symbol: str, color: str, points: list[tuple[datetime, str]]) -> None:
+        nonlocal last
         if points:
+            last = max(last, *(p[0] for p in points))
             series.append(
                 {
                     "lane": lane,
                     "label": label,
                     "symbol": symbol,
                     "color": color,
-                    "x": [p[0].isoformat() for p in points],
+                    "x": [_local(p[0]) for p in points],
                     "text": [p[1] for p in points],
                 }
             )
+
+    def money(amount: Any) -> str:
+        return f"¥{amount:,.2f}"
 
     drawdowns = Drawdown.objects.filter(line=line, occurred_at__gte=start).order_by("occurred_at")
     add(
@@ -124,7 +142,13 @@ def account_timeline(
         _("drawdown"),
         "circle",
         "#1f5fbf",
-        [(d.occurred_at, f"¥{d.amount:,.2f} · {d.term_months}m") for d in drawdowns],
+        [
+            (
+                d.occurred_at,
+                _("%(amount)s over %(months)s months") % {"amount": money(d.amount), "months": d.term_months},
+            )
+            for d in drawdowns
+        ],
     )
     installments = list(Installment.objects.filter(line=line, due_date__gte=start.date()).order_by("due_date"))
     add(
@@ -132,9 +156,14 @@ def account_timeline(
         _("repayment"),
         "triangle-up",
         "#4d6b2f",
-        [(i.paid_at, f"¥{i.paid_amount:,.2f} (due {i.due_date})") for i in installments if i.paid_at],
+        [
+            (i.paid_at, _("%(amount)s (due %(date)s)") % {"amount": money(i.paid_amount), "date": i.due_date})
+            for i in installments
+            if i.paid_at
+        ],
     )
     tz = timezone.get_current_timezone()
+    late: list[tuple[datetime, str]] = []
     for i in installments:
         due = datetime.combine(i.due_date, datetime.min.time(), tzinfo=tz)
         end = i.paid_at or now
@@ -142,25 +171,15 @@ def account_timeline(
             spans.append(
                 {
                     "lane": 2,
-                    "x0": due.isoformat(),
-                    "x1": end.isoformat(),
+                    "x0": _local(due),
+                    "x1": _local(end),
                     "color": "#b3261e" if (end - due).days >= 30 else "#b26a00",
                 }
             )
-    add(
-        2,
-        _("overdue"),
-        "square",
-        "#b3261e",
-        [
-            (
-                datetime.combine(i.due_date, datetime.min.time(), tzinfo=tz),
-                f"¥{i.amount:,.2f} due, {((i.paid_at or now) - datetime.combine(i.due_date, datetime.min.time(), tzinfo=tz)).days} days late",
+            late.append(
+                (due, _("%(amount)s due, %(days)s days late") % {"amount": money(i.amount), "days": (end - due).days})
             )
-            for i in installments
-            if (i.paid_at or now) - datetime.combine(i.due_date, datetime.min.time(), tzinfo=tz) >= timedelta(days=1)
-        ],
-    )
+    add(2, _("overdue"), "square", "#b3261e", late)
     inquiries = CreditInquiry.objects.filter(line=line, occurred_at__gte=start).order_by("occurred_at")
     add(3, _("inquiry"), "diamond", "#6b3fa0", [(q.occurred_at, q.institution) for q in inquiries])
     risky = Transfer.objects.filter(
@@ -171,21 +190,29 @@ def account_timeline(
         _("high-risk transfer"),
         "x",
         "#b3261e",
-        [(t.occurred_at, f"¥{t.amount:,.2f} → {t.get_counterparty_category_display()}") for t in risky],
+        [(t.occurred_at, f"{money(t.amount)} → {t.get_counterparty_category_display()}") for t in risky],
     )
     add(
         5,
         _("signal fired"),
         "star",
         "#b3261e",
-        [(s.fired_at, f"{s.code} ({s.severity})") for s in signals if s.fired_at >= start],
+        [
+            (s.fired_at, f"{RULE_SHORT_LABELS[RuleCode(s.code)]} ({s.get_severity_display()})")
+            for s in signals
+            if s.fired_at >= start
+        ],
     )
     add(
         5,
         _("signal cleared"),
         "star-open",
         "#4d6b2f",
-        [(s.cleared_at, f"{s.code} {s.status}") for s in signals if s.cleared_at and s.cleared_at >= start],
+        [
+            (s.cleared_at, f"{RULE_SHORT_LABELS[RuleCode(s.code)]} · {s.get_status_display()}")
+            for s in signals
+            if s.cleared_at and s.cleared_at >= start
+        ],
     )
     add(
         6,
@@ -193,9 +220,26 @@ def account_timeline(
         "line-ns-open",
         "#1d2430",
         [
-            (c.at, f"{c.kind}: {c.status_before}→{c.status_after}, limit ¥{c.limit_after:,.2f}")
+            (
+                c.at,
+                _("%(kind)s: %(before)s → %(after)s, limit %(limit)s")
+                % {
+                    "kind": c.get_kind_display(),
+                    "before": c.get_status_before_display(),
+                    "after": c.get_status_after_display(),
+                    "limit": money(c.limit_after),
+                },
+            )
             for c in changes
             if c.at >= start
         ],
     )
-    return {"lanes": lanes, "series": series, "spans": spans, "start": start.isoformat(), "end": now.isoformat()}
+    margin = (last - start) * 0.03
+    return {
+        "lanes": lanes,
+        "series": series,
+        "spans": spans,
+        "start": _local(start - margin),
+        "end": _local(last + margin),
+        "zone": timezone.get_current_timezone_name(),
+    }

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import hooks, services
 from accounts.forms import BulkForm
 from accounts.masking import mask_name, mask_phone
-from accounts.models import CaseAppealState, CaseStatus, LineStatus, SignalStatus
+from accounts.models import RULE_SHORT_LABELS, CaseAppealState, CaseStatus, LineStatus, RuleCode, SignalStatus
 from accounts.queue_filters import QueueFilterForm, QueueFilters, queue_filters
 from accounts.selectors import queue as selectors
 from riskops.core.formats import money, sla
@@ -72,6 +72,7 @@ def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:
     status_labels = dict(CaseStatus.choices)
     line_labels = dict(LineStatus.choices)
     signal_labels = dict(SignalStatus.choices)
+    code_labels, short_labels = dict(RuleCode.choices), {code: str(label) for code, label in RULE_SHORT_LABELS.items()}
     appeal_labels = dict(CaseAppealState.choices)
     appeal_word, paused_word = _("Appeal"), _("paused")
     appeal_soon = settings.APPEAL_DUE_SOON_HOURS
@@ -81,8 +82,16 @@ def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:
         url = f"{case_url}{c['id']}/"
         badges = format_html_join(
             " ",
-            '<span class="badge sev-{}" title="{}">{}</span>',
-            ((f"{severity} st-{status}", signal_labels[status], code) for code, severity, status in c["signals"]),
+            '<span class="badge sev-{}" title="{} · {}">{}</span>',
+            (
+                (
+                    f"{severity} st-{status}",
+                    code_labels.get(code, code),
+                    signal_labels[status],
+                    short_labels.get(code, code),
+                )
+                for code, severity, status in c["signals"]
+            ),
         )
         if c["appeal_state"]:
             # Marked as an appeal, with the appeal's own deadline (paused while waiting for the borrower).

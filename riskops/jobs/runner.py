@@ -14,12 +14,13 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils import timezone, translation
+from django.utils.translation import gettext_noop
 
 from accounts import engine
 from accounts.models import CreditLine, LineChange, Signal
@@ -29,7 +30,7 @@ from ingest.files import read_chunk
 from ingest.models import BatchMode, BatchSource
 from ingest.services import events_ingest
 from riskops.core.audit import Actor
-from riskops.core.sql import batch_params, in_batch, not_indexed
+from riskops.core.sql import batch_params, in_batch, not_indexed, to_json
 from riskops.jobs.requests import UNFREEZING_KINDS, audit_job, lock_job
 from riskops.models import Job, JobBatch, JobBatchStatus, JobItem, JobItemOutcome, JobKind, JobStatus
 
@@ -37,7 +38,16 @@ logger = logging.getLogger(__name__)
 
 
 def job_run_batch(batch_id: int) -> str:
-    """Run one batch, exactly once in effect. Returns what happened: done, skipped (busy/finished), cancelled."""
+    """Run one batch, exactly once in effect. Returns what happened: done, skipped (busy/finished), cancelled.
+
+    In English: what it keeps (a failed account's reason, as a template and its values) is shown later to readers
+    of either language (`JobItem.text`), and the worker has no reader.
+    """
+    with translation.override("en"):
+        return _run_batch(batch_id)
+
+
+def _run_batch(batch_id: int) -> str:
     at = timezone.now()
     _mark_running(batch_id, at)
     with transaction.atomic():
@@ -96,7 +106,9 @@ def _mark_running(batch_id: int, at: datetime) -> None:
     Job.objects.filter(status=JobStatus.QUEUED, batches__id=batch_id).update(status=JobStatus.RUNNING, started_at=at)
 
 
-Outcomes = dict[int, tuple[str, str]]
+# Per account: (outcome, reason, the reason's values); the reason is English, marked for translation.
+Outcomes = dict[int, tuple[str, str, dict[str, Any]]]
+_UNCHANGED: tuple[str, str, dict[str, Any]] = (JobItemOutcome.UNCHANGED, "", {})
 
 
 def _run_isolating_failures(job: Job, ids: list[int]) -> Outcomes:
@@ -117,13 +129,13 @@ def _run_isolating_failures(job: Job, ids: list[int]) -> Outcomes:
         except (OperationalError, SoftTimeLimitExceeded):
             raise
         except Exception as exc:  # noqa: BLE001 - one failing account is reported, the others go through
-            outcomes[line_id] = (JobItemOutcome.FAILED, str(exc)[:500] or exc.__class__.__name__)
+            outcomes[line_id] = (JobItemOutcome.FAILED, str(exc)[:500] or exc.__class__.__name__, {})
     return outcomes
 
 
 def _run(job: Job, ids: list[int]) -> Outcomes:
     actor = Actor.job(job.pk)
-    outcomes: Outcomes = dict.fromkeys(ids, (JobItemOutcome.UNCHANGED, ""))
+    outcomes: Outcomes = dict.fromkeys(ids, _UNCHANGED)
     changed: set[int] = set()
     if job.kind in (JobKind.REEVALUATE, JobKind.REEVALUATE_UNFREEZE):
         changed |= engine.evaluate_lines(ids, actor=actor).changed_line_ids
@@ -135,7 +147,7 @@ def _run(job: Job, ids: list[int]) -> Outcomes:
         changed |= set(lines_remind(line_ids=ids, dedupe_prefix=f"job:{job.pk}"))
     for line_id in changed:
         if outcomes[line_id][0] != JobItemOutcome.FAILED:
-            outcomes[line_id] = (JobItemOutcome.CHANGED, "")
+            outcomes[line_id] = (JobItemOutcome.CHANGED, "", {})
     return outcomes
 
 
@@ -166,16 +178,21 @@ def _held_messages(held: dict[int, tuple[str, Decimal]]) -> Outcomes:
     failed: Outcomes = {}
     for line_id, (why, limit) in held.items():
         if why == HELD_APPEAL:
-            message = _("the borrower's appeal #%(id)s is open; decide it from the appeal page") % {
-                "id": appeals.get(line_id, "?")
-            }
+            reason = (
+                gettext_noop("the borrower's appeal #%(id)s is open; decide it from the appeal page"),
+                {"id": appeals.get(line_id, "?")},
+            )
         elif why == HELD_PROPOSAL:
-            message = _("A proposal on this case is waiting for a second reviewer; approve or reject it first")
+            reason = (
+                gettext_noop("A proposal on this case is waiting for a second reviewer; approve or reject it first"),
+                {},
+            )
         else:
-            message = _("restoring a limit of ¥%(limit)s needs a second reviewer; decide it on the case page") % {
-                "limit": f"{limit:,.2f}"
-            }
-        failed[line_id] = (JobItemOutcome.FAILED, message)
+            reason = (
+                gettext_noop("restoring a limit of ¥%(limit)s needs a second reviewer; decide it on the case page"),
+                {"limit": f"{limit:,.2f}"},
+            )
+        failed[line_id] = (JobItemOutcome.FAILED, *reason)
     return failed
 
 
@@ -211,13 +228,13 @@ def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None
         # COPY: the items in one stream (an INSERT of unnested arrays spent most of its time adapting them).
         # A batch is recorded once (its row is locked and must be pending), so there is nothing to conflict with.
         changed = [i for i in ids if outcomes[i][0] == JobItemOutcome.CHANGED]
-        failed = [(i, outcomes[i][1]) for i in ids if outcomes[i][0] == JobItemOutcome.FAILED]
+        failed = [(i, *outcomes[i][1:]) for i in ids if outcomes[i][0] == JobItemOutcome.FAILED]
         if failed:
             with cur.cursor.copy(
-                f"COPY {JobItem._meta.db_table} (job_id, line_id, outcome, message) FROM STDIN"
+                f"COPY {JobItem._meta.db_table} (job_id, line_id, outcome, message, params) FROM STDIN"
             ) as copy:
-                for line_id, message in failed:
-                    copy.write_row((job.pk, line_id, JobItemOutcome.FAILED.value, message))
+                for line_id, message, params in failed:
+                    copy.write_row((job.pk, line_id, JobItemOutcome.FAILED.value, message, to_json(params)))
         batch.status = JobBatchStatus.DONE
         batch.finished_at = timezone.now()
         batch.changed_ids = changed

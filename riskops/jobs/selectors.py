@@ -26,8 +26,8 @@ def job_outcomes(job_id: int, line_ids: list[int] | None = None) -> dict[int, tu
     items = JobItem.objects.filter(job_id=job_id)
     if wanted is not None:
         items = items.filter(line_id__in=wanted)
-    for line_id, outcome, message in items.values_list("line_id", "outcome", "message"):
-        result[line_id] = (outcome, message)
+    for item in items.only("line_id", "outcome", "message", "params"):
+        result[item.line_id] = (item.outcome, item.text)
     return result
 
 

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Case
-from ingest.parsing import KINDS
+from ingest.parsing import KIND_LABELS, KINDS
 from riskops.core.http import actor, domain_errors, forbidden, operator_required, safe_next
 from riskops.core.roles import APPROVE_DECISION, INGEST_EVENTS
 from riskops.jobs import requests
@@ -94,7 +94,10 @@ def job_import(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(INGEST_EVENTS):
         return forbidden(request, _("Your role cannot import files"))
     if request.method == "GET":
-        context = {"kinds": list(KINDS), "max_mb": settings.IMPORT_MAX_BYTES // 1048576}
+        context = {
+            "kinds": [(kind, KIND_LABELS[kind]) for kind in KINDS],
+            "max_mb": settings.IMPORT_MAX_BYTES // 1048576,
+        }
         return render(request, "riskops/import.html", context)
     upload = request.FILES.get("file")
     if upload is None:

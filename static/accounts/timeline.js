@@ -1,4 +1,5 @@
 // The case page's 12-month timeline, drawn with plotly.js served from the plotly package.
+// Times come in the operator's zone (the page's); the axis, hover and buttons follow the page's language.
 (function () {
   "use strict";
   var holder = document.getElementById("timeline");
@@ -6,6 +7,8 @@
   if (!holder || !dataNode || typeof Plotly === "undefined") return;
   var data = JSON.parse(dataNode.textContent);
   var lanes = data.lanes;
+  var chinese = (document.documentElement.lang || "").toLowerCase().indexOf("zh") === 0;
+  if (chinese && window.RiskOpsPlotlyZh) Plotly.register(window.RiskOpsPlotlyZh);
   var traces = data.series.map(function (s) {
     return {
       type: "scatter", mode: "markers", name: s.label,
@@ -20,7 +23,8 @@
   });
   Plotly.newPlot(holder, traces, {
     margin: { l: 150, r: 20, t: 10, b: 40 }, height: 60 + 42 * lanes.length, showlegend: false, shapes: shapes,
-    xaxis: { type: "date", range: [data.start, data.end] },
+    xaxis: { type: "date", range: [data.start, data.end], hoverformat: "%Y-%m-%d %H:%M" },
     yaxis: { tickvals: lanes.map(function (_, i) { return i; }), ticktext: lanes, range: [-0.7, lanes.length - 0.3], fixedrange: true }
-  }, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] });
+  }, { displaylogo: false, responsive: true, locale: chinese ? "zh-CN" : "en",
+       modeBarButtonsToRemove: ["lasso2d", "select2d"] });
 })();
