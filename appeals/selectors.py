@@ -9,12 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Right
 from django.utils import timezone
 
 from accounts.hooks import CasePanel
 from accounts.selectors.case import CaseDetail, case_detail
-from accounts.selectors.queue import operators_for_assignment
+from accounts.selectors.queue import by_line_search, operators_for_assignment
 from appeals.models import CLOCK_STATES, OPEN_STATES, Appeal, AppealAlert, AppealRuleOutcome, AppealStatus, RuleOutcome
 
 DECIDED_STATES = [s.value for s in AppealStatus if s not in OPEN_STATES]
@@ -122,10 +121,7 @@ def _by_search(qs: QuerySet[Appeal], q: str) -> QuerySet[Appeal]:
     """An appeal's number (#12), a phone's last 4 digits, or an account number or its beginning."""
     if q.startswith("#"):
         return qs.filter(pk=int(q[1:]))
-    if q.isdigit() and len(q) == 4:
-        return qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=q)
-    # As the queue searches: as sent (upstream references keep their case) or in capitals (the prefix index).
-    return qs.filter(Q(line__account_no__startswith=q) | Q(line__account_no__startswith=q.upper()))
+    return by_line_search(qs, q)  # as the queue searches
 
 
 def inbox_page(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Model, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Right
 from django.utils import timezone
@@ -17,6 +17,8 @@ from django.utils import timezone
 from accounts.models import Case, CaseStatus, Signal
 from accounts.queue_filters import QueueFilters
 from riskops.core.roles import DECIDERS
+
+_M = TypeVar("_M", bound=Model)
 
 QUEUE_COUNT_CAP = 1000
 SEVERITY_ORDER = {"high": 3, "medium": 2, "low": 1}
@@ -69,16 +71,17 @@ def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime 
         qs = qs.filter(exposure__gte=filters.exposure_min)
     if filters.exposure_max is not None:
         qs = qs.filter(exposure__lte=filters.exposure_max)
-    if filters.q:
-        if filters.q.isdigit() and len(filters.q) == 4:
-            qs = qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=filters.q)
-        else:
-            # An account number or its beginning, as sent (upstream references keep their case) or in capitals
-            # (the demo's JB numbers typed in lower case): the prefix index on account_no serves both.
-            qs = qs.filter(
-                Q(line__account_no__startswith=filters.q) | Q(line__account_no__startswith=filters.q.upper())
-            )
-    return qs
+    return by_line_search(qs, filters.q) if filters.q else qs
+
+
+def by_line_search(qs: QuerySet[_M], q: str) -> QuerySet[_M]:
+    """The rows (cases, appeals: anything with a `line`) whose line an operator's search finds: a phone's last 4
+    digits, or an account number or its beginning, as sent (upstream references keep their case) or in capitals
+    (the demo's JB numbers typed in lower case); the prefix index on account_no serves both."""
+    if q.isdigit() and len(q) == 4:
+        # The expression index on the phone's last 4 digits serves this (django-stubs type alias() loosely).
+        return cast("QuerySet[_M]", qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=q))
+    return qs.filter(Q(line__account_no__startswith=q) | Q(line__account_no__startswith=q.upper()))
 
 
 def _by_time(qs: QuerySet[Case], filters: QueueFilters, now: datetime) -> QuerySet[Case]:
