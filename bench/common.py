@@ -34,6 +34,8 @@ def setup(
         os.environ["DATABASE_URL"] = ensure_running(default_database)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskops.settings")
     os.environ.setdefault("DEBUG", "false")
+    # Pages are measured without their static files (WhiteNoise would warn that collectstatic has not run).
+    os.environ.setdefault("STATIC_COLLECTED", "false")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     os.environ.setdefault("CELERY_BROKER_URL", broker)
     os.environ["ALLOWED_HOSTS"] = allowed_hosts
