@@ -107,11 +107,14 @@ def console(analyst, senior, senior2, auditor, django_capture_on_commit_callback
     """One of everything the console shows: frozen (every family), cut and resolved cases, decisions with reason
     codes, line changes of every kind, notes, an open and a decided appeal, a job with a held account (run in the
     worker's Chinese), an import with errors."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
     from accounts import services
     from accounts.models import Decision
     from appeals import services as appeal_services
     from appeals.links import appeal_link
     from riskops import jobs
+    from riskops.models import Job
     from tests.factories import flag, make_line, make_role_operator
     from tests.helpers import submit
 
@@ -142,16 +145,24 @@ def console(analyst, senior, senior2, auditor, django_capture_on_commit_callback
                                selection={"line_ids": [held.line_id, frozen.line_id]})  # fmt: skip
         jobs.job_approve(job_id=job.pk, actor=op(senior2))
     assert Decision.objects.count() >= 3
+    manager = make_role_operator("risk_manager", "rim")
+    rows = "upstream_id,account,occurred_at,institution\nq-1,NOPE,2026-11-30T14:05:00+08:00,招商银行\nq-2,X,yesterday,招商银行\n"
+    with django_capture_on_commit_callbacks(execute=True), translation.override("zh-hans"):
+        upload = SimpleUploadedFile("credit_inquiry.csv", rows.encode())
+        logged_in(manager).post("/jobs/import/", {"file": upload})
+    imported = Job.objects.get(kind="import")
+    assert imported.failed == 2
     return {
         "cases": [frozen, cut, kept, lifted, appealed],
         "appeals": [open_appeal, done],
         "job": job,
+        "import": imported,
         "link": appeal_link(appealed.line_id).rsplit("/a/", 1)[1].strip("/"),
         "users": {
             "analyst": analyst,
             "senior": senior,
             "auditor": auditor,
-            "manager": make_role_operator("risk_manager", "rim"),
+            "manager": manager,
         },
     }
 
@@ -168,6 +179,7 @@ def _pages(console) -> list[tuple[str, str]]:
             pages.append(("analyst", f"/events/{kind}/{event.pk}/"))
     pages += [("senior", "/appeals/"), *(("senior", f"/appeals/{a.pk}/") for a in console["appeals"])]
     pages += [("senior", "/jobs/"), ("senior", f"/jobs/{console['job'].pk}/"), ("manager", "/jobs/import/")]
+    pages.append(("manager", f"/jobs/{console['import'].pk}/"))
     return pages
 
 

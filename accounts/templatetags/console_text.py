@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from accounts.models import RULE_SHORT_LABELS, ReasonCode, RuleCode
+from riskops.templatetags.riskops import typed
 
 register = template.Library()
 
@@ -56,7 +57,7 @@ _OBJECTS = {
 
 def _typed(note: str | None) -> SafeString | str:
     """What a person typed, kept as typed (never machine-translated)."""
-    return format_html('<span translate="no">{}</span>', note) if note else ""
+    return typed(note)
 
 
 def _with_note(head: str, note: str | None) -> SafeString:

@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from django import template
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from riskops.core import formats
@@ -22,3 +23,10 @@ def sla(due: datetime | None, due_soon_hours: int | None = None) -> SafeString |
 @register.filter
 def get_item(mapping: dict, key: object) -> object:
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def typed(value: object) -> SafeString | str:
+    """What a person or an upstream typed (a file name, a note, a reply), marked translate="no": shown as typed,
+    in whatever language, never machine-translated (and the page-language test leaves it alone)."""
+    return format_html('<span translate="no">{}</span>', value) if value not in (None, "") else ""
