@@ -7,6 +7,10 @@ Why it looks the way it does:
   more land just under or just over each threshold of ruleset v1 (`accounts/rules_default.py`), so the queue, the
   explanations and rule tuning all have something to show. `PLAN_VARIANTS` says what each planned case should
   produce; the tests hold the engine to it.
+- The engine reacts to a borrower's events as they arrive, so flagged accounts were frozen over the last days, not
+  all at once: the history of an account planned to be flagged ends up to 108 hours before "now" (`AS_OF_HOURS`),
+  and the engine evaluates it then (`evaluate`). Cases so open over four and a half days, most within their SLA,
+  some due soon, some past it, and appeals (`appeals.demo`) come after the freeze they contest.
 - A million accounts must load in minutes with bounded memory: rows are formatted as COPY text chunk by chunk,
   primary keys are assigned here (rows reference each other), and a single background thread streams chunk N to
   PostgreSQL while chunk N+1 is generated, so the two cores work at the same time.
@@ -16,17 +20,20 @@ from __future__ import annotations
 
 import random
 from bisect import bisect
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, reset_queries
 from django.db.models import Field, Model
 from django.utils import timezone
 
+from accounts.engine import EvaluationResult, evaluate_lines, line_id_batches
 from accounts.models import (
     Borrower,
     CreditInquiry,
@@ -37,6 +44,7 @@ from accounts.models import (
     ProfileUpdate,
     Transfer,
 )
+from accounts.rule_queries import active_rules
 from accounts.validation import national_id_check
 
 DAY = 86_400
@@ -127,6 +135,24 @@ PLAN_VARIANTS: dict[str, tuple[tuple[str, float, str | None], ...]] = {
 }
 FAMILIES = tuple(PLAN_VARIANTS)
 FIRING_ABNORMAL_USE = frozenset({"speculation", "edge_50_percent"})
+# Variants that get a line frozen or cut, and so a case.
+FLAGGING = frozenset(
+    v for variants in PLAN_VARIANTS.values() for v, _share, severity in variants if severity in {"high", "medium"}
+)
+# How long before "now" the history of an account planned to be flagged ends, and the engine evaluates it (hours,
+# share of those accounts). With a case SLA of 48 h and 8 h "due soon": most cases within it, a few due soon, a
+# backlog past it; the oldest give appeals time to pass their own 72 h. Few distinct times: each is one engine pass.
+AS_OF_HOURS: tuple[tuple[int, float], ...] = (
+    (0, 0.34),
+    (3, 0.16),
+    (9, 0.13),
+    (18, 0.11),
+    (30, 0.09),
+    (44, 0.07),
+    (58, 0.05),
+    (84, 0.03),
+    (108, 0.02),
+)
 CLOSED_SHARE = 0.01
 
 # --- Reference data. Weights are rough national shares; what matters is a plausible spread.
@@ -404,13 +430,19 @@ class _Picker:
         self.cum[-1] = 1.0
 
     def __call__(self, rng: random.Random) -> Any:
-        return self.items[bisect(self.cum, rng.random())]
+        return self.at(rng.random())
+
+    def at(self, u: float) -> Any:
+        """The item for a uniform value 0 <= u < 1."""
+        return self.items[bisect(self.cum, u)]
 
 
 @dataclass
 class DemoStats:
     accounts: int = 0
     rows: dict[str, int] = field(default_factory=dict)
+    # Seconds before "now" -> the lines whose history ends then (lines not listed end at "now"); `evaluate` reads it.
+    as_of: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def events(self) -> int:
@@ -442,12 +474,12 @@ class DemoGenerator:
     ) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - demo data, reproducible by design, not security
         self.seed = seed
-        self.now = int(now.timestamp())
-        local = timezone.localtime(now)
-        offset = local.utcoffset()
+        offset = timezone.localtime(now).utcoffset()
         self.tz_offset = int(offset.total_seconds()) if offset else 0
-        self.today = local.date().toordinal()
-        self.start = self.now - 365 * DAY
+        self.base_now = int(now.timestamp())
+        self._as_of(self.base_now)
+        self.as_of: dict[int, list[int]] = defaultdict(list)
+        self.as_of_hours = _Picker(*zip(*AS_OF_HOURS, strict=True))
         self.ids = dict(next_ids)
         self.plan = plan
         self._days: dict[int, str] = {}
@@ -481,6 +513,22 @@ class DemoGenerator:
 
     def local_epoch(self, ordinal: int, seconds: int) -> int:
         return (ordinal - UNIX_EPOCH_ORDINAL) * DAY - self.tz_offset + seconds
+
+    def _as_of(self, epoch: int) -> None:
+        """Generate what follows as seen at `epoch`: nothing after it, "today" is its local day."""
+        self.now = epoch
+        self.today = self.local_ordinal(epoch)
+        self.start = epoch - 365 * DAY
+
+    def _as_of_offset(self, line_id: int, plan: dict[str, str | None]) -> int:
+        """Seconds before "now" that this account's history ends: 0 unless it is planned to be flagged.
+
+        From the line id, not the random stream, so every other row stays what it was without the offset.
+        """
+        if not FLAGGING.intersection(plan.values()):
+            return 0
+        mixed = (line_id * 2_654_435_761 + self.seed * 40_503) % 2**32 / 2**32
+        return int(self.as_of_hours.at(mixed)) * HOUR
 
     def _next(self, model: type[Model]) -> int:
         i = self.ids[model]
@@ -532,6 +580,13 @@ class DemoGenerator:
                 plan[family] = variant
                 if variant is not None and self.plan is not None:
                     self.plan.append((line_id, family, variant))
+        shift = self._as_of_offset(line_id, plan)
+        if shift:
+            self._as_of(self.base_now - shift)
+            self.as_of[shift].append(line_id)
+            now = self.now
+            opened -= shift
+            created -= shift
 
         rate_bp = rng.randrange(45, 150)
         budget = limit * 9 // 10 // 10_000  # in units of 100 CNY; drawdowns never exceed 90% of the limit
@@ -623,6 +678,8 @@ class DemoGenerator:
             f"{line_id}\t{account_no}\t{borrower_id}\t{_money(limit)}\t{_money(available)}\t{_money(outstanding)}"
             f"\t{status}\t\\N\t{ts(opened)}\t{ts(updated)}"
         )
+        if shift:
+            self._as_of(self.base_now)
 
     # --- people
 
@@ -944,7 +1001,8 @@ class DemoGenerator:
 # --- loading
 
 
-def _column(model: type[Model], name: str) -> str:
+def db_column(model: type[Model], name: str) -> str:
+    """The database column of a model's field (the demo's raw SQL names its columns from the models)."""
     field = model._meta.get_field(name)
     if not isinstance(field, Field) or not field.column:
         raise TypeError(f"{model.__name__}.{name} is not a column")
@@ -953,7 +1011,7 @@ def _column(model: type[Model], name: str) -> str:
 
 def _copy_sql(model: type[Model], freeze: bool) -> str:
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(_column(model, name)) for name in COPY_COLUMNS[model])
+    columns = ", ".join(qn(db_column(model, name)) for name in COPY_COLUMNS[model])
     return f"COPY {qn(model._meta.db_table)} ({columns}) FROM STDIN" + (" WITH (FREEZE)" if freeze else "")
 
 
@@ -1040,4 +1098,30 @@ def load(
             pending.result()
     if on_progress:
         on_progress(done)
+    stats.as_of = dict(gen.as_of)
     return stats
+
+
+def evaluate(*, now: datetime, as_of: dict[int, list[int]], batch_size: int | None = None) -> EvaluationResult:
+    """The engine over the loaded lines, each at the time its history ends (`DemoStats.as_of`), oldest first.
+
+    As if it had reacted to each account's last events: the freezes, cases, audit events and messages of an account
+    come when its data says, and the audit log is written in time order. The lines not in `as_of` are evaluated at
+    `now` batch by batch, as `accounts.engine.evaluate_all` does.
+    """
+    batch_size = batch_size or settings.ENGINE_BATCH_SIZE
+    rules = active_rules()
+    total = EvaluationResult()
+    for offset in sorted(as_of, reverse=True):
+        ids = as_of[offset]
+        at = now - timedelta(seconds=offset)
+        for i in range(0, len(ids), batch_size):
+            total.add(evaluate_lines(ids[i : i + batch_size], now=at, rules=rules))
+            reset_queries()
+    earlier = {line_id for ids in as_of.values() for line_id in ids}
+    for ids in line_id_batches(batch_size):
+        rest = [line_id for line_id in ids if line_id not in earlier]
+        if rest:
+            total.add(evaluate_lines(rest, now=now, rules=rules))
+            reset_queries()
+    return total

@@ -1,16 +1,21 @@
 """`manage.py seed_demo --accounts N [--seed S] [--now ISO] [--no-engine] [--reset]`.
 
-Loads deterministic demo data (see `accounts.demo`) in one transaction, then runs the engine over it with the same
-"now" the data was generated for, so the numbers it prints are the ones the console shows.
+Loads deterministic demo data (see `accounts.demo`) in one transaction, then runs the engine over it at the times
+the data was generated for (each flagged account when its last events came, the others at "now"), so the numbers it
+prints are the ones the console shows. With `--appeals`, the story goes on until "now" (`appeals.demo`).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from io import StringIO
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.db.models import Count
@@ -140,14 +145,12 @@ class Command(BaseCommand):
         if options["no_engine"]:
             return
 
-        from accounts.engine import evaluate_all
-
         engine_started = time.monotonic()
-        result = evaluate_all(now=now)
+        result = demo.evaluate(now=now, as_of=stats.as_of)
         engine_seconds = time.monotonic() - engine_started
         fired = {
             (row["code"], row["severity"]): row["n"]
-            for row in Signal.objects.filter(fired_at=now).values("code", "severity").annotate(n=Count("id"))
+            for row in Signal.objects.filter(fired_at__lte=now).values("code", "severity").annotate(n=Count("id"))
         }
         if verbose:
             parts = []
@@ -166,6 +169,24 @@ class Command(BaseCommand):
         if appeals:
             from appeals.demo import seed_demo_appeals  # the demo spans both apps: this command is the project's
 
-            made = seed_demo_appeals(appeals)
+            self._reviewers(now, verbose)
+            made = seed_demo_appeals(appeals, now=now)
             if verbose:
                 self.stdout.write(f"Appeals: {made:,} demo borrowers appealed with documents")
+
+    def _reviewers(self, now: datetime, verbose: bool) -> None:
+        """The appeals' story needs reviewers who were there before it: in development, the demo operators.
+
+        `make run` creates them after seeding; they are created here first (by the same command, which then finds
+        them), and as the demo's staff they joined a month before its now. With DEBUG off the operators there are
+        review; with no senior reviewer yet, the breaches wait for the aging job to alert the seniors there are then.
+        """
+        from appeals.demo import seniors_on_duty
+
+        if seniors_on_duty(now) or not settings.DEBUG:
+            return
+        created_after = timezone.now()
+        call_command("create_demo_operators", stdout=StringIO())
+        get_user_model().objects.filter(date_joined__gte=created_after).update(date_joined=now - timedelta(days=30))
+        if verbose:
+            self.stdout.write("Demo operators created to review the appeals (see create_demo_operators)")
