@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test smoke lint format bench clean-data messages
+.PHONY: run test smoke lint format bench clean-data messages screenshots
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -52,6 +52,12 @@ bench: $(STAMP) messages
 	DATABASE_URL=$${JOBS_DATABASE_URL:-} $(PY) bench/jobs.py
 	DATABASE_URL=$${INGEST_DATABASE_URL:-} $(PY) bench/ingest.py
 	DATABASE_URL=$${STATIC_DATABASE_URL:-} $(PY) bench/static_weight.py
+
+# docs/screenshots/: the queue, cases (frozen, cut), an appeal, the inbox and the jobs page in Chinese and English,
+# from fresh demo data in a database of their own (SCREENSHOTS_DATABASE_URL, else the embedded server's
+# riskops_screenshots). Needs Debian's chromium and fonts-wqy-microhei.
+screenshots: $(STAMP) messages
+	$(PY) scripts/screenshots.py
 
 # Stops the embedded PostgreSQL and deletes var/ (the embedded database, the broker folder).
 clean-data: $(STAMP)

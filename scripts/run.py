@@ -30,6 +30,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def wait_until_serving(url: str, seconds: float = 30) -> bool:
+    """Wait for the console at `url` (ending in /) to answer its health check; False if it has not in `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "healthz", timeout=1)  # noqa: S310 - our own local server
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def _interrupt(*_args: object) -> None:
     raise KeyboardInterrupt
 
@@ -118,12 +130,7 @@ def serve(manage: list[str], env: dict[str, str], args: argparse.Namespace, chil
     children.append(subprocess.Popen([*celery, "beat", "--loglevel", "INFO"], env=env))
     children.append(subprocess.Popen([*manage, "runserver", "--noreload", f"{args.host}:{args.port}"], env=env))
     url = f"http://{args.host}:{args.port}/"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "healthz", timeout=1)  # noqa: S310 - our own local server
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_until_serving(url)
     print(f"\nRiskOps console: {url}  (log in with a demo operator above; Ctrl-C stops everything)")
     print(f"Borrower notifications are written to {env['NOTIFICATION_FILE_PATH']}\n")
     signal.signal(signal.SIGTERM, _interrupt)

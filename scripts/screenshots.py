@@ -1,0 +1,162 @@
+"""`make screenshots`: the console as a reviewer sees it, in both languages, written to docs/screenshots/.
+
+A database of its own (SCREENSHOTS_DATABASE_URL, else `riskops_screenshots` on the embedded PostgreSQL), loaded
+with the demo data afresh each time; the dev server on a free port; Debian's Chromium driven by Playwright. Pages:
+the queue, a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page, each in Chinese and
+English, 1400 px wide (the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from scripts.run import wait_until_serving  # noqa: E402 - after the path is set
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LANGUAGES = {"zh": "zh-hans", "en": "en"}
+MAX_HEIGHT = 2400  # a case page; lists are cut shorter
+LIST_HEIGHT = 1500
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def database_url() -> str:
+    url = os.environ.get("SCREENSHOTS_DATABASE_URL", "")
+    if url:
+        return url
+    from riskops.embedded_db import ensure_running
+
+    return ensure_running("riskops_screenshots")
+
+
+def prepare(manage: list[str], env: dict[str, str], accounts: int) -> None:
+    """The demo data afresh (seed_demo --reset keeps the migrations' rows: roles, the default ruleset)."""
+    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
+    subprocess.run([*manage, "create_demo_operators"], env=env, check=True, stdout=subprocess.DEVNULL)
+    seed = [*manage, "seed_demo", "--accounts", str(accounts), "--seed", "42", "--appeals", "40", "--reset"]
+    subprocess.run(seed, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def targets(manage: list[str], env: dict[str, str]) -> dict[str, str]:
+    """The pages to take, found in the demo data (ids differ with the seed)."""
+    code = """
+from accounts.models import Case, Signal
+from appeals.models import Appeal, OPEN_STATES
+frozen = Case.objects.filter(line__status="frozen").exclude(status="resolved").order_by("-risk_tier", "pk").first()
+cut_line = Signal.objects.filter(status="active", action="cut", line__status="active").values_list("line_id", flat=True).first()
+cut = Case.objects.filter(line_id=cut_line).exclude(status="resolved").first()
+appeal = Appeal.objects.filter(status__in=OPEN_STATES).order_by("pk").first()
+# Two jobs for the jobs page: a re-evaluation of the overdue queue (runs in this process), a bulk unfreeze waiting
+# for a second senior reviewer's approval.
+from django.contrib.auth.models import User
+from riskops import jobs
+from riskops.core.audit import Actor
+from riskops.models import Job
+Job.objects.all().delete()  # seed_demo --reset keeps jobs; these are the only ones shown
+senior = Actor.operator(User.objects.get(username="senior_reviewer"))
+jobs.job_request(kind="reevaluate", selection_kind="filter", selection={"family": "OVERDUE"}, actor=senior,
+                 reason="weekly re-evaluation of the overdue queue")
+ids = list(Case.objects.filter(line__status="frozen").exclude(status="resolved").values_list("line_id", flat=True)[:30])
+jobs.job_request(kind="bulk_unfreeze", selection_kind="ids", selection={"line_ids": ids}, actor=senior,
+                 reason="upstream data error in the bureau feed")
+print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal else "-")
+"""
+    out = subprocess.run([*manage, "shell", "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr)
+    # The last line: Django's shell prints how many objects it imported first.
+    frozen, cut, appeal = [*out.stdout.strip().splitlines()[-1].split(), "", "", ""][:3]
+    pages = {"queue": "/queue/", "inbox": "/appeals/", "jobs": "/jobs/"}
+    if frozen.isdigit():
+        pages["case-frozen"] = f"/cases/{frozen}/"
+    if cut.isdigit():
+        pages["case-cut"] = f"/cases/{cut}/"
+    if appeal.isdigit():
+        pages["appeal"] = f"/appeals/{appeal}/"
+    missing = {"case-frozen", "case-cut", "appeal"} - set(pages)
+    if missing:
+        print(f"The demo data has no page for: {', '.join(sorted(missing))}", file=sys.stderr)
+    return pages
+
+
+def shoot(base: str, pages: dict[str, str], out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        for short, code in LANGUAGES.items():
+            context = browser.new_context(viewport={"width": 1400, "height": 900}, locale=code)
+            context.add_cookies([{"name": "django_language", "value": code, "url": base}])
+            tab = context.new_page()
+            tab.goto(f"{base}/login/")
+            tab.fill("#id_username", "senior_reviewer")
+            tab.fill("#id_password", "senior_reviewer-demo")
+            tab.click(".login button[type=submit]")
+            tab.wait_for_load_state("networkidle")
+            for name, path in pages.items():
+                tab.goto(base + path)
+                tab.wait_for_load_state("networkidle")
+                if name.startswith("case"):
+                    tab.wait_for_selector("#timeline .main-svg", timeout=15_000)
+                limit = MAX_HEIGHT if name.startswith(("case", "appeal")) else LIST_HEIGHT
+                height = min(limit, tab.evaluate("() => document.documentElement.scrollHeight"))
+                target = out / f"{name}-{short}.png"
+                tab.screenshot(path=str(target), clip={"x": 0, "y": 0, "width": 1400, "height": height}, full_page=True)
+                written.append(target)
+            context.close()
+        browser.close()
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=3000, help="demo accounts (default 3000)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        print("Chromium is missing: apt-get install chromium fonts-wqy-microhei", file=sys.stderr)
+        return 2
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "riskops.settings",
+        "DEBUG": "true",
+        "NOTIFICATION_SENDER": "accounts.notifications.FileSender",
+        "NOTIFICATION_FILE_PATH": os.devnull,
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    prepare(manage, env, args.accounts)
+    pages = targets(manage, env)
+    port = free_port()
+    server = subprocess.Popen([*manage, "runserver", "--noreload", f"127.0.0.1:{port}"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_until_serving(base + "/"):
+            print("The console did not start", file=sys.stderr)
+            return 1
+        args.out.mkdir(parents=True, exist_ok=True)
+        written = shoot(base, pages, args.out)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    for path in written:
+        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}  {path.stat().st_size // 1024} kB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
