@@ -539,6 +539,21 @@ def test_a_breach_alerts_each_senior_reviewer_and_risk_manager_once(senior, seni
     assert AuditEvent.objects.filter(action="appeal.sla_breach").count() == 1
 
 
+def test_a_breach_with_no_senior_to_tell_waits_and_alerts_the_first_senior_there_is(analyst):
+    appeal = submit(frozen_multi_head_case())
+    breached = appeal.sla_due_at + timedelta(minutes=1)
+
+    alone = services.appeals_age(now=breached)
+
+    assert alone["breached"] == 1  # seen, but nobody to tell: not marked alerted
+    assert fresh(appeal).breach_notified_at is None and not AppealAlert.objects.exists()
+    assert not AuditEvent.objects.filter(action="appeal.sla_breach").exists()
+    senior = make_role_operator("senior_reviewer", "new")
+    services.appeals_age(now=breached + timedelta(minutes=10))
+    assert list(AppealAlert.objects.values_list("appeal_id", "recipient_id")) == [(appeal.pk, senior.pk)]
+    assert fresh(appeal).breach_notified_at == breached + timedelta(minutes=10)
+
+
 def test_an_appeal_waiting_for_the_borrower_is_neither_aged_nor_breached(senior, analyst):
     appeal = submit(frozen_multi_head_case())
     decide_appeal(appeal, analyst, "request_info", reply="请补充材料。")

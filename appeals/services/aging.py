@@ -48,13 +48,18 @@ def appeals_age(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def _alert(breached: list[tuple[int, int, datetime]], now: datetime) -> None:
-    Appeal.objects.filter(pk__in=[b[0] for b in breached]).update(breach_notified_at=now)
+    """Alert every active senior reviewer of each breach, once. With no senior to tell, nothing is marked: the
+    breaches wait, and the first run after a senior exists alerts them (marked alerted, they were never shown)."""
     seniors = list(
         get_user_model()
         .objects.filter(is_active=True, groups__name__in=SENIORS)
         .values_list("pk", flat=True)
         .distinct()
     )
+    if not seniors:
+        logger.warning("%d appeals passed their SLA and no senior reviewer exists to alert", len(breached))
+        return
+    Appeal.objects.filter(pk__in=[b[0] for b in breached]).update(breach_notified_at=now)
     AppealAlert.objects.bulk_create(
         [AppealAlert(appeal_id=b[0], recipient_id=s, created_at=now) for b in breached for s in seniors],
         ignore_conflicts=True,
