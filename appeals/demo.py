@@ -263,7 +263,7 @@ class _Story:
     when nobody was there to take the step)."""
 
     def __init__(self) -> None:
-        self.borrower = Actor(ActorKind.BORROWER, None, "borrower (demo)")
+        self.borrower = Actor(ActorKind.BORROWER, None, "borrower (signed link)")
         users = get_user_model().objects.filter(is_active=True, groups__name__in=[ANALYST, *SENIORS])
         self.operators = [(user, user.role) for user in users.annotate(role=F("groups__name")).order_by("id")]
         self.appeal_ids: dict[int, int] = {}  # line -> its appeal
