@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import DecisionKind, ReasonCode
 from accounts.queue_filters import MONEY_FIELD
 from accounts.services.decisions import KINDS_FOR_STATE
+from riskops.core.forms import IdField, IdsField
 
 
 class DecisionForm(forms.Form):
@@ -54,20 +55,18 @@ class BulkForm(forms.Form):
     """The queue's bulk actions: assign and release, and those other apps add (`accounts.hooks.queue_actions`)."""
 
     action = forms.ChoiceField(choices=[("assign", "assign"), ("release", "release")])
-    case_ids = forms.TypedMultipleChoiceField(coerce=int, choices=[])
-    assignee = forms.IntegerField(required=False, min_value=1)
+    # Any id is fine here; the service decides which cases can change.
+    case_ids = IdsField(
+        error_messages={"required": _("Select at least one case"), "too_many": _("Select at most 500 cases at a time")}
+    )
+    assignee = IdField(required=False)
 
     def __init__(self, *args: Any, actions: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("assign", "assign"), ("release", "release"), *((a, a) for a in actions or [])]  # type: ignore[attr-defined]
-        # Any id is syntactically fine here; the service decides which cases can change.
-        raw = self.data.getlist("case_ids") if hasattr(self.data, "getlist") else []
-        self.fields["case_ids"].choices = [(v, v) for v in raw]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("action") == "assign" and not data.get("assignee"):
             raise forms.ValidationError(_("Choose the operator to assign the cases to"))
-        if len(data.get("case_ids") or []) > 500:
-            raise forms.ValidationError(_("Select at most 500 cases at a time"))
         return data

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import CaseStatus, RuleCode
 from accounts.validation import ACCOUNT_REF
 from riskops.core.errors import DomainError
+from riskops.core.forms import DayField
 
 MONEY_FIELD: dict[str, Any] = {"min_value": Decimal(0), "max_digits": 14, "decimal_places": 2}
 
@@ -53,10 +54,8 @@ class QueueFilterForm(forms.Form):
     assignee = forms.ChoiceField(label=_("Assignee"), required=False, choices=ASSIGNEE_CHOICES)
     sla = forms.ChoiceField(label=_("SLA"), required=False, choices=SLA_CHOICES)
     appeal = forms.ChoiceField(label=_("Appeal"), required=False, choices=[("", _("any")), ("open", _("open appeal"))])
-    opened_from = forms.DateField(
-        label=_("Opened from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    opened_to = forms.DateField(label=_("Opened to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    opened_from = DayField(label=_("Opened from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    opened_to = DayField(label=_("Opened to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     exposure_min = forms.DecimalField(label=_("Exposure from"), required=False, **MONEY_FIELD)
     exposure_max = forms.DecimalField(label=_("Exposure to"), required=False, **MONEY_FIELD)
     q = forms.CharField(

@@ -15,6 +15,7 @@ from accounts.validation import ACCOUNT_REF
 from appeals import replies
 from appeals.models import AppealReason, AppealStatus
 from appeals.selectors import InboxFilters
+from riskops.core.forms import IdField, IdsField
 
 OUTCOME_CHOICES = [
     (replies.APPROVE, _("Approve: unfreeze at the full limit")),
@@ -134,23 +135,17 @@ class InboxActionForm(forms.Form):
     """The inbox's actions on the selected appeals: claim them, assign them to an operator, release them."""
 
     action = forms.ChoiceField(choices=[("claim", "claim"), ("assign", "assign"), ("release", "release")])
-    appeal_ids = forms.TypedMultipleChoiceField(
-        coerce=int, choices=[], error_messages={"required": _("Select at least one appeal")}
+    # Any id is fine here; the service decides which appeals can change.
+    appeal_ids = IdsField(
+        error_messages={
+            "required": _("Select at least one appeal"),
+            "too_many": _("Select at most 500 appeals at a time"),
+        }
     )
-    assignee = forms.IntegerField(required=False, min_value=1)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Any id is syntactically fine here; the service decides which appeals can change.
-        raw = self.data.getlist("appeal_ids") if hasattr(self.data, "getlist") else []
-        field = self.fields["appeal_ids"]
-        assert isinstance(field, forms.ChoiceField)
-        field.choices = [(v, v) for v in raw if v.isdigit()]
+    assignee = IdField(required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("action") == "assign" and not data.get("assignee"):
             raise forms.ValidationError(_("Choose the operator to assign the appeals to"))
-        if len(data.get("appeal_ids") or []) > 500:
-            raise forms.ValidationError(_("Select at most 500 appeals at a time"))
         return data

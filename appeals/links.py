@@ -37,7 +37,7 @@ def read_link(token: str, kind: str) -> int:
         value = signing.TimestampSigner(salt=_SALT).unsign(token, max_age=settings.APPEAL_LINK_DAYS * 86400)
     except signing.SignatureExpired:
         raise LinkInvalid(expired=True) from None
-    except signing.BadSignature:
+    except (signing.BadSignature, ValueError):  # ValueError: signed, but without a timestamp (or a bad one)
         raise LinkInvalid(expired=False) from None
     if not value.startswith(kind) or not value[1:].isdigit():
         raise LinkInvalid(expired=False)

@@ -89,6 +89,11 @@ def token_client(user: User) -> APIClient:
     return client
 
 
+def messages_of(response: Any) -> list[str]:
+    """The messages a page shows (the test client's context)."""
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
 def page(response: Response) -> str:
     """The page as a reader sees it (entities decoded, no surrounding whitespace)."""
     return html.unescape(response.content.decode()).strip()

@@ -26,7 +26,7 @@ from riskops.core.audit import Actor
 from riskops.core.errors import ConflictError
 from riskops.models import AuditEvent
 from tests.factories import default_ruleset, frozen_multi_head_case, make_role_operator
-from tests.helpers import EN, browser_login, browser_operator, fresh, in_threads, logged_in, page, submit
+from tests.helpers import EN, browser_login, browser_operator, fresh, in_threads, logged_in, messages_of, page, submit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
@@ -56,10 +56,6 @@ def link(response, css_class: str) -> str | None:
     """A pager link ("more": next page, "prev": previous page), resolved as a browser would."""
     found = re.search(rf'<a class="{css_class}" href="([^"]+)"', response.content.decode())
     return urljoin("/appeals/", html.unescape(found.group(1))) if found else None
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
 
 
 def assignee(appeal: Appeal) -> int | None:

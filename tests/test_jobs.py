@@ -49,7 +49,7 @@ from riskops import jobs
 from riskops import tasks as job_tasks
 from riskops.celery import app as celery_app
 from riskops.core.audit import Actor
-from riskops.core.errors import ConflictError, NotAllowed
+from riskops.core.errors import ConflictError, DomainError, NotAllowed
 from riskops.jobs.selectors import job_outcomes
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem
 from tests.factories import default_ruleset, flag, installment, make_line, make_role_operator
@@ -291,13 +291,13 @@ def test_the_nightly_reevaluation_is_a_job_over_all_active_and_frozen_lines_aske
     assert AuditEvent.objects.filter(action="job.request", object_id=job.pk, actor_kind="system").count() == 1
 
 
-def test_a_selection_with_no_line_succeeds_at_once_with_nothing_to_do(analyst):
-    job = jobs.job_request(
-        kind="reevaluate", selection_kind="filter", selection={"family": "OVERDUE"}, actor=op(analyst)
-    )
+def test_a_selection_with_no_line_is_refused_and_queues_nothing(analyst):
+    with pytest.raises(DomainError, match="The selection holds no account; nothing to do"):
+        jobs.job_request(kind="reevaluate", selection_kind="filter", selection={"family": "OVERDUE"}, actor=op(analyst))
+    with pytest.raises(DomainError, match="The selection holds no account; nothing to do"):
+        jobs.job_request(kind="reevaluate", selection_kind="ids", selection={"line_ids": [10**12]}, actor=op(analyst))
 
-    assert counts(job) == ("succeeded", 0, 0, 0, 0, 0)
-    assert fresh(job).batches_total == 0 and batches(job) == []
+    assert not Job.objects.exists()
 
 
 # --- 2. a batch that runs twice changes nothing twice

@@ -44,7 +44,7 @@ from tests.factories import (
     make_line,
     make_operator,
 )
-from tests.helpers import EN, STALE, fresh, logged_in, page
+from tests.helpers import EN, STALE, fresh, logged_in, messages_of, page
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
@@ -67,10 +67,6 @@ def next_link(response) -> str | None:
     """The "Next page" link, resolved against the queue's URL as a browser would."""
     found = re.search(r'<a class="more" href="([^"]+)"', response.content.decode())
     return urljoin("/queue/", html.unescape(found.group(1))) if found else None
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]] if response.context else []
 
 
 def decision_post(case: Case, **data) -> dict:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from riskops.core.forms import IdField, IdsField
 from riskops.models import JobKind, JobSelection
 
 
@@ -16,15 +17,10 @@ class JobForm(forms.Form):
 
     kind = forms.ChoiceField(label=_("Job"), choices=JobKind.choices)
     selection_kind = forms.ChoiceField(choices=JobSelection.choices)
-    case_ids = forms.TypedMultipleChoiceField(coerce=int, choices=[], required=False)
-    line_id = forms.IntegerField(required=False, min_value=1)
+    case_ids = IdsField(required=False, max_count=100_000)
+    line_id = IdField(required=False)
     query = forms.CharField(required=False, max_length=2000)
     reason = forms.CharField(label=_("Why"), required=False, max_length=500)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        raw = self.data.getlist("case_ids") if hasattr(self.data, "getlist") else []
-        self.fields["case_ids"].choices = [(v, v) for v in raw]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -29,6 +29,7 @@ from ingest.files import FileError, chunk_bounds, file_format, kind_of_file
 from ingest.parsing import KINDS
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
+from riskops.core.forms import MAX_ID
 from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, INGEST_EVENTS, may, require
 from riskops.core.sql import id_array
 from riskops.jobs.dispatch import jobs_dispatch
@@ -65,13 +66,23 @@ def _check_selection(selection_kind: str, selection: dict[str, Any]) -> dict[str
             raise DomainError(
                 _("At most %(max)s accounts by id; use a filter or all lines") % {"max": MAX_EXPLICIT_IDS}
             )
-        if not all(isinstance(i, int) and i > 0 for i in raw):
+        if not all(isinstance(i, int) and 0 < i <= MAX_ID for i in raw):
             raise DomainError(_("Account ids must be positive whole numbers"))
         return {"line_ids": sorted(set(raw))}
     if selection_kind == JobSelection.FILTER:
         queue_filters(selection)
         return {k: v for k, v in selection.items() if v not in ("", None)}
     return {}
+
+
+def _selects_any(sql: str, params: list[Any]) -> bool:
+    """Whether the selection holds an existing line (a job of nothing is refused, not queued)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {CreditLine._meta.db_table} WHERE id IN ({sql}))",  # noqa: S608 - table names from the models, values bound
+            params,
+        )
+        return bool(cur.fetchone()[0])
 
 
 def _count_frozen(sql: str, params: list[Any]) -> int:
@@ -98,6 +109,8 @@ def job_request(*, kind: str, selection_kind: str, selection: dict[str, Any], ac
     at = timezone.now()
     with transaction.atomic():
         sql, params = _selection_sql(selection_kind, selection)
+        if selection_kind != JobSelection.ALL and not _selects_any(sql, params):
+            raise DomainError(_("The selection holds no account; nothing to do"))
         # Only these need the count (the nightly job selects every line).
         may_unfreeze = _count_frozen(sql, params) if kind in UNFREEZING_KINDS else 0
         needs_approval = kind == JobKind.BULK_UNFREEZE or may_unfreeze > settings.JOB_FOUR_EYES_ACCOUNTS

@@ -1,0 +1,101 @@
+"""Bad input gets a 400 (or the form's message) and changes nothing, never a 500 (issue 14's probes)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import signing
+
+from riskops.models import AuditEvent, Job
+from tests.factories import flag, make_line
+from tests.helpers import logged_in, messages_of, token_client
+
+pytestmark = pytest.mark.django_db
+
+EN = {"accept-language": "en"}
+HUGE = str(2**63)  # one past PostgreSQL's bigint
+
+
+def _snapshot():
+    from accounts.models import Case
+
+    return list(Case.objects.values_list("pk", "status", "assignee_id", "version")), AuditEvent.objects.count()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"action": "release", "case_ids": [HUGE]},
+            f"{HUGE} is not an id (a whole number from 1 to 9223372036854775807)",
+        ),
+        (
+            {"action": "assign", "case_ids": ["1"], "assignee": HUGE},
+            "Ensure this value is less than or equal to 9223372036854775807.",
+        ),
+        ({"action": "release", "case_ids": ["-3"]}, "-3 is not an id (a whole number from 1 to 9223372036854775807)"),
+        ({"action": "release", "case_ids": ["x"]}, "x is not an id (a whole number from 1 to 9223372036854775807)"),
+    ],
+)
+def test_out_of_range_ids_in_the_queues_bulk_actions_say_why_and_change_nothing(senior, data, message):
+    flag(make_line(), "OVERDUE")
+    before = _snapshot()
+
+    response = logged_in(senior).post("/queue/bulk/", data, headers=EN, follow=True)
+
+    assert response.status_code == 200
+    assert message in " ".join(messages_of(response))
+    assert _snapshot() == before
+
+
+def test_out_of_range_ids_in_a_job_request_say_why_and_start_nothing(senior):
+    response = logged_in(senior).post(
+        "/jobs/new/", {"kind": "reevaluate", "selection_kind": "ids", "case_ids": [HUGE]}, headers=EN, follow=True
+    )
+
+    assert response.status_code == 200
+    assert f"{HUGE} is not an id (a whole number from 1 to 9223372036854775807)" in " ".join(messages_of(response))
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_an_opening_date_out_of_range_gets_the_forms_message(analyst, day):
+    response = logged_in(analyst).get(f"/queue/?opened_to={day}", headers=EN)
+
+    assert response.status_code == 200
+    assert "Enter a date from 2000-01-01 to 2999-12-31." in response.content.decode()
+
+
+def test_the_jobs_apis_filter_with_a_date_out_of_range_is_a_400(senior):
+    response = token_client(senior).post(
+        "/api/v1/jobs/",
+        {"kind": "reevaluate", "selection_kind": "filter", "filter": {"opened_to": "9999-12-31"}},
+        format="json",
+        headers=EN,
+    )
+
+    assert response.status_code == 400
+    assert "Enter a date from 2000-01-01 to 2999-12-31." in str(response.json())
+    assert not Job.objects.exists()
+
+
+def test_a_job_that_selects_no_account_is_refused(senior):
+    response = token_client(senior).post(
+        "/api/v1/jobs/",
+        {"kind": "reevaluate", "selection_kind": "filter", "filter": {"family": "OVERDUE"}},
+        format="json",
+        headers=EN,
+    )
+
+    assert response.status_code == 400
+    assert "The selection holds no account; nothing to do" in str(response.json())
+    assert not Job.objects.exists()
+
+
+def test_a_signed_link_without_its_timestamp_is_an_invalid_link(client):
+    line = make_line()
+    untimed = signing.Signer(salt="riskops.appeals.link").sign(f"l{line.pk}")
+
+    response = client.get(f"/a/{untimed}/?lang=en")
+
+    assert response.status_code == 404
+    assert "This link is not valid" in response.content.decode()
