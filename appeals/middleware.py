@@ -3,7 +3,9 @@
 Django's multipart parser strips directories from file names before any view sees them ("../../x.pdf" arrives as
 "x.pdf"). This middleware parses multipart POSTs itself, with a parser that notes such names on the request
 (`request.unsafe_upload_names`); `appeals.documents.read_uploads` refuses the upload when there are any.
-Everything else is Django's own parsing (same limits, same handlers), done a moment earlier.
+Everything else is Django's own parsing (same limits, same handlers), done a moment earlier, and only on the
+addresses that take documents (UPLOAD_PREFIXES): a multipart POST anywhere else (the login page) is left to
+Django's CSRF check and view, after `riskops.core.http.BodyLimitMiddleware` capped its size.
 """
 
 from __future__ import annotations
@@ -26,13 +28,21 @@ class NameNotingMultiPartParser(MultiPartParser):
         return super().sanitize_file_name(file_name)
 
 
+# The borrower's pages and the appeals API (appeals.urls).
+UPLOAD_PREFIXES = ("/a/", "/api/v1/appeals/")
+
+
 class UploadNameMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.unsafe_upload_names = []  # type: ignore[attr-defined]
-        if request.method == "POST" and request.content_type == "multipart/form-data":
+        if (
+            request.method == "POST"
+            and request.content_type == "multipart/form-data"
+            and request.path.startswith(UPLOAD_PREFIXES)
+        ):
             parser = NameNotingMultiPartParser(request.META, request, request.upload_handlers, request.encoding)
             try:
                 request._post, request._files = parser.parse()  # type: ignore[attr-defined]

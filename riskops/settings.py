@@ -119,6 +119,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body (the upload-name parser, CSRF's check of the form, the views).
+    "riskops.core.http.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -334,6 +336,18 @@ if urlparse(PUBLIC_BASE_URL).scheme not in {"http", "https"} or not urlparse(PUB
     )
 # Five 10 MB documents and a statement; larger requests are refused before they are read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The largest request body (bytes) an address takes, refused with a 413 before it is read
+# (riskops.core.http.BodyLimitMiddleware): the borrower's appeal pages and the appeals API take up to 5 documents of
+# 10 MiB (appeals.documents), the import page IMPORT_MAX_BYTES, the events API INGEST_MAX_BODY_BYTES (it answers
+# its own 413 from there), each with 1 MiB for the form around them; every other address REQUEST_MAX_BYTES.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024, minimum=16 * 1024)
+_FORM_ROOM = 1024 * 1024
+REQUEST_BODY_LIMITS = [
+    ("/a/", 5 * 10 * 1024 * 1024 + _FORM_ROOM),
+    ("/api/v1/appeals/", 5 * 10 * 1024 * 1024 + _FORM_ROOM),
+    ("/jobs/import/", IMPORT_MAX_BYTES + _FORM_ROOM),
+    ("/api/v1/events/", INGEST_MAX_BODY_BYTES + _FORM_ROOM),
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = 10
 FILE_UPLOAD_MAX_MEMORY_SIZE = 11 * 1024 * 1024
 

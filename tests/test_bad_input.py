@@ -99,3 +99,29 @@ def test_a_signed_link_without_its_timestamp_is_an_invalid_link(client):
 
     assert response.status_code == 404
     assert "This link is not valid" in response.content.decode()
+
+
+# --- request bodies are capped before anything reads them
+
+
+def test_an_anonymous_multipart_post_to_the_login_page_is_refused_unread(client):
+    # The body declared is 100 MiB and only a few bytes come: reading it would fail; it must not be read at all.
+    response = client.post(
+        "/login/",
+        data=b'--x\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\nAAAA\r\n--x--\r\n',
+        content_type="multipart/form-data; boundary=x",
+        CONTENT_LENGTH=str(100 * 1024 * 1024),
+    )
+
+    assert response.status_code == 413
+    assert response.content.decode() == ("The request body is 104,857,600 bytes; this address takes at most 1,048,576")
+
+
+def test_the_appeals_api_refuses_a_body_over_its_documents_limit_as_json(integration):
+    response = token_client(integration).post(
+        "/api/v1/appeals/", data=b"x", content_type="multipart/form-data; boundary=x",
+        CONTENT_LENGTH=str(200 * 1024 * 1024), headers=EN,
+    )  # fmt: skip
+
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The request body is 209,715,200 bytes; this address takes at most 53,477,376"}

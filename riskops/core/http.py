@@ -1,4 +1,5 @@
-"""What every page view shares: who may see operator pages, who is acting, and domain errors as responses.
+"""What every page view shares: who may see operator pages, who is acting, domain errors as responses, and the
+cap on request bodies (`BodyLimitMiddleware`).
 
 The one mapping from a service's refusal to a page (`domain_errors`): `NotAllowed` is a 403 page with the reason;
 `ConflictError` (someone changed it first) a warning and `DomainError` an error message, on the page the view
@@ -11,9 +12,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -84,3 +86,36 @@ def safe_next(request: HttpRequest, default: str) -> str:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return default
+
+
+class BodyLimitMiddleware:
+    """Refuse a request whose declared body is larger than its path allows (413), before anything reads it.
+
+    Every entry point has a limit (settings.REQUEST_BODY_LIMITS: path prefixes that take uploads or batches, and
+    REQUEST_MAX_BYTES for the rest, the login page included), so an anonymous client cannot make the server read,
+    parse or spill to disk a large body. WSGI reads at most Content-Length bytes, so the declared length is the cap.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    @staticmethod
+    def limit(path: str) -> int:
+        for prefix, limit in settings.REQUEST_BODY_LIMITS:
+            if path.startswith(prefix):
+                return int(limit)
+        return int(settings.REQUEST_MAX_BYTES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        limit = self.limit(request.path)
+        size = int(declared) if declared.isdigit() else -1
+        if size < 0 or size > limit:
+            message = _("The request body is %(size)s bytes; this address takes at most %(limit)s") % {
+                "size": f"{size:,}" if size >= 0 else "?",
+                "limit": f"{limit:,}",
+            }
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=413)
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
