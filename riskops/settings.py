@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -111,6 +112,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI from the package's static files, not a CDN
+    "csp",  # the Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
+    "axes",  # login failures counted, a username locked from an address (riskops.core.logins audits them)
     "riskops",
     "accounts",
     "appeals",
@@ -119,6 +122,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Before anything reads a body (the upload-name parser, CSRF's check of the form, the views).
     "riskops.core.http.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -131,6 +135,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "riskops.core.sessions.IdleTimeoutMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "riskops.urls"
@@ -161,11 +168,32 @@ if not DATABASE_URL:
 DATABASES = {"default": parse_database_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTHENTICATION_BACKENDS = ["riskops.core.auth.RoleBackend"]
+# django-axes first: a locked-out username and address is refused before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "riskops.core.auth.RoleBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 12, minimum=8)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Lockout: LOGIN_FAILURE_LIMIT wrong passwords for one username from one address lock that pair for
+# LOGIN_LOCKOUT_MINUTES (others, and the same user from elsewhere, can still log in; a success resets the count).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "riskops.core.logins.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "riskops.core.http.client_address"
+AXES_DISABLE_ACCESS_LOG = True  # logins are audit events (riskops.core.logins)
+AXES_VERBOSE = False
+# How many reverse proxies in front of the console add to X-Forwarded-For (0: clients connect directly).
+PROXY_COUNT = env_int("PROXY_COUNT", 0)
+# Sessions: ended after SESSION_IDLE_MINUTES without a request, and SESSION_MAX_HOURS after the login at the latest.
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12, minimum=1) * 3600
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -383,6 +411,39 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- Browser-side hardening. The Content-Security-Policy (django-csp) allows scripts only from the console's own
+# static files (no inline script, no eval: the pages' behaviour is in static/*.js, Swagger UI is the split view);
+# styles may be inline (Plotly writes its own <style>); no framing, no plugins, forms post only here. Documents a
+# borrower sent are served with their own stricter policy (appeals.views.review).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # pages send the token from the form or the <body>'s hx-headers, never from the cookie
+if PROXY_COUNT:
+    # The proxy in front terminates TLS and says so; only trusted when a proxy is declared.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:
+    # Production: HTTPS only (HSTS for a year, subdomains and preload by default), cookies only over HTTPS. The health
+    # check answers over plain HTTP, for load balancers probing inside the network.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views.queue import home
 from riskops import views
@@ -21,6 +21,9 @@ urlpatterns = [
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.
     path("favicon.ico", RedirectView.as_view(url=static("riskops/favicon.svg"), permanent=True)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "riskops.views.not_found"
+handler400 = "riskops.views.bad_request"

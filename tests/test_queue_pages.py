@@ -966,6 +966,7 @@ def test_every_action_is_forbidden_to_an_auditor(auditor, analyst):
     case = frozen_multi_head_case(phone="13812345678")
     proposal = proposed(case, analyst)
     services.case_claim(case_id=case.pk, actor=Actor.operator(analyst))
+    client = logged_in(auditor)  # the login is audited: before the snapshot
     before = (
         list(Case.objects.values_list("pk", "status", "assignee_id", "version")),
         list(CreditLine.objects.values_list("pk", "status", "limit", "available")),
@@ -974,7 +975,6 @@ def test_every_action_is_forbidden_to_an_auditor(auditor, analyst):
         Decision.objects.count(),
         Signal.objects.count(),
     )
-    client = logged_in(auditor)
 
     for url, data in auditor_posts(case, proposal, analyst):
         response = client.post(url, data, headers=EN)

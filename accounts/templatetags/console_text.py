@@ -31,6 +31,7 @@ _FIXED = {
     gettext_noop("risk signals fired"),
     gettext_noop("condition no longer holds"),
     gettext_noop("nightly re-evaluation"),
+    gettext_noop("idle"),
 }
 _ACTORS = {
     gettext_noop("engine"),
@@ -39,6 +40,7 @@ _ACTORS = {
     gettext_noop("claim expiry"),
     gettext_noop("appeal SLA aging"),
     gettext_noop("borrower (signed link)"),
+    gettext_noop("login page"),
 }
 _OBJECTS = {
     "credit_line": gettext_noop("credit line"),
@@ -52,6 +54,7 @@ _OBJECTS = {
     "job": gettext_noop("job"),
     "ingest_batch": gettext_noop("ingestion batch"),
     "ruleset": gettext_noop("ruleset"),
+    "user": gettext_noop("user"),
 }
 
 

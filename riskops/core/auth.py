@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import connection
@@ -21,6 +22,10 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
+
+# The demo operators' passwords are their username and this (riskops create_demo_operators); they work only with
+# DEBUG on: `RoleBackend.authenticate` refuses them otherwise, whoever set them.
+DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - not a password: the demo passwords' shape, refused when DEBUG is off
 
 _ACCESS = "riskops_access"  # the attribute of the user object that holds its Access for this request
 
@@ -75,7 +80,15 @@ def _access(roles: list[str], group_perms: list[str], user_perms: list[str]) -> 
 
 
 class RoleBackend(ModelBackend):
-    """ModelBackend (same login, same answers), with the permissions read by `user_access`."""
+    """ModelBackend (same login, same answers), with the permissions read by `user_access`; with DEBUG off, a demo
+    password is refused (a failed login) whatever the user."""
+
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
+        if not settings.DEBUG and username and password == f"{username}{DEMO_PASSWORD_SUFFIX}":
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
 
     def _answers_from_access(self, user_obj: Any, obj: Model | None) -> bool:
         return user_obj.is_active and not user_obj.is_anonymous and not user_obj.is_superuser and obj is None

@@ -42,6 +42,18 @@ def operator_required(view: View) -> View:
     return wrapper
 
 
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address: the connection's, or behind PROXY_COUNT trusted proxies the one the outermost of them
+    saw (the X-Forwarded-For entry that many places from the right; entries further left are the client's word)."""
+    address = request.META.get("REMOTE_ADDR") or None
+    hops = settings.PROXY_COUNT
+    if hops:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if len(forwarded) >= hops:
+            address = forwarded[-hops]
+    return address[:45] if address else None  # the longest textual IPv6 address
+
+
 def actor(request: HttpRequest) -> Actor:
     return Actor.operator(request.user)
 

@@ -19,6 +19,10 @@
     if (!help) return;
     help.hidden = show === undefined ? !help.hidden : !show;
   }
+  // The help's open and close buttons (no inline handlers: the Content-Security-Policy allows no inline script).
+  document.querySelectorAll("[data-help]").forEach(function (button) {
+    button.addEventListener("click", function () { toggleHelp(button.getAttribute("data-help") === "open"); });
+  });
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Escape") { toggleHelp(false); if (typing(event)) event.target.blur(); return; }

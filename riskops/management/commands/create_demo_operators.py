@@ -4,15 +4,14 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
+from riskops.core.auth import DEMO_PASSWORD_SUFFIX
 from riskops.core.roles import ADMIN, INTEGRATION, ROLES, ensure_roles
-
-DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 
 
 class Command(BaseCommand):
     help = (
-        "Create one demo operator per role (username = role, password = role + '-demo') and the lending app's API "
-        "user, and print the logins and the API token."
+        "Create one demo operator per role (username = role, password = role + '-demo', refused at login when DEBUG "
+        "is off) and the lending app's API user, and print the logins and the API token."
     )
 
     def add_arguments(self, parser):
