@@ -37,6 +37,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/bandit -q -c pyproject.toml -r accounts appeals ingest riskops scripts manage.py --severity-level medium
 	$(PY) manage.py makemigrations --check --dry-run
 
 format: $(STAMP)

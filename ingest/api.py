@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -117,8 +117,11 @@ class EventsInput(serializers.Serializer):
 class EventsApi(IngestApi):
     @extend_schema(
         request=EventsInput,
-        responses={201: BatchSchema, 207: BatchSchema, 400: BatchSchema, 413: ErrorOutput, 401: ErrorOutput,
-                   403: ErrorOutput},
+        # A 400 is a rejected batch (its per-item errors) or a body that is no batch at all (the error format).
+        responses={201: BatchSchema, 207: BatchSchema, 400: PolymorphicProxySerializer(
+                       component_name="EventsRefused", serializers=[BatchSchema, ErrorOutput],
+                       resource_type_field_name=None),
+                   413: ErrorOutput, 401: ErrorOutput, 403: ErrorOutput},
     )  # fmt: skip
     def post(self, request: Request) -> Response:
         limit = settings.INGEST_MAX_BODY_BYTES

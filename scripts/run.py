@@ -35,7 +35,7 @@ def wait_until_serving(url: str, seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url + "healthz", timeout=1)  # noqa: S310 - our own local server
+            urllib.request.urlopen(url + "healthz", timeout=1)  # noqa: S310 - our own local server  # nosec B310
             return True
         except OSError:
             time.sleep(0.2)
