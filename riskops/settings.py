@@ -113,6 +113,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI from the package's static files, not a CDN
     "csp",  # the Content-Security-Policy header (CONTENT_SECURITY_POLICY below)
+    "django_otp",  # the second factor (riskops.core.second_factor)
+    "django_otp.plugins.otp_totp",
     "axes",  # login failures counted, a username locked from an address (riskops.core.logins audits them)
     "riskops",
     "accounts",
@@ -132,10 +134,12 @@ MIDDLEWARE = [
     "appeals.middleware.UploadNameMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "riskops.core.sessions.IdleTimeoutMiddleware",
+    "riskops.core.second_factor.SecondFactorMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -194,6 +198,16 @@ PROXY_COUNT = env_int("PROXY_COUNT", 0)
 # Sessions: ended after SESSION_IDLE_MINUTES without a request, and SESSION_MAX_HOURS after the login at the latest.
 SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
 SESSION_COOKIE_AGE = env_int("SESSION_MAX_HOURS", 12, minimum=1) * 3600
+# The roles that must give a one-time code from an authenticator app after the password (comma-separated; empty:
+# optional for everyone). `admin` covers Django superusers too.
+SECOND_FACTOR_ROLES = [r.strip() for r in os.environ.get("SECOND_FACTOR_ROLES", "").split(",") if r.strip()]
+_UNKNOWN_ROLES = set(SECOND_FACTOR_ROLES) - {"analyst", "senior_reviewer", "risk_manager", "auditor", "admin"}
+if _UNKNOWN_ROLES:
+    raise ImproperlyConfigured(
+        f"SECOND_FACTOR_ROLES names unknown roles {sorted(_UNKNOWN_ROLES)}; use analyst, senior_reviewer, "
+        "risk_manager, auditor, admin"
+    )
+OTP_TOTP_ISSUER = "RiskOps"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -16,6 +16,8 @@ urlpatterns = [
     path("", include("ingest.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/code/", views.second_factor_page, name="second_factor"),
+    path("login/code/setup/", views.second_factor_setup, name="second_factor_setup"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", views.healthz, name="healthz"),
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.

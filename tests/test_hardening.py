@@ -25,7 +25,9 @@ PRODUCTION = {
 
 
 def _check_deploy(**extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **PRODUCTION, "DATABASE_URL": current_database_url(), **extra}
+    # Not the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE (set in this process when they ran first): no deploy has it.
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {**inherited, **PRODUCTION, "DATABASE_URL": current_database_url(), **extra}
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
