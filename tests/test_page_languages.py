@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 
 import polib
 import pytest
+from django.test import Client, RequestFactory
 from django.utils import translation
 
 from tests.helpers import ROOT, logged_in, op
@@ -180,6 +181,7 @@ def _pages(console) -> list[tuple[str, str]]:
     pages += [("senior", "/appeals/"), *(("senior", f"/appeals/{a.pk}/") for a in console["appeals"])]
     pages += [("senior", "/jobs/"), ("senior", f"/jobs/{console['job'].pk}/"), ("manager", "/jobs/import/")]
     pages.append(("manager", f"/jobs/{console['import'].pk}/"))
+    pages.append(("analyst", "/login/code/setup/"))  # the second factor's enrolment
     return pages
 
 
@@ -197,6 +199,22 @@ def test_every_page_speaks_one_language_and_shows_no_raw_code(console, client, l
         response = client.get(url, headers=headers)
         assert response.status_code == 200, url
         found += [f"{url} {f}" for f in leftovers(response.content.decode(), language, catalogue)]
+    # The lockout page (a locked username and address) and the code page of an operator with a device.
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from riskops.core.logins import lockout_response
+
+    request = RequestFactory(headers=headers).get("/login/")
+    with translation.override("zh-hans" if language == "zh" else "en"):
+        found += [f"lockout {f}" for f in leftovers(lockout_response(request).content.decode(), language, catalogue)]
+    manager = console["users"]["manager"]
+    TOTPDevice.objects.create(user=manager, name="authenticator", confirmed=True)
+    with_device = Client(headers=headers)
+    with_device.force_login(manager)
+    assert with_device.get("/queue/")["Location"].startswith("/login/code/")
+    response = with_device.get("/login/code/")
+    assert response.status_code == 200
+    found += [f"/login/code/ {f}" for f in leftovers(response.content.decode(), language, catalogue)]
     assert not found, "\n".join(found)
 
 
