@@ -14,7 +14,7 @@ from django.test import Client
 
 from accounts.models import CreditInquiry, CreditLine
 from ingest.models import IngestBatch
-from riskops.models import Job
+from riskops.models import AuditEvent, Job
 from tests.factories import default_ruleset, make_role_operator
 from tests.helpers import ROOT, browser_login, browser_operator, need_chromium
 
@@ -65,6 +65,9 @@ def test_a_risk_manager_imports_the_samples_as_jobs_and_downloads_the_error_repo
         ["3", "account", "unknown account 'NOPE'"],
         ["4", "occurred_at", "must be a date and time in ISO 8601, e.g. 2026-11-30T14:05:00+08:00"],
     ]
+    # The export is audited: who took it, and how many rows.
+    export = AuditEvent.objects.get(action="job.export_errors")
+    assert (export.object_id, export.actor_kind, export.after) == (job.pk, "operator", {"rows": 2})
     assert IngestBatch.objects.get(job_id=job.pk).source == "upload"
     # Imported again: the row that was stored is recognised, nothing is stored twice.
     upload(client, "2-credit_inquiry.csv", INQUIRIES.encode(), django_capture_on_commit_callbacks)

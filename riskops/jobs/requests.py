@@ -33,6 +33,7 @@ from riskops.core.forms import MAX_ID
 from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, INGEST_EVENTS, may, require
 from riskops.core.sql import id_array
 from riskops.jobs.dispatch import jobs_dispatch
+from riskops.jobs.selectors import import_errors
 from riskops.models import JOB_ACTIVE, Job, JobBatch, JobBatchStatus, JobKind, JobSelection, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -251,6 +252,14 @@ def lock_job(job_id: int) -> Job:
     if job is None:
         raise NotFound(_("Job %(id)s does not exist") % {"id": job_id})
     return job
+
+
+def job_errors_export(job: Job, actor: Actor) -> list[dict[str, Any]]:
+    """An import job's errors, as exported to a file: the export is audited (who took it, how many rows)."""
+    rows = import_errors(job.pk)
+    with transaction.atomic():
+        audit_job(job, actor, timezone.now(), "job.export_errors", None, {"rows": len(rows)})
+    return rows
 
 
 def audit_job(job: Job, actor: Actor, at: datetime, action: str, before: Any, after: Any) -> None:

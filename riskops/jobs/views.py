@@ -125,7 +125,7 @@ def job_errors_csv(request: HttpRequest, job_id: int) -> HttpResponse:
     response.write("\ufeff")  # Excel reads UTF-8 (the messages quote Chinese names) only with the mark
     writer = csv.writer(response)
     writer.writerow(["line", "field", "message"])
-    writer.writerows([e["index"], e["field"], e["message"]] for e in import_errors(job.pk))
+    writer.writerows([e["index"], e["field"], e["message"]] for e in requests.job_errors_export(job, actor(request)))
     return response
 
 
