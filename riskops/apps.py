@@ -11,6 +11,7 @@ class RiskopsConfig(AppConfig):
     def ready(self) -> None:
         # The jobs' tasks, registered in every process: the jobs send them by name.
         import_module("riskops.tasks")
+        import_module("riskops.checks")
         # Jobs plug into the queue of accounts, which never imports them (accounts/hooks.py).
         from accounts import hooks
         from riskops.jobs.actions import reevaluate_cases
