@@ -123,22 +123,23 @@ def _head(cur: Any) -> tuple[int, bytes]:
     return (row[0], bytes(row[1])) if row else (0, GENESIS)
 
 
-def _seal_batch(limit: int) -> int | None:
-    """Seal up to `limit` events in one transaction; None when another sealer (or maintenance) holds the lock."""
+def _seal_batch(limit: int, after_id: int) -> tuple[int, int] | None:
+    """Seal up to `limit` events of ids above `after_id` in one transaction: how many and the last id; None when
+    another sealer (or maintenance) holds the lock."""
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEALER_LOCK])
         if not cur.fetchone()[0]:
             return None
         seq, prev = _head(cur)
         cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE chain_seq IS NULL ORDER BY id LIMIT %s").format(
+            sql.SQL("SELECT {} FROM {} WHERE chain_seq IS NULL AND id > %s ORDER BY id LIMIT %s").format(
                 _SELECT_CONTENT, sql.Identifier(EVENTS)
             ),
-            [limit],
+            [after_id, limit],
         )
         rows = cur.fetchall()
         if not rows:
-            return 0
+            return 0, after_id
         ids, seqs, contents, prevs, heads = [], [], [], [], []
         for row in rows:
             seq += 1
@@ -158,17 +159,21 @@ def _seal_batch(limit: int) -> int | None:
             ).format(sql.Identifier(EVENTS)),
             {"ids": ids, "seqs": seqs, "contents": contents, "prevs": prevs, "heads": heads},
         )
-        return len(rows)
+        return len(rows), ids[-1]
 
 
 def audit_seal(*, batch: int = SEAL_BATCH) -> int:
     """Chain every committed event not chained yet, in id order; return how many. Safe to run anywhere, any number
     of times at once: one sealer runs, the others return 0 at once."""
-    sealed = 0
+    # Within a run, each batch starts after the last one's ids: the index entries of the events just sealed are
+    # dead until the next scan or vacuum clears them, and every batch from the start re-read them all (quadratic).
+    # An event committed later with a lower id waits for the next run.
+    sealed, after_id = 0, 0
     while True:
-        n = _seal_batch(batch)
-        if not n:
+        result = _seal_batch(batch, after_id)
+        if result is None:
             return sealed
+        n, after_id = result
         sealed += n
         if n < batch:
             return sealed
