@@ -368,3 +368,23 @@ def test_the_runtime_role_may_only_insert_and_select_the_audit_trail():
         with connection.cursor() as cur:
             cur.execute(f'DROP OWNED BY "{role}"')
             cur.execute(f'DROP ROLE "{role}"')
+
+
+def test_make_run_connects_the_console_as_the_runtime_role_on_the_same_server():
+    from scripts.run import runtime_database_url
+
+    embedded = "postgresql://postgres@/riskops?host=/srv/var/pg&port=5432"
+    assert (
+        runtime_database_url({"DATABASE_URL": embedded})
+        == "postgresql://riskops_app@/riskops?host=/srv/var/pg&port=5432"
+    )
+    assert runtime_database_url(
+        {
+            "DATABASE_URL": "postgresql://owner:s3cret@db:5433/risk",
+            "DATABASE_APP_ROLE": "app",
+            "DATABASE_APP_PASSWORD": "p@ss",
+        }
+    ) == ("postgresql://app:p%40ss@db:5433/risk")
+    # With the owner named apart, DATABASE_URL is the runtime URL as given.
+    given = {"DATABASE_URL": "postgresql://app@db/risk", "DATABASE_OWNER_URL": "postgresql://owner@db/risk"}
+    assert runtime_database_url(given) == "postgresql://app@db/risk"
