@@ -13,6 +13,7 @@ class RiskopsConfig(AppConfig):
         import_module("riskops.tasks")
         # Logins, failed logins, logouts and lockouts are audited (Django's and django-axes' signals).
         import_module("riskops.core.logins")
+        import_module("riskops.checks")
         # Jobs plug into the queue of accounts, which never imports them (accounts/hooks.py).
         from accounts import hooks
         from riskops.jobs.actions import reevaluate_cases

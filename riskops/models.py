@@ -49,15 +49,54 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    # The hash chain (riskops.core.audit_chain, docs/AUDIT.md): filled once, in commit order, by the sealer; the
+    # database refuses any other UPDATE, and every DELETE and TRUNCATE, outside the maintenance procedure.
+    content_hash = models.BinaryField(null=True, editable=False)
+    chain_seq = models.BigIntegerField(null=True, editable=False)
+    prev_hash = models.BinaryField(null=True, editable=False)
+    chain_hash = models.BinaryField(null=True, editable=False)
 
     class Meta:
         indexes = [
             models.Index(fields=["account", "at"], name="audit_account_at"),
             BrinIndex(fields=["at"], name="audit_at_brin"),
+            # What the sealer takes next, in id order: only the few events written since its last run.
+            models.Index(fields=["id"], name="audit_unsealed", condition=Q(chain_seq__isnull=True)),
         ]
+        constraints = [models.UniqueConstraint(fields=["chain_seq"], name="audit_chain_seq")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_kind} {self.action} {self.object_type}#{self.object_id}"
+
+
+class AuditCheckpoint(models.Model):
+    """The chain's head at a moment, signed (HMAC-SHA256 with AUDIT_CHECKPOINT_KEY): rewriting the chain up to here
+    needs the key as well as the database. Append-only like the events."""
+
+    at = models.DateTimeField()
+    chain_seq = models.BigIntegerField()
+    chain_hash = models.BinaryField()
+    signature = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.pk} at seq {self.chain_seq}"
+
+
+class AuditVerification(models.Model):
+    """One run of `verify_audit`: when, by whom, what it checked and the first event that did not match."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    by = models.CharField(max_length=150)
+    ok = models.BooleanField()
+    events_checked = models.BigIntegerField()
+    checkpoints_checked = models.IntegerField()
+    first_bad_event_id = models.BigIntegerField(null=True, blank=True)
+    first_bad_seq = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"verification #{self.pk} {'ok' if self.ok else 'FAILED'}"
 
 
 class JobKind(models.TextChoices):

@@ -5,6 +5,7 @@ A bad value stops start-up with ImproperlyConfigured naming the variable.
 
 from __future__ import annotations
 
+import hmac
 import importlib.util
 import os
 import zoneinfo
@@ -90,6 +91,16 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
     SECRET_KEY = "dev-only-insecure-key-never-used-in-production"  # noqa: S105
+
+# --- Audit chain (docs/AUDIT.md): the key that signs the chain's checkpoints. Unset, it is derived from SECRET_KEY
+# (fine for development; `check --deploy` warns, riskops.W001): in production, a key of its own, kept away from the
+# database's administrators, so that rewriting the chain needs more than the database.
+AUDIT_CHECKPOINT_KEY_SET = bool(os.environ.get("AUDIT_CHECKPOINT_KEY"))
+AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+if AUDIT_CHECKPOINT_KEY_SET and len(AUDIT_CHECKPOINT_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_CHECKPOINT_KEY must be at least 32 characters long")
+if not AUDIT_CHECKPOINT_KEY:
+    AUDIT_CHECKPOINT_KEY = hmac.new(SECRET_KEY.encode(), b"riskops-audit-checkpoint-key", "sha256").hexdigest()
 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 if not ALLOWED_HOSTS:
@@ -319,6 +330,15 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-dispatch": {
         "task": "riskops.tasks.jobs_dispatch",
         "schedule": float(env_int("JOB_DISPATCH_SECONDS", 15, minimum=1)),
+    },
+    # The audit chain (riskops.core.audit_chain): events chained within seconds, the head signed every few minutes.
+    "audit-seal": {
+        "task": "riskops.tasks.audit_seal",
+        "schedule": float(env_int("AUDIT_SEAL_SECONDS", 5, minimum=1)),
+    },
+    "audit-checkpoint": {
+        "task": "riskops.tasks.audit_checkpoint",
+        "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)),
     },
     "reevaluate-all-nightly": {
         "task": "riskops.tasks.job_reevaluate_all",

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from riskops.core import audit_chain
 from riskops.jobs import dispatch, requests, runner
 
 
@@ -43,3 +44,16 @@ def jobs_dispatch() -> int:
 def job_reevaluate_all() -> int:
     """Beat, nightly: re-evaluate every active and frozen line as one job."""
     return requests.job_reevaluate_all().pk
+
+
+@shared_task(name="riskops.tasks.audit_seal", acks_late=True, ignore_result=True)
+def audit_seal() -> int:
+    """Beat, every few seconds: chain the audit events committed since the last run."""
+    return audit_chain.audit_seal()
+
+
+@shared_task(name="riskops.tasks.audit_checkpoint", acks_late=True, ignore_result=True)
+def audit_checkpoint() -> int | None:
+    """Beat, every few minutes: seal, then sign the chain's head (when it moved)."""
+    checkpoint = audit_chain.audit_checkpoint()
+    return checkpoint.pk if checkpoint else None

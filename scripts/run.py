@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -78,8 +79,46 @@ def environment(args: argparse.Namespace, embedded: bool) -> dict[str, str]:
     return env
 
 
+def runtime_database_url(env: dict[str, str]) -> str:
+    """The URL the worker, beat and web server use: DATABASE_URL when DATABASE_OWNER_URL names the owner apart, else
+    DATABASE_URL's server and database as the runtime role (DATABASE_APP_ROLE, docs/AUDIT.md)."""
+    if env.get("DATABASE_OWNER_URL"):
+        return env["DATABASE_URL"]
+    parts = urlsplit(env["DATABASE_URL"])
+    user = quote(env.get("DATABASE_APP_ROLE", "riskops_app"), safe="")
+    password = env.get("DATABASE_APP_PASSWORD")
+    auth = user + (":" + quote(password, safe="") if password else "")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def can_connect(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5):
+            return True
+    except psycopg.OperationalError as exc:
+        print(f"The runtime role cannot connect ({str(exc).strip()}); using the owner's URL.", file=sys.stderr)
+        return False
+
+
+def as_runtime_role(manage: list[str], env: dict[str, str]) -> dict[str, str]:
+    """Grant the runtime role least privilege (as the owner, after migrate), then the environment that uses it."""
+    owner = dict(env, DATABASE_URL=env.get("DATABASE_OWNER_URL") or env["DATABASE_URL"])
+    role = ["--role", env["DATABASE_APP_ROLE"]] if env.get("DATABASE_APP_ROLE") else []
+    subprocess.run([*manage, "setup_db_roles", *role], env=owner, check=True)
+    runtime = runtime_database_url(env)
+    if not can_connect(runtime):
+        return owner
+    print("PostgreSQL: the worker, beat and web server connect as the runtime role (docs/AUDIT.md)")
+    return dict(env, DATABASE_URL=runtime)
+
+
 def prepare(manage: list[str], env: dict[str, str], args: argparse.Namespace) -> None:
-    """Migrate, load the demo data on the first start, create the demo operators."""
+    """Migrate, load the demo data on the first start, create the demo operators: as the owner."""
+    if env.get("DATABASE_OWNER_URL"):
+        env = dict(env, DATABASE_URL=env["DATABASE_OWNER_URL"])
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
     has_data = (
         subprocess.run(
@@ -150,7 +189,7 @@ def main() -> int:
     children: list[subprocess.Popen] = []
     try:
         prepare(manage, env, args)
-        return serve(manage, env, args, children)
+        return serve(manage, as_runtime_role(manage, env), args, children)
     except KeyboardInterrupt:
         return 0
     except subprocess.CalledProcessError as exc:

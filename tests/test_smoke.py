@@ -141,6 +141,8 @@ def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: 
         assert 'class="badge sev-high' in home
         output = (tmp_path / "run.log").read_text()
         assert "analyst          analyst-demo" in output
+        # The console runs as the least-privileged runtime role, not as the owner (docs/AUDIT.md).
+        assert "the worker, beat and web server connect as the runtime role" in output
 
         # The real worker sends what the engine queued while loading the demo data.
         deadline = time.monotonic() + 120

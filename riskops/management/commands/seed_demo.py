@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from accounts import demo
 from accounts.models import CreditLine, Rule, RuleSet, Signal
+from riskops.core.audit_chain import audit_maintenance
 
 MAX_ACCOUNTS = 5_000_000
 
@@ -68,13 +69,15 @@ def demo_tables() -> list[str]:
     """Everything the demo owns: the accounts app without its rulesets, plus the audit log."""
     keep = {RuleSet, Rule}
     models = [m for m in apps.get_app_config("accounts").get_models() if m not in keep]
-    return [m._meta.db_table for m in models] + [apps.get_model("riskops", "AuditEvent")._meta.db_table]
+    audit = [apps.get_model("riskops", name)._meta.db_table for name in ("AuditEvent", "AuditCheckpoint")]
+    return [m._meta.db_table for m in models] + audit
 
 
 def reset_demo_data() -> None:
     """Empty the demo tables. CASCADE also empties tables that point at them (appeals); users and rulesets stay."""
     qn = connection.ops.quote_name
-    with connection.cursor() as cur:
+    # The audit trail starts afresh with the demo: a maintenance operation (docs/AUDIT.md), for the owner only.
+    with audit_maintenance(), connection.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(qn(t) for t in demo_tables())} RESTART IDENTITY CASCADE")
 
 
