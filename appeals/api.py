@@ -15,7 +15,7 @@ from appeals import services
 from appeals.documents import read_uploads
 from appeals.models import Appeal, AppealChannel, AppealReason
 from riskops.core.api import ERRORS, IntegrationApi
-from riskops.core.audit import Actor
+from riskops.core.http import actor as request_actor
 
 
 class AppealInput(serializers.Serializer):
@@ -100,7 +100,7 @@ class AppealCreateApi(IntegrationApi):
             statement=data.validated_data["statement"],
             files=files,
             channel=AppealChannel.API,
-            actor=Actor.operator(request.user),
+            actor=request_actor(request),
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         body = AppealOutput(result.appeal, context={"documents": result.documents}).data

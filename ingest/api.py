@@ -24,8 +24,8 @@ from ingest.models import BatchMode, BatchSource, BatchStatus, IngestBatch
 from ingest.parsing import KINDS
 from ingest.services import MAX_ITEMS, events_ingest
 from riskops.core.api import ERRORS, ErrorOutput
-from riskops.core.audit import Actor
 from riskops.core.auth import TokenWithRolesAuthentication
+from riskops.core.http import actor as request_actor
 from riskops.core.roles import INGEST_EVENTS
 
 _FIELDS = {"mode", "backfill", "items"}
@@ -152,7 +152,7 @@ class EventsApi(IngestApi):
         if not items:
             return _bad('"items" is empty')
         batch = events_ingest(
-            items=items, actor=Actor.operator(request.user), mode=mode, backfill=backfill, source=BatchSource.API
+            items=items, actor=request_actor(request), mode=mode, backfill=backfill, source=BatchSource.API
         )
         code = {
             BatchStatus.STORED: status.HTTP_201_CREATED,

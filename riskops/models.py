@@ -49,6 +49,9 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    # Where the request came from (riskops.core.http.client_address): an operator's, a borrower's or an upstream
+    # system's address; none for the engine, jobs and beat.
+    client_address = models.CharField(max_length=45, null=True, blank=True)
     # The hash chain (riskops.core.audit_chain, docs/AUDIT.md): filled once, in commit order, by the sealer; the
     # database refuses any other UPDATE, and every DELETE and TRUNCATE, outside the maintenance procedure.
     content_hash = models.BinaryField(null=True, editable=False)

@@ -21,6 +21,7 @@ PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "risk.example.com",
     "PUBLIC_BASE_URL": "https://risk.example.com",
+    "AUDIT_CHECKPOINT_KEY": secrets.token_urlsafe(40),
 }
 
 
@@ -46,11 +47,15 @@ def test_check_deploy_passes_with_production_values():
 
 
 @pytest.mark.django_db
-def test_check_deploy_fails_when_production_turns_hsts_off():
-    """The check is not vacuous: the same command names the missing header."""
-    result = _check_deploy(SECURE_HSTS_SECONDS="0")
+@pytest.mark.parametrize(
+    ("setting", "value", "warning"),
+    [("SECURE_HSTS_SECONDS", "0", "security.W004"), ("AUDIT_CHECKPOINT_KEY", "", "riskops.W001")],
+)
+def test_check_deploy_fails_without_a_production_setting(setting, value, warning):
+    """The check is not vacuous: the same command names what is missing (HSTS, the audit checkpoints' key)."""
+    result = _check_deploy(**{setting: value})
     assert result.returncode == 1
-    assert "security.W004" in result.stderr
+    assert warning in result.stderr
 
 
 @pytest.mark.django_db

@@ -46,11 +46,11 @@ def test_a_login_and_a_logout_are_audited_with_the_address(analyst):
         "user",
         analyst.pk,
     )
-    assert login.after == {"username": "ana", "address": "10.1.2.3"}
+    assert (login.after, login.client_address) == ({"username": "ana"}, "10.1.2.3")
 
     client.post("/logout/")
     (logout,) = _events("auth.logout")
-    assert (logout.actor_user_id, (logout.after or {})["address"], logout.reason) == (analyst.pk, "10.1.2.3", "")
+    assert (logout.actor_user_id, logout.client_address, logout.reason) == (analyst.pk, "10.1.2.3", "")
 
 
 def test_a_failed_login_is_audited_with_the_username_typed_and_never_the_password(analyst):
@@ -61,11 +61,12 @@ def test_a_failed_login_is_audited_with_the_username_typed_and_never_the_passwor
     _login(client, "nobody", "wrong-password-2")
 
     known, unknown = _events("auth.login_failed")
-    assert (known.actor_kind, known.actor_label, known.object_id, known.after) == (
+    assert (known.actor_kind, known.actor_label, known.object_id, known.after, known.client_address) == (
         "system",
         "login page",
         analyst.pk,
-        {"username": "ana", "address": "10.9.9.9"},
+        {"username": "ana"},
+        "10.9.9.9",
     )
     assert (unknown.object_id, (unknown.after or {})["username"]) == (0, "nobody")
     texts = " ".join(str(e.after) + e.reason for e in AuditEvent.objects.all())
@@ -88,7 +89,7 @@ def test_repeated_failures_lock_the_username_from_that_address_only(analyst, set
     assert "_auth_user_id" not in attacker.session
     assert _events("auth.login") == []
     locked = _events("auth.locked_out")
-    assert [e.after for e in locked][:1] == [{"username": "ana", "address": "203.0.113.7"}]
+    assert [(e.after, e.client_address) for e in locked][:1] == [({"username": "ana"}, "203.0.113.7")]
 
     # The operator, from their own address, still logs in (a lockout is per username and address).
     response = _login(Client(REMOTE_ADDR="10.0.0.5"), "ana", PASSWORD)
@@ -155,3 +156,13 @@ def test_weak_passwords_are_refused(password, message):
     with pytest.raises(ValidationError) as refused:
         validate_password(password)
     assert message in refused.value.messages
+
+
+def test_behind_a_declared_proxy_the_address_is_the_one_the_proxy_saw(analyst, settings):
+    settings.PROXY_COUNT = 1
+    client = Client(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.9")
+    _login(client, "ana", PASSWORD)
+    assert _events("auth.login")[0].client_address == "198.51.100.9"  # not the client's own claim (1.2.3.4)
+    settings.PROXY_COUNT = 0
+    _login(Client(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4"), "ana", PASSWORD)
+    assert _events("auth.login")[1].client_address == "10.0.0.1"  # no proxy declared: the header is ignored

@@ -19,9 +19,13 @@ from appeals.forms import BorrowerAppealForm, MoreInfoForm
 from appeals.links import LinkInvalid, read_link
 from appeals.models import Appeal, AppealChannel, AppealStatus
 from riskops.core.audit import Actor
-from riskops.core.http import attempt
+from riskops.core.http import attempt, client_address
 
-BORROWER = Actor.borrower("borrower (signed link)")
+BORROWER = "borrower (signed link)"  # who acts, in the audit trail (translated there)
+
+
+def _borrower(request: HttpRequest) -> Actor:
+    return Actor.borrower(BORROWER, client_address(request))
 
 
 def _borrower_language(request: HttpRequest) -> str:
@@ -66,7 +70,7 @@ def borrower_appeal(request: HttpRequest, token: str) -> HttpResponse:
                     statement=form.cleaned_data["statement"],
                     files=files,
                     channel=AppealChannel.LINK,
-                    actor=BORROWER,
+                    actor=_borrower(request),
                 ),
             )
             if not error:
@@ -106,7 +110,7 @@ def borrower_more_info(request: HttpRequest, token: str) -> HttpResponse:
             error = _with_documents(
                 request,
                 lambda files: services.appeal_add_documents(
-                    appeal_id=appeal.pk, files=files, note=form.cleaned_data["note"], actor=BORROWER
+                    appeal_id=appeal.pk, files=files, note=form.cleaned_data["note"], actor=_borrower(request)
                 ),
             )
             if not error:

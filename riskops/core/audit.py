@@ -25,6 +25,7 @@ class Actor:
     kind: str
     user: Any = None  # the operator (a User) or None for the engine, jobs and the system
     label: str = ""
+    address: str | None = None  # the client's address when a request causes the change
 
     @classmethod
     def engine(cls, label: str = "engine") -> Actor:
@@ -39,12 +40,12 @@ class Actor:
         return cls(ActorKind.SYSTEM, None, label)
 
     @classmethod
-    def borrower(cls, label: str) -> Actor:
-        return cls(ActorKind.BORROWER, None, label)
+    def borrower(cls, label: str, address: str | None = None) -> Actor:
+        return cls(ActorKind.BORROWER, None, label, address)
 
     @classmethod
-    def operator(cls, user: Any) -> Actor:
-        return cls(ActorKind.OPERATOR, user, user.get_username())
+    def operator(cls, user: Any, address: str | None = None) -> Actor:
+        return cls(ActorKind.OPERATOR, user, user.get_username(), address)
 
     @property
     def user_id(self) -> int | None:
@@ -64,17 +65,23 @@ class Change:
 
 def actor_params(actor: Actor, at: datetime) -> dict[str, Any]:
     """The parameters `audit_insert` reads for who and when (and any other insert of the same change)."""
-    return {"at": at, "actor_kind": actor.kind, "actor_user": actor.user_id, "actor_label": actor.label[:100]}
+    return {
+        "at": at,
+        "actor_kind": actor.kind,
+        "actor_user": actor.user_id,
+        "actor_label": actor.label[:100],
+        "actor_address": actor.address[:45] if actor.address else None,
+    }
 
 
 def audit_insert(source: str) -> str:
     """SQL inserting audit events from `source`: SQL returning rows of (action, object_type, object_id, account_id,
     before, after, reason). Who and when are the named parameters of `actor_params`."""
     return f"""
-        INSERT INTO {AuditEvent._meta.db_table} (at, actor_kind, actor_user_id, actor_label, action, object_type,
-            object_id, account_id, before, after, reason)
-        SELECT %(at)s, %(actor_kind)s, %(actor_user)s::integer, %(actor_label)s, e.action, e.object_type, e.object_id,
-            e.account_id, e.before, e.after, e.reason
+        INSERT INTO {AuditEvent._meta.db_table} (at, actor_kind, actor_user_id, actor_label, client_address, action,
+            object_type, object_id, account_id, before, after, reason)
+        SELECT %(at)s, %(actor_kind)s, %(actor_user)s::integer, %(actor_label)s, %(actor_address)s::varchar, e.action,
+            e.object_type, e.object_id, e.account_id, e.before, e.after, e.reason
         FROM ({source}) AS e(action, object_type, object_id, account_id, before, after, reason)
     """  # noqa: S608 - table names from the models, values bound
 

@@ -56,7 +56,10 @@ CONTENT_COLUMNS = (
     "before",
     "after",
     "reason",
+    # Added after the first events were sealed: in the content only when set, so those events' hashes still hold.
+    "client_address",
 )
+OPTIONAL_COLUMNS = 1  # the last columns of CONTENT_COLUMNS, left out of the content when NULL
 _SELECT_CONTENT = sql.SQL(", ").join(
     sql.SQL("{}::text").format(sql.Identifier(c)) if c in ("before", "after") else sql.Identifier(c)
     for c in CONTENT_COLUMNS
@@ -73,8 +76,10 @@ def _field(value: Any) -> str:
 
 
 def canonical_content(row: tuple[Any, ...]) -> str:
-    """The canonical text of an event: its CONTENT_COLUMNS values in order, each length-prefixed."""
-    return "".join(_field(v) for v in row)
+    """The canonical text of an event: its CONTENT_COLUMNS values in order, each length-prefixed (the optional last
+    ones only when set)."""
+    required = len(CONTENT_COLUMNS) - OPTIONAL_COLUMNS
+    return "".join(_field(v) for v in row[:required]) + "".join(_field(v) for v in row[required:] if v is not None)
 
 
 def content_hash(row: tuple[Any, ...]) -> bytes:

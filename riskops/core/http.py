@@ -55,7 +55,8 @@ def client_address(request: HttpRequest) -> str | None:
 
 
 def actor(request: HttpRequest) -> Actor:
-    return Actor.operator(request.user)
+    """The operator making this request, with the address it comes from (every audit event of it records it)."""
+    return Actor.operator(request.user, client_address(request))
 
 
 def forbidden(request: HttpRequest, message: str) -> HttpResponse:

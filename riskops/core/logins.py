@@ -3,11 +3,13 @@
 Django's auth signals call these receivers (riskops.apps connects them by importing this module); django-axes counts
 the failures and locks a username from an address after LOGIN_FAILURE_LIMIT of them (settings.AXES_*), and its
 `user_locked_out` signal is audited here too. Audit events have an object id: a failed login for a username that
-does not exist is recorded against user id 0, with the username as typed (never the password) in `after`.
+does not exist is recorded against user id 0, with the username as typed (never the password) in `after`; the
+address is the event's `client_address`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from axes.signals import user_locked_out
@@ -33,11 +35,11 @@ USERNAME_MAX = 150  # Django's username field
 
 
 def _write(*, actor: Actor, action: str, user_id: int, username: str, request: Any, reason: str = "") -> None:
-    after = {"username": username[:USERNAME_MAX], "address": client_address(request) if request else None}
+    address = client_address(request) if request is not None else None
     audit_write(
-        actor=actor,
+        actor=replace(actor, address=address),
         at=timezone.now(),
-        changes=[Change(action, "user", user_id, None, after=after, reason=reason)],
+        changes=[Change(action, "user", user_id, None, after={"username": username[:USERNAME_MAX]}, reason=reason)],
     )
 
 

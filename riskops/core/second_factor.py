@@ -61,11 +61,9 @@ def _state_at_login(sender: Any, request: HttpRequest | None, user: Any, **kwarg
 def _audit(request: HttpRequest, action: str, device_id: int) -> None:
     user: Any = request.user  # logged in: the views are login_required
     audit_write(
-        actor=Actor.operator(user),
+        actor=Actor.operator(user, client_address(request)),
         at=timezone.now(),
-        changes=[
-            Change(action, "user", int(user.pk), None, after={"device": device_id, "address": client_address(request)})
-        ],
+        changes=[Change(action, "user", int(user.pk), None, after={"device": device_id})],
     )
 
 

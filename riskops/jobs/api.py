@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from accounts.models import CreditLine
 from riskops.core.api import ERRORS, OperatorApi
-from riskops.core.audit import Actor
+from riskops.core.http import actor as request_actor
 from riskops.jobs import requests
 from riskops.models import Job, JobKind, JobSelection
 
@@ -72,7 +72,7 @@ class JobCreateApi(OperatorApi):
             kind=v["kind"],
             selection_kind=v["selection_kind"],
             selection=selection,
-            actor=Actor.operator(request.user),
+            actor=request_actor(request),
             reason=v.get("reason", ""),
         )
         return Response(JobOutput(job).data, status=status.HTTP_201_CREATED)
