@@ -70,6 +70,7 @@ from django.db import connection  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from appeals.models import AppealReason  # noqa: E402
+from riskops.core.audit_chain import audit_maintenance  # noqa: E402
 from riskops.core.roles import INTEGRATION, ensure_roles  # noqa: E402
 
 BENCH_SEED = "42"
@@ -131,8 +132,9 @@ def scalar(sql: str, params: list[Any] | None = None) -> Any:
 
 
 def clear_appeals() -> None:
-    """Remove every appeal and what intake wrote for it, so each frozen line with an open case can appeal again."""
-    with connection.cursor() as cur:
+    """Remove every appeal and what intake wrote for it, so each frozen line with an open case can appeal again
+    (the audit events too: through the audit trail's maintenance procedure, on this bench's own database)."""
+    with audit_maintenance(), connection.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(APPEAL_TABLES)}")
         cur.execute("UPDATE accounts_case SET appeal_state = '', appeal_due_at = NULL WHERE appeal_state <> ''")
         cur.execute("DELETE FROM accounts_notification WHERE kind LIKE 'appeal%'")

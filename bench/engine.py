@@ -56,6 +56,7 @@ from accounts.models import (  # noqa: E402
     Transfer,
 )
 from accounts.rule_queries import FINDERS, active_rules  # noqa: E402
+from riskops.core.audit_chain import audit_maintenance  # noqa: E402
 
 BENCH_NOW = "2026-06-15T12:00:00+08:00"
 BENCH_SEED = 42
@@ -188,8 +189,9 @@ def snapshot_lines() -> None:
 
 
 def restore_lines() -> None:
-    """Undo what the engine wrote so the next run starts from the seeded data again."""
-    with connection.cursor() as cur:
+    """Undo what the engine wrote so the next run starts from the seeded data again (its audit events through the
+    audit trail's maintenance procedure, on this bench's own database)."""
+    with audit_maintenance(), connection.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(ENGINE_OUTPUT)} RESTART IDENTITY CASCADE")
         cur.execute(
             """
