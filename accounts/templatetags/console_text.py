@@ -52,6 +52,7 @@ _OBJECTS = {
     "job": gettext_noop("job"),
     "ingest_batch": gettext_noop("ingestion batch"),
     "ruleset": gettext_noop("ruleset"),
+    "audit_event": gettext_noop("audit event"),
 }
 
 
