@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.masking import mask_name, mask_national_id, mask_phone
@@ -22,6 +22,8 @@ PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
 # An account filter names a few accounts (a phone's last 4 digits may be several borrowers'), never a range.
 ACCOUNT_MATCHES_MAX = 20
+# A time window this many days or shorter is read through the BRIN index on `at` (`audit_page`).
+NARROW_WINDOW_DAYS = 31
 
 # If the audit event carries the client's address (a column another change may add), the page and the export show
 # it: the first of these field names the model has.
@@ -114,17 +116,18 @@ def audit_page(
     filters: AuditFilters, *, before: int | None = None, after: int | None = None, page_size: int = PAGE_SIZE
 ) -> AuditPage:
     """One page of the trail, newest first (ids follow time): older than `before`, or newer than `after`."""
-    qs = audit_queryset(filters).values(*row_fields())
+    qs, key = keyed(audit_queryset(filters), filters)
+    qs = qs.values(*row_fields())
     if after is not None:
-        rows = list(qs.filter(id__gt=after).order_by("id")[: page_size + 1])
+        rows = list(qs.filter(**{f"{key}__gt": after}).order_by(key)[: page_size + 1])
         more_newer = len(rows) > page_size
         rows = rows[:page_size][::-1]
         newer = rows[0]["id"] if more_newer else None
         older = rows[-1]["id"] if rows else None
     else:
         if before is not None:
-            qs = qs.filter(id__lt=before)
-        rows = list(qs.order_by("-id")[: page_size + 1])
+            qs = qs.filter(**{f"{key}__lt": before})
+        rows = list(qs.order_by(f"-{key}")[: page_size + 1])
         more_older = len(rows) > page_size
         rows = rows[:page_size]
         older = rows[-1]["id"] if more_older else None
@@ -132,6 +135,17 @@ def audit_page(
     for row in rows:
         row["before"], row["after"] = masked(row["before"]), masked(row["after"])
     return AuditPage(rows, older, newer, cases_of_accounts({r["account_id"] for r in rows} - {None}))
+
+
+def keyed(qs: QuerySet[AuditEvent], filters: AuditFilters) -> tuple[QuerySet[AuditEvent], str]:
+    """The queryset and the key its pages walk: the id; for a window of a few days, an expression of it, so that
+    PostgreSQL reads the window through the BRIN index on `at` and sorts it rather than walking the primary key back
+    from the newest event to the window (it takes `at` and `id` for uncorrelated: at 2M events, 420 ms for a day's
+    first page against 22 ms; bench/audit_page.py)."""
+    days = filters.day_to - filters.day_from if filters.day_from and filters.day_to else None
+    if days is not None and days.days < NARROW_WINDOW_DAYS:
+        return qs.alias(seq=F("id") + 0), "seq"
+    return qs, "id"
 
 
 def cases_of_accounts(ids: set[int]) -> dict[int, int]:
@@ -153,10 +167,11 @@ def export_count(filters: AuditFilters, up_to: int) -> int:
 def export_rows(filters: AuditFilters, up_to: int, chunk: int = EXPORT_CHUNK) -> Iterator[dict[str, Any]]:
     """The filtered trail up to event `up_to`, newest first, read in keyset chunks: memory holds one chunk, and no
     transaction stays open while the client downloads."""
-    qs = audit_queryset(filters).values(*row_fields()).order_by("-id")
+    keyed_qs, key = keyed(audit_queryset(filters), filters)
+    qs = keyed_qs.values(*row_fields()).order_by(f"-{key}")
     below = up_to + 1
     while True:
-        rows = list(qs.filter(id__lt=below)[:chunk])
+        rows = list(qs.filter(**{f"{key}__lt": below})[:chunk])
         for row in rows:
             row["before"], row["after"] = masked(row["before"]), masked(row["after"])
             yield row

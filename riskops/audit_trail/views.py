@@ -56,6 +56,10 @@ def audit(request: HttpRequest) -> HttpResponse:
     kept = {k: v for k, v in request.GET.items() if k in AuditFilterForm.FILTER_FIELDS and v}
     context: dict[str, Any] = {
         "form": form,
+        # Each field's errors with its label: "Object id: Ensure this value is ...".
+        "field_errors": [
+            (form.fields[name].label or name, errors) for name, errors in form.errors.items() if name != "__all__"
+        ],
         "values": {k: request.GET.get(k, "") for k in AuditFilterForm.FILTER_FIELDS},
         "query": urlencode(kept),
         "chain": selectors.chain_state_for_page(),
@@ -82,9 +86,7 @@ def _rows(page: selectors.AuditPage) -> list[dict[str, Any]]:
             {
                 "id": r["id"],
                 "at": r["at"],
-                "actor": r["actor_user__username"] or actor_text(r["actor_label"]) or r["actor_kind"],
-                "actor_kind": r["actor_kind"],
-                "actor_kind_label": kinds.get(r["actor_kind"], r["actor_kind"]),
+                **_actor(r, kinds),
                 "action": action_label(r["action"]),
                 "action_code": r["action"],
                 "object": f"{object_text(r['object_type'])} #{r['object_id']}",
@@ -97,6 +99,17 @@ def _rows(page: selectors.AuditPage) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _actor(r: dict[str, Any], kinds: dict[str, Any]) -> dict[str, str]:
+    """Who acted: an operator's user name; for the others their label ("job #3"), the kind under it unless the
+    label is only the kind ("engine")."""
+    kind = kinds.get(r["actor_kind"], r["actor_kind"])
+    if r["actor_kind"] == ActorKind.OPERATOR:
+        return {"actor": r["actor_user__username"] or r["actor_label"], "actor_kind_label": ""}
+    if r["actor_label"] in ("", r["actor_kind"]):
+        return {"actor": str(kind), "actor_kind_label": ""}
+    return {"actor": actor_text(r["actor_label"]), "actor_kind_label": str(kind)}
 
 
 def _short(value: Any) -> str:
