@@ -7,12 +7,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts.views.queue import home
 from riskops import views
+from riskops.audit_trail.urls import urlpatterns as audit_urls
+from riskops.jobs.urls import urlpatterns as jobs_urls
 
 urlpatterns = [
     path("", home, name="home"),
     path("", include("accounts.urls")),
     path("", include("appeals.urls")),
-    path("", include("riskops.jobs.urls")),
+    # One "riskops" namespace for the project's own pages: the jobs' and the audit page's.
+    path("", include((jobs_urls + audit_urls, "riskops"))),
     path("", include("ingest.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -74,14 +74,15 @@ def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime 
     return by_line_search(qs, filters.q) if filters.q else qs
 
 
-def by_line_search(qs: QuerySet[_M], q: str) -> QuerySet[_M]:
+def by_line_search(qs: QuerySet[_M], q: str, *, line: str = "line__") -> QuerySet[_M]:
     """The rows (cases, appeals: anything with a `line`) whose line an operator's search finds: a phone's last 4
     digits, or an account number or its beginning, as sent (upstream references keep their case) or in capitals
-    (the demo's JB numbers typed in lower case); the prefix index on account_no serves both."""
+    (the demo's JB numbers typed in lower case); the prefix index on account_no serves both. `line` is the path to
+    the line ("" for a queryset of lines)."""
     if q.isdigit() and len(q) == 4:
         # The expression index on the phone's last 4 digits serves this (django-stubs type alias() loosely).
-        return cast("QuerySet[_M]", qs.alias(phone_last4=Right("line__borrower__phone", 4)).filter(phone_last4=q))
-    return qs.filter(Q(line__account_no__startswith=q) | Q(line__account_no__startswith=q.upper()))
+        return cast("QuerySet[_M]", qs.alias(phone_last4=Right(f"{line}borrower__phone", 4)).filter(phone_last4=q))
+    return qs.filter(Q(**{f"{line}account_no__startswith": q}) | Q(**{f"{line}account_no__startswith": q.upper()}))
 
 
 def _by_time(qs: QuerySet[Case], filters: QueueFilters, now: datetime) -> QuerySet[Case]:

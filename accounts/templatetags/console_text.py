@@ -55,6 +55,7 @@ _OBJECTS = {
     "ingest_batch": gettext_noop("ingestion batch"),
     "ruleset": gettext_noop("ruleset"),
     "user": gettext_noop("user"),
+    "audit_event": gettext_noop("audit event"),
 }
 
 

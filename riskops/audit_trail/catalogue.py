@@ -1,0 +1,53 @@
+"""The audit actions the code writes, each with its name in the reader's language (the page's action filter offers
+these). A writer that adds an action adds it here; an action missing here is still shown, as its code."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+from riskops.models import ActorKind
+
+EXPORT_ACTION = "audit.export"
+
+ACTION_LABELS = {
+    "line.freeze": _("line frozen"),
+    "line.unfreeze": _("line unfrozen"),
+    "line.cut_available": _("available amount cut"),
+    "line.restore_available": _("cut amount restored"),
+    "line.limit_change": _("limit changed"),
+    "signal.fire": _("signal fired"),
+    "signal.clear": _("signal cleared"),
+    "signal.overturn": _("signal overturned"),
+    "case.open": _("case opened"),
+    "case.update": _("case updated"),
+    "case.claim": _("case claimed"),
+    "case.assign": _("case assigned"),
+    "case.release": _("case released"),
+    "note.add": _("note added"),
+    "decision.propose": _("decision proposed"),
+    "decision.approve": _("decision approved"),
+    "decision.reject": _("decision rejected"),
+    "decision.apply": _("decision applied"),
+    "borrower.reveal": _("personal data revealed"),
+    "appeal.submit": _("appeal submitted"),
+    "appeal.review": _("appeal reviewed"),
+    "appeal.decide": _("appeal decided"),
+    "appeal.sla_breach": _("appeal past its SLA"),
+    "appeal.more_info_received": _("more information received"),
+    "appeal.more_info_unanswered": _("more information not received in time"),
+    "document.view": _("appeal document viewed"),
+    "job.request": _("job requested"),
+    "job.approve": _("job approved"),
+    "job.cancel": _("job cancelled"),
+    "job.fail": _("job failed"),
+    "ingest.batch": _("events ingested"),
+    EXPORT_ACTION: _("audit trail exported"),
+}
+
+# The actors a filter can name by kind (an operator is named by user name).
+ACTOR_KINDS = [(k.value, k.label) for k in ActorKind]
+
+
+def action_label(action: str) -> str:
+    label = ACTION_LABELS.get(action)
+    return str(label) if label is not None else action
