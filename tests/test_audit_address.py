@@ -41,10 +41,10 @@ def test_each_entry_point_records_where_the_change_came_from():
     senior = make_role_operator("senior_reviewer", "sen")
     api = token_client(senior)
     api.defaults["REMOTE_ADDR"] = "192.0.2.55"
-    response = api.post(
+    requested = api.post(
         "/api/v1/jobs/",
         {"kind": "reevaluate", "selection_kind": "ids", "account_nos": [case.line.account_no]},
         format="json",
     )
-    assert response.status_code == 201, response.content
+    assert requested.status_code == 201, requested.content
     assert _addresses("job.request") == {"192.0.2.55"}

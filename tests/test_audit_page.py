@@ -211,7 +211,7 @@ def fixture_trail(analyst, analyst2) -> dict[str, object]:
         ("account=JB0000000101", 6),
         ("account=jb0000000101", 6),
         ("day_from=2026-02-11&day_to=2026-02-11", 4),
-        ("day_from=2026-02-12", 3),
+        ("day_from=2026-02-12", 3 + 1),  # and the auditor's login today
         ("day_to=2026-02-10", 5),
         ("actor_kind=operator&action=case.claim&account=JB0000000100", 3),
     ],
@@ -249,7 +249,9 @@ def test_walking_older_then_newer_visits_every_event_once_newest_first(auditor, 
     assert back == pages[:-1][::-1]
 
 
-AUDIT_PAGE_QUERIES = 4  # the user, the roles; the events with who acted and the account; the accounts' cases
+# The user, the roles; the events with who acted and the account; the accounts' cases; the chain's panel (the last
+# verification, the last checkpoint, the events waiting for the sealer).
+AUDIT_PAGE_QUERIES = 4 + 3
 
 
 @pytest.mark.parametrize("n", [3, 3 * PAGE_SIZE])
@@ -277,10 +279,11 @@ def test_the_page_costs_the_same_queries_whatever_the_number_of_events(
     with django_assert_num_queries(AUDIT_PAGE_QUERIES + extra):
         response = client.get(f"/audit/?{query}")
     shown = event_ids(response)
-    expected = 0 if "2026-01-02" in query else -(-n // len(lines)) if "account" in query else min(n, PAGE_SIZE)
+    login = 1 if query in ("", "day_from=2000-01-01&day_to=2999-12-31") else 0  # the auditor's login is on the trail
+    expected = 0 if "2026-01-02" in query else -(-n // len(lines)) if "account" in query else min(n + login, PAGE_SIZE)
     assert len(shown) == expected
     linked = len(set(re.findall(r'href="/cases/(\d+)/"', page(response))))
-    assert linked == (0 if not expected else 1 if query.startswith("account") else len(lines))
+    assert linked == (0 if not expected else 1 if query.startswith("account") else min(len(lines), expected - login))
 
 
 # --- Bad input
@@ -371,6 +374,7 @@ def test_the_export_holds_the_filtered_rows_of_every_page_in_order(auditor, anal
         "before",
         "after",
         "reason",
+        "client_address",
     ]
     assert {r["action"] for r in rows} == {"case.claim"} and {r["actor"] for r in rows} == {"ana"}
     assert datetime.fromisoformat(rows[0]["at"]).utcoffset() == timedelta(hours=8)
@@ -444,3 +448,28 @@ def test_the_chain_panel_shows_the_last_verification_and_checkpoint(auditor):
     assert "broken at event #1234" in text and "5000 events checked" in text and "7 events since" in text
     ok = render_to_string("riskops/_audit_chain_state.html", {"chain": chain | {"last_verified_ok": True}})
     assert "intact" in ok and "broken" not in ok
+
+
+def test_the_chain_panel_shows_what_verify_audit_found(auditor):
+    """End to end: the panel reads the chain's own records (the last verification, by whom, and what it found)."""
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    from riskops.core.audit_chain import audit_checkpoint, audit_maintenance, audit_seal
+    from riskops.models import AuditEvent
+
+    client = logged_in(auditor)  # the login is an audit event: there is a chain to verify
+    call_command("verify_audit", "--by", "nightly-check")
+    audit_checkpoint()
+    en = page(client.get("/audit/", headers={"accept-language": "en"}))
+    assert "by nightly-check" in en and "intact" in en and "never verified" not in en
+
+    audit_seal()
+    first = AuditEvent.objects.order_by("id").first()
+    assert first is not None
+    with audit_maintenance(), connection.cursor() as cur:
+        cur.execute("UPDATE riskops_auditevent SET reason = 'edited' WHERE id = %s", [first.pk])
+    with pytest.raises(CommandError):
+        call_command("verify_audit", "--by", "nightly-check")
+    en = page(client.get("/audit/", headers={"accept-language": "en"}))
+    assert f"broken at event #{first.pk}" in en

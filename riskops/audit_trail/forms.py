@@ -26,6 +26,7 @@ OBJECT_TYPES = [
     "ingest_batch",
     "ruleset",
     "audit_event",
+    "user",
 ]
 
 

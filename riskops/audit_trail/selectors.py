@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.masking import mask_name, mask_national_id, mask_phone
 from accounts.models import Case, CreditLine
 from accounts.selectors.queue import by_line_search
+from riskops.core.audit_chain import chain_state
 from riskops.models import AuditEvent
 
 PAGE_SIZE = 50
@@ -25,9 +26,8 @@ ACCOUNT_MATCHES_MAX = 20
 # A time window this many days or shorter is read through the BRIN index on `at` (`audit_page`).
 NARROW_WINDOW_DAYS = 31
 
-# If the audit event carries the client's address (a column another change may add), the page and the export show
-# it: the first of these field names the model has.
-CLIENT_ADDRESS_FIELDS = ("client_address", "client_ip", "client_addr", "ip_address")
+# The address of the request that caused the event (none for the engine, jobs and beat).
+CLIENT_ADDRESS = "client_address"
 
 ROW_FIELDS = (
     "id",
@@ -43,17 +43,8 @@ ROW_FIELDS = (
     "before",
     "after",
     "reason",
+    CLIENT_ADDRESS,
 )
-
-
-def client_address_field() -> str | None:
-    names = {f.name for f in AuditEvent._meta.get_fields()}
-    return next((name for name in CLIENT_ADDRESS_FIELDS if name in names), None)
-
-
-def row_fields() -> tuple[str, ...]:
-    client = client_address_field()
-    return (*ROW_FIELDS, client) if client else ROW_FIELDS
 
 
 @dataclass(frozen=True)
@@ -117,7 +108,7 @@ def audit_page(
 ) -> AuditPage:
     """One page of the trail, newest first (ids follow time): older than `before`, or newer than `after`."""
     qs, key = keyed(audit_queryset(filters), filters)
-    qs = qs.values(*row_fields())
+    qs = qs.values(*ROW_FIELDS)
     if after is not None:
         rows = list(qs.filter(**{f"{key}__gt": after}).order_by(key)[: page_size + 1])
         more_newer = len(rows) > page_size
@@ -168,7 +159,7 @@ def export_rows(filters: AuditFilters, up_to: int, chunk: int = EXPORT_CHUNK) ->
     """The filtered trail up to event `up_to`, newest first, read in keyset chunks: memory holds one chunk, and no
     transaction stays open while the client downloads."""
     keyed_qs, key = keyed(audit_queryset(filters), filters)
-    qs = keyed_qs.values(*row_fields()).order_by(f"-{key}")
+    qs = keyed_qs.values(*ROW_FIELDS).order_by(f"-{key}")
     below = up_to + 1
     while True:
         rows = list(qs.filter(**{f"{key}__lt": below})[:chunk])
@@ -203,17 +194,16 @@ def masked(value: Any) -> Any:
 
 
 def chain_state_for_page() -> dict[str, Any]:
-    """The audit chain's state for the page's panel (templates/riskops/_audit_chain_state.html).
-
-    Interim: the chain's own selector (the last verification and the last checkpoint) replaces these Nones when
-    the hash chain is merged; the panel already shows every key, "never verified" while they are None.
-    """
+    """The audit chain's state for the page's panel (templates/riskops/_audit_chain_state.html): the last run of
+    `verify_audit` (when, by whom, its result), the last signed checkpoint and how many events wait for the sealer."""
+    state = chain_state()
+    verified, checkpoint = state.last_verification, state.last_checkpoint
     return {
-        "last_verified_at": None,
-        "last_verified_by": None,
-        "last_verified_ok": None,
-        "first_bad_event_id": None,
-        "events_checked": None,
-        "last_checkpoint_at": None,
-        "unsealed": None,
+        "last_verified_at": verified.finished_at if verified else None,
+        "last_verified_by": verified.by if verified else None,
+        "last_verified_ok": verified.ok if verified else None,
+        "first_bad_event_id": verified.first_bad_event_id if verified else None,
+        "events_checked": verified.events_checked if verified else None,
+        "last_checkpoint_at": checkpoint.at if checkpoint else None,
+        "unsealed": state.unsealed,
     }

@@ -63,7 +63,7 @@ def audit(request: HttpRequest) -> HttpResponse:
         "values": {k: request.GET.get(k, "") for k in AuditFilterForm.FILTER_FIELDS},
         "query": urlencode(kept),
         "chain": selectors.chain_state_for_page(),
-        "show_client": selectors.client_address_field() is not None,
+        "show_client": True,
         "rows": [],
         "page": None,
     }
@@ -78,7 +78,7 @@ def audit(request: HttpRequest) -> HttpResponse:
 def _rows(page: selectors.AuditPage) -> list[dict[str, Any]]:
     case_url = reverse("accounts:case", args=[0])[:-2]
     kinds = dict(ActorKind.choices)
-    client = selectors.client_address_field()
+    client = selectors.CLIENT_ADDRESS
     rows = []
     for r in page.rows:
         case_id = page.case_of_account.get(r["account_id"])
@@ -191,7 +191,7 @@ def audit_export_csv(request: HttpRequest) -> HttpResponseBase:
     if filters is None:
         return audit(request)  # the page, with the form's errors (400)
     export = services.audit_export(filters=filters, query=form.query(), actor=actor(request))
-    client = selectors.client_address_field()
+    client = selectors.CLIENT_ADDRESS
     response = StreamingHttpResponse(
         csv_lines(selectors.export_rows(export.filters, export.up_to), client), content_type="text/csv; charset=utf-8"
     )
