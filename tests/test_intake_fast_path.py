@@ -277,6 +277,12 @@ def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integ
         "before": None,
         "after": {"reason": "loans_closed", "channel": "api", "documents": 1, "case_id": case.pk},
         "reason": "",
+        "client_address": "127.0.0.1",
+        # Not sealed yet: the sealer links it into the chain after the commit.
+        "content_hash": None,
+        "chain_seq": None,
+        "prev_hash": None,
+        "chain_hash": None,
     }
 
     message = Notification.objects.get(kind__startswith="appeal_")
