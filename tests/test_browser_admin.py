@@ -27,7 +27,7 @@ CANARY = {"name": "司马相如", "phone": "13912340987", "national_id": "110105
 def _frozen_line() -> CreditLine:
     default_ruleset()
     now = timezone.now()
-    line = make_line(**CANARY)
+    line = make_line(name=CANARY["name"], phone=CANARY["phone"], national_id=CANARY["national_id"])
     for i, institution in enumerate(["平安普惠", "度小满", "招联金融", "马上消费", "平安普惠"]):
         inquiry(line, now - timedelta(days=i + 1), institution)
     evaluate_lines([line.pk], now=now)
