@@ -64,7 +64,11 @@ def measure(client: Client, url: str, n: int) -> dict[str, float]:
         times.append((time.perf_counter() - started) * 1000)
     with CaptureQueriesContext(connection) as ctx:
         client.get(url)
-    return {"p50_ms": round(percentile(times, 0.5), 1), "p95_ms": round(percentile(times, 0.95), 1), "queries": len(ctx)}
+    return {
+        "p50_ms": round(percentile(times, 0.5), 1),
+        "p95_ms": round(percentile(times, 0.95), 1),
+        "queries": len(ctx),
+    }
 
 
 def main() -> None:
@@ -98,7 +102,7 @@ def main() -> None:
     figures: dict[str, object] = {"lines": args.lines, "seed_seconds": seed_seconds}
     for name, url in pages.items():
         figures[name] = measure(client, url, args.requests)
-    line_admin = admin.site.get_model_admin(CreditLine)
+    line_admin = type(admin.site.get_model_admin(CreditLine))
     line_admin.paginator = Paginator
     line_admin.show_full_result_count = True
     for name in ("unfiltered", "active"):
