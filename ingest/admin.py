@@ -10,5 +10,4 @@ class IngestBatchAdmin(ReadOnlyAdmin):
 
     list_display = ["id", "received_at", "source", "mode", "status", "items", "actor_label", "file_name", "duration_ms"]
     list_filter = ["source", "status", "backfill"]
-    search_fields = ["=id", "=file_name"]
-    raw_id_fields = ["actor_user", "job"]
+    search_fields = ["=id", "=job"]

@@ -1,13 +1,44 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy
 
 from riskops.admin_base import ReadOnlyAdmin
-from riskops.models import AuditEvent
+from riskops.models import AuditEvent, Job, JobBatch, JobItem
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "actor_kind", "actor_label", "action", "object_type", "object_id", "account_id"]
-    list_filter = ["actor_kind", "action"]
-    search_fields = ["=object_id", "=account__account_no"]
-    date_hierarchy = None
-    raw_id_fields = ["account", "actor_user"]
+    """The audit trail: append-only, never edited or deleted here (the database refuses it too)."""
+
+    list_display = ["id", "at", "actor_kind", "actor_label", "action", "object_type", "object_id", "account"]
+    list_select_related = ["account"]
+    # No list filters: actor kind and action are not indexed, and a rare value would scan the whole table.
+    search_fields = ["=id"]
+    search_help_text = gettext_lazy("An event id, or an account number typed whole.")
+    line_field = "account"
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    """Jobs are requested, approved and cancelled on the jobs page (riskops.jobs), with four eyes."""
+
+    list_display = ["id", "kind", "status", "requested_label", "requested_at", "selected", "done", "failed"]
+    list_filter = ["kind", "status"]
+    search_fields = ["=id"]
+
+
+@admin.register(JobBatch)
+class JobBatchAdmin(ReadOnlyAdmin):
+    list_display = ["id", "job", "seq", "status", "first_id", "last_id", "dispatch_count", "finished_at"]
+    list_select_related = ["job"]
+    search_fields = ["=id", "=job"]
+    search_help_text = gettext_lazy("A batch id or a job id.")
+    exclude = ["line_ids", "changed_ids"]
+
+
+@admin.register(JobItem)
+class JobItemAdmin(ReadOnlyAdmin):
+    list_display = ["id", "job", "line", "outcome", "text"]
+    list_select_related = ["job", "line"]
+    list_filter = ["outcome"]
+    search_fields = ["=id", "=job"]
+    search_help_text = gettext_lazy("An item id or a job id.")

@@ -1,6 +1,7 @@
 from importlib import import_module
 
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -19,3 +20,11 @@ class RiskopsConfig(AppConfig):
         from riskops.jobs.actions import reevaluate_cases
 
         hooks.queue_actions["reevaluate"] = (_("Re-evaluate now"), reevaluate_cases)
+
+
+class RiskOpsAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin, with the site that lets in administrators only (`riskops.admin_site`)."""
+
+    default = False  # named in INSTALLED_APPS; the riskops app's own config stays RiskopsConfig
+
+    default_site = "riskops.admin_site.RiskOpsAdminSite"

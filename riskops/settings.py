@@ -108,7 +108,8 @@ if not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the site that lets in administrators only (riskops.admin_site).
+    "riskops.apps.RiskOpsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
