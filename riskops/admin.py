@@ -2,19 +2,40 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy
 
 from riskops.admin_base import ReadOnlyAdmin
-from riskops.models import AuditEvent, Job, JobBatch, JobItem
+from riskops.models import AuditCheckpoint, AuditEvent, AuditVerification, Job, JobBatch, JobItem
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     """The audit trail: append-only, never edited or deleted here (the database refuses it too)."""
 
-    list_display = ["id", "at", "actor_kind", "actor_label", "action", "object_type", "object_id", "account"]
+    list_display = [
+        "id", "at", "actor_kind", "actor_label", "action", "object_type", "object_id", "account", "client_address",
+        "chain_seq",
+    ]  # fmt: skip
+    exclude = ["content_hash", "prev_hash", "chain_hash"]  # bytes; `verify_audit` checks them
     list_select_related = ["account"]
     # No list filters: actor kind and action are not indexed, and a rare value would scan the whole table.
     search_fields = ["=id"]
     search_help_text = gettext_lazy("An event id, or an account number typed whole.")
     line_field = "account"
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdmin):
+    """The chain's signed heads (beat writes them; append-only)."""
+
+    list_display = ["id", "at", "chain_seq", "signature"]
+    search_fields = ["=id"]
+    exclude = ["chain_hash"]
+
+
+@admin.register(AuditVerification)
+class AuditVerificationAdmin(ReadOnlyAdmin):
+    """Each run of `manage.py verify_audit`: who ran it, what it checked, the first event that did not match."""
+
+    list_display = ["id", "finished_at", "by", "ok", "events_checked", "first_bad_event_id", "problem"]
+    search_fields = ["=id"]
 
 
 @admin.register(Job)
