@@ -53,6 +53,9 @@ bench: $(STAMP) messages
 	DATABASE_URL=$${JOBS_DATABASE_URL:-} $(PY) bench/jobs.py
 	DATABASE_URL=$${INGEST_DATABASE_URL:-} $(PY) bench/ingest.py
 	DATABASE_URL=$${STATIC_DATABASE_URL:-} $(PY) bench/static_weight.py
+	DATABASE_URL=$${AUDIT_BENCH_DATABASE_URL:-} $(PY) -m bench.audit_chain
+	DATABASE_URL=$${AUDIT_PAGE_DATABASE_URL:-} $(PY) bench/audit_page.py
+	DATABASE_URL=$${ADMIN_BENCH_DATABASE_URL:-} $(PY) bench/admin.py
 
 # docs/screenshots/: the queue, cases (frozen, cut), an appeal, the inbox and the jobs page in Chinese and English,
 # from fresh demo data in a database of their own (SCREENSHOTS_DATABASE_URL, else the embedded server's
