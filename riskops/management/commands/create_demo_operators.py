@@ -4,7 +4,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from riskops.core.roles import ADMIN, INTEGRATION, ROLES, ensure_roles
+from riskops.core.roles import ADMIN, INTEGRATION, ROLES, STAFF_ROLES, ensure_roles
 
 DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - demo logins, refused when DEBUG is off
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             user, created = User.objects.get_or_create(username=role)
             if created:
                 user.set_password(role + DEMO_PASSWORD_SUFFIX)
-            user.is_staff = role == ADMIN
+            user.is_staff = role in STAFF_ROLES
             user.is_superuser = role == ADMIN
             user.save()
             user.groups.set([Group.objects.get(name=role)])
