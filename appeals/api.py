@@ -7,11 +7,12 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from appeals import services
+from appeals import selectors, services
 from appeals.documents import read_uploads
 from appeals.models import Appeal, AppealChannel, AppealReason
 from riskops.core.api import ERRORS, IntegrationApi
@@ -73,12 +74,32 @@ class AppealSchema(serializers.Serializer):
     documents = _Document(many=True)
 
 
+LIST_PAGE_SIZE = 50
+
+
+class AppealListQuery(serializers.Serializer):
+    after = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+
+class AppealPage(serializers.Serializer):
+    results = AppealSchema(many=True)
+    next_after = serializers.IntegerField(allow_null=True, help_text="pass as `after` for the next page")
+
+
 class AppealUpload(AppealInput):
     documents = serializers.ListField(child=serializers.FileField(), required=False, max_length=5)
 
 
+def _token_user_id(request: Request) -> int:
+    """The API user's id (IntegrationApi let in only users holding `submit_appeal`, so there is one)."""
+    user_id = request.user.pk
+    if user_id is None:
+        raise NotAuthenticated
+    return int(user_id)
+
+
 class AppealCreateApi(IntegrationApi):
-    """POST /api/v1/appeals/ (multipart): account_no, reason, statement, documents (0-5 files).
+    """POST /api/v1/appeals/ (multipart): account_no, reason, statement, documents (0-5 files); GET lists them.
 
     `Idempotency-Key` makes a retried request return the appeal the first one created (200, not 201).
     """
@@ -108,11 +129,37 @@ class AppealCreateApi(IntegrationApi):
             return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
         return Response(body, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="the last id of the previous page (newest first)"),
+        ],
+        responses={200: AppealPage, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        """GET /api/v1/appeals/: the appeals this token sent, newest first, LIST_PAGE_SIZE a page."""
+        query = AppealListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        appeals = selectors.appeals_sent_by(_token_user_id(request))
+        after = query.validated_data.get("after")
+        if after is not None:
+            appeals = appeals.filter(pk__lt=after)
+        rows = list(appeals[: LIST_PAGE_SIZE + 1])
+        page = rows[:LIST_PAGE_SIZE]
+        return Response(
+            {
+                "results": [AppealOutput(a).data for a in page],
+                "next_after": page[-1].pk if len(rows) > LIST_PAGE_SIZE else None,
+            }
+        )
+
 
 class AppealDetailApi(IntegrationApi):
-    """GET /api/v1/appeals/<id>/: where an appeal stands and the reply the borrower got."""
+    """GET /api/v1/appeals/<id>/: where an appeal this token sent stands and the reply the borrower got.
+
+    Another client's appeal, or one a borrower sent through their link, is a 404 here (as if it did not exist).
+    """
 
     @extend_schema(responses={200: AppealSchema, **ERRORS})
     def get(self, request: Request, appeal_id: int) -> Response:
-        appeal = get_object_or_404(Appeal.objects.select_related("line").prefetch_related("documents"), pk=appeal_id)
+        appeal = get_object_or_404(selectors.appeals_sent_by(_token_user_id(request)), pk=appeal_id)
         return Response(AppealOutput(appeal).data)

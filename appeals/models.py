@@ -71,6 +71,10 @@ class Appeal(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The API user who sent it (None: the borrower, through their link); an API token reads only its own.
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # The API client's Idempotency-Key (prefixed with the client's id) and what the request carried.
     idempotency_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)

@@ -237,3 +237,13 @@ def case_panels(detail: CaseDetail) -> list[CasePanel]:
 def _account_appeals(detail: CaseDetail) -> list[Appeal]:
     """The account's appeals, as this app's panel of the case page read them."""
     return next((p.context["appeals"] for p in detail.panels if p.template == "appeals/_case_appeals.html"), [])
+
+
+def appeals_sent_by(user_id: int) -> QuerySet[Appeal]:
+    """The appeals this API user sent (never a borrower's own, sent through their link), newest first."""
+    return (
+        Appeal.objects.filter(submitted_by_id=user_id)
+        .select_related("line")
+        .prefetch_related("documents")
+        .order_by("-id")
+    )

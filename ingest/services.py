@@ -45,6 +45,7 @@ from accounts.services.touched import lines_touch
 from ingest.models import BatchMode, BatchStatus, IngestBatch
 from ingest.parsing import KINDS, ORDER, Item, RowError, parse_item
 from riskops.core.audit import Actor, Change, audit_write
+from riskops.core.roles import INGEST_EVENTS, require
 from riskops.core.sql import to_json
 
 MAX_ITEMS = 10_000
@@ -99,6 +100,8 @@ def events_ingest(
 
     `first_index` numbers the items in errors (0 for an API batch; a file's line number for a chunk of a file).
     In `dry_run` mode everything is checked, against the database too, and nothing is kept."""
+    if actor.user is not None:  # an operator or a token; a job's batches and commands act as themselves
+        require(actor, INGEST_EVENTS, "This account may not send events")
     started, at = time.monotonic(), timezone.now()
     if len(items) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} items per batch")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import importlib.util
 import os
+import re
 import zoneinfo
 from datetime import timedelta
 from pathlib import Path
@@ -482,3 +483,13 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+
+# --- Least privilege (issue 14, roles): a cap on the cases one operator holds, and API throttling per token.
+# Claims and assignments beyond it are refused (accounts.services.cases.hold_cap).
+MAX_CASES_PER_OPERATOR = env_int("MAX_CASES_PER_OPERATOR", 50, minimum=1)
+# Requests per token (or session user; per address when anonymous), counted in the default cache (CACHE_URL: Redis
+# shares the count between processes; without it each process counts its own). "<n>/<s|min|h|day>".
+API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE") or "600/min"
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(f"API_THROTTLE_RATE={API_THROTTLE_RATE!r} is not a rate like 600/min or 10/s")
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["riskops.core.throttling.TokenRateThrottle"]

@@ -242,6 +242,7 @@ def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integ
         "decided_by_id": None,
         "decided_at": None,
         "idempotency_key": f"{integration.pk}:req-1",
+        "submitted_by_id": integration.pk,
         "request_fingerprint": intake._fingerprint(
             account, "loans_closed", STATEMENT, [check_document("结清证明.pdf", data)]
         ),

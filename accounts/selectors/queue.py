@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Case, CaseStatus, Signal
 from accounts.queue_filters import QueueFilters
-from riskops.core.roles import DECIDERS
+from riskops.core.roles import DECIDE_CASE, holders
 
 _M = TypeVar("_M", bound=Model)
 
@@ -154,4 +154,4 @@ def queue_page(
 
 def operators_for_assignment() -> QuerySet:
     """Who a case may be assigned to: active operators whose role decides cases (not auditors, not API users)."""
-    return get_user_model().objects.filter(is_active=True, groups__name__in=DECIDERS).distinct().order_by("username")
+    return get_user_model().objects.filter(holders(DECIDE_CASE), is_active=True).order_by("username")

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Case, CaseStatus, CreditLine, Note, Signal
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
-from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, DECIDERS, may, operator_id, require
+from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, holders, may, operator_id, require
 from riskops.core.sql import id_array, id_range
 
 _CASE = Case._meta.db_table
@@ -172,6 +172,37 @@ def require_senior_for_escalated(case: Case, actor: Actor) -> None:
         raise NotAllowed(_("This case was escalated; a senior reviewer decides it"))
 
 
+def require_may_work(case: Case, actor: Actor) -> None:
+    """A case someone else holds is theirs to work: others claim it first (once their claim is idle), unless they
+    may assign cases (a senior reviewer steps in)."""
+    if case.assignee_id is not None and case.assignee_id != actor.user_id and not may(actor, ASSIGN_CASE):
+        raise NotAllowed(
+            _("This case is assigned to %(who)s; claim it when their claim goes idle, or ask a senior reviewer")
+            % {"who": case.assignee}
+        )
+
+
+def hold_cap(user_id: int, adding: int = 1) -> None:
+    """Refuse to give an operator more than MAX_CASES_PER_OPERATOR unresolved cases (claims and assignments).
+
+    Locks the operator's user row first: two claims for one operator at once count one after the other, so
+    together they never pass the cap. Callers hold no lock taken after this one.
+    """
+    cap = settings.MAX_CASES_PER_OPERATOR
+    User = get_user_model()
+    list(User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True))
+    held = Case.objects.filter(assignee_id=user_id).exclude(status=CaseStatus.RESOLVED).count()
+    if held + adding > cap:
+        who = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or user_id
+        raise DomainError(
+            _(
+                "%(who)s already holds %(held)d unresolved cases; one operator holds at most %(cap)d "
+                "(MAX_CASES_PER_OPERATOR). Decide or release some first."
+            )
+            % {"who": who, "held": held, "cap": cap}
+        )
+
+
 def check_version(case: Case, expected_version: int | None) -> None:
     if expected_version is not None and case.version != expected_version:
         raise ConflictError(
@@ -218,6 +249,7 @@ def case_claim_next(*, actor: Actor, queue: Q | None = None) -> Case | None:
         if row is None:
             return None
         case_id, line_id, previous = row
+        hold_cap(operator_id(actor))
         Case.objects.filter(pk=case_id).update(
             assignee_id=actor.user_id, claimed_at=at, last_activity_at=at, updated_at=at, version=F("version") + 1
         )
@@ -248,6 +280,7 @@ def case_claim(*, case_id: int, actor: Actor, expected_version: int | None = Non
         if case.assignee_id is not None and (case.last_activity_at or at) >= idle_since:
             raise ConflictError(_("This case is already claimed by %(who)s") % {"who": case.assignee})
         check_version(case, expected_version)
+        hold_cap(operator_id(actor))
         before = {"assignee_id": case.assignee_id}
         case.assignee_id, case.claimed_at, case.last_activity_at = actor.user_id, at, at
         case_save(case, actor, at, ["assignee", "claimed_at"])
@@ -283,6 +316,8 @@ def cases_assign(*, case_ids: Iterable[int], assignee_id: int | None, actor: Act
         if own_only:
             cases = cases.filter(assignee_id=actor.user_id)
         rows = list(cases.order_by("pk").values_list("pk", "line_id", "assignee_id"))
+        if assignee_id is not None and rows:
+            hold_cap(assignee_id, adding=len(rows))
         Case.objects.filter(pk__in=[r[0] for r in rows]).update(
             assignee_id=assignee_id,
             claimed_at=None if assignee_id is None else at,
@@ -304,7 +339,7 @@ def cases_assign(*, case_ids: Iterable[int], assignee_id: int | None, actor: Act
 
 def operator_may_decide(user_id: int) -> bool:
     """Whether this user is an active operator in a role that works cases (who a case can be assigned to)."""
-    return get_user_model().objects.filter(pk=user_id, is_active=True, groups__name__in=DECIDERS).exists()
+    return get_user_model().objects.filter(holders(DECIDE_CASE), pk=user_id, is_active=True).exists()
 
 
 def cases_release_idle_claims() -> list[int]:

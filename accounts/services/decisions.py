@@ -31,7 +31,14 @@ from accounts.models import (
     SignalStatus,
 )
 from accounts.notifications import Outgoing, notifications_queue
-from accounts.services.cases import case_change, case_lock, case_save, check_version, require_senior_for_escalated
+from accounts.services.cases import (
+    case_change,
+    case_lock,
+    case_save,
+    check_version,
+    require_may_work,
+    require_senior_for_escalated,
+)
 from accounts.services.lines import lines_change_limit, lines_restore_available, lines_unfreeze, overdue_params
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
@@ -140,6 +147,7 @@ def case_decide(
             raise ConflictError(_("This case is already resolved"))
         require_senior_for_escalated(case, actor)
         check_version(case, expected_version)
+        require_may_work(case, actor)
         _check_case(case, kind, appeal_id)
         note = note.strip()
         decision = Decision(

@@ -22,7 +22,7 @@ from accounts.services.borrowers import require_may_reveal
 from accounts.services.decisions import ACTIVE, CUT, FROZEN, line_state, require_may_decide
 from riskops.core.errors import DomainError
 from riskops.core.http import actor, domain_errors, operator_required, safe_next
-from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, REVEAL_PII
+from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, REVEAL_PII
 from riskops.models import JobKind
 
 
@@ -48,6 +48,9 @@ def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str,
         "reveal_form": RevealForm(),
         "review_form": ReviewForm(),
         "can_decide": user.has_perm(DECIDE_CASE),
+        # Deciding a case someone else holds is theirs (accounts.services.cases.require_may_work).
+        "can_work": user.has_perm(DECIDE_CASE)
+        and (detail.case.assignee_id in (None, user.pk) or user.has_perm(ASSIGN_CASE)),
         "can_approve": user.has_perm(APPROVE_DECISION),
         "can_reveal": user.has_perm(REVEAL_PII),
         "four_eyes_limit": settings.FOUR_EYES_LIMIT,

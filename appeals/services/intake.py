@@ -26,6 +26,7 @@ from appeals.models import OPEN_STATES, Appeal, AppealDocument, AppealReason, Ap
 from appeals.services.common import appeal_priority, lock_appeal, set_case_marker
 from riskops.core.audit import AUDIT_JSON_SOURCE, Actor, Change, actor_params, audit_insert, audit_json, audit_write
 from riskops.core.errors import ConflictError, DomainError
+from riskops.core.roles import SUBMIT_APPEAL, require
 from riskops.core.sql import rows_json, rows_sql
 
 STATEMENT_MAX = 2000
@@ -191,6 +192,8 @@ def appeal_submit(
     unknown, closed or unfrozen account, an account without an open case, a case that already has an open
     appeal. With an `idempotency_key`, a retried request returns the appeal the first one created.
     """
+    if actor.user is not None:
+        require(actor, SUBMIT_APPEAL, _("This account may not submit appeals"))
     statement = _check_statement(reason, statement, idempotency_key)
     docs = check_documents(files)
     key = f"{actor.user_id or actor.kind}:{idempotency_key}" if idempotency_key else None
@@ -280,6 +283,7 @@ def _write(
         priority=appeal_priority(due, at),
         idempotency_key=key,
         request_fingerprint=fingerprint,
+        submitted_by_id=actor.user_id,
     )
     documents = stored.write(appeal.pk, docs, at, 0)
     params: dict[str, Any] = {

@@ -31,7 +31,7 @@ from accounts.models import (
     SignalStatus,
 )
 from accounts.notifications import Outgoing, notifications_queue
-from accounts.services.cases import case_claim, cases_assign, require_senior_for_escalated
+from accounts.services.cases import case_claim, cases_assign, require_may_work, require_senior_for_escalated
 from accounts.services.decisions import case_decide
 from appeals import replies
 from appeals.links import more_info_link
@@ -98,6 +98,7 @@ def appeal_decide(
     with transaction.atomic():
         case, appeal = lock_appeal(appeal_id)
         _check_open(appeal, expected_version)
+        require_may_work(case, actor)
         before = {"status": appeal.status}
         if outcome == replies.REQUEST_INFO:
             require_senior_for_escalated(case, actor)

@@ -201,7 +201,10 @@ def _appeal_context(request: HttpRequest, appeal_id: int, form: AppealDecisionFo
         "templates": replies.reply_templates(appeal.reason),
         "form": form,
         "version": appeal.version,
-        "can_decide": user.has_perm(DECIDE_CASE) and appeal.status == AppealStatus.OPEN,
+        # Someone else's appeal (its case's claim) is theirs to decide (accounts.services.cases.require_may_work).
+        "can_decide": user.has_perm(DECIDE_CASE)
+        and appeal.status == AppealStatus.OPEN
+        and (d.case.assignee_id in (None, user.pk) or user.has_perm(ASSIGN_CASE)),
         "can_approve": user.has_perm(APPROVE_DECISION),
         "four_eyes_limit": settings.FOUR_EYES_LIMIT,
         "paused": appeal.status == AppealStatus.AWAITING_INFO,

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from riskops.core.auth import TokenWithRolesAuthentication, user_roles
+from riskops.core.auth import TokenWithRolesAuthentication, user_granted, user_roles
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
 from riskops.core.roles import ROLES, SUBMIT_APPEAL
 
@@ -69,7 +69,7 @@ class ErrorOutput(serializers.Serializer):
         return {**super().get_fields(), "errors": FieldError(many=True, required=False)}
 
 
-ERRORS = {400: ErrorOutput, 401: ErrorOutput, 403: ErrorOutput, 404: ErrorOutput, 409: ErrorOutput}
+ERRORS = {400: ErrorOutput, 401: ErrorOutput, 403: ErrorOutput, 404: ErrorOutput, 409: ErrorOutput, 429: ErrorOutput}
 
 
 class IsOperator(BasePermission):
@@ -87,7 +87,7 @@ class IntegrationApi(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if not request.user.has_perm(SUBMIT_APPEAL):
+        if not user_granted(request.user, SUBMIT_APPEAL):
             raise PermissionDenied("This token may not submit or read appeals")
 
 

@@ -75,6 +75,15 @@ def user_roles(user: Any) -> frozenset[str]:
     return user_access(user).roles
 
 
+def user_granted(user: Any, perm: str) -> bool:
+    """Whether an active user holds `perm` through a role or their own permissions, without a superuser's blanket
+    pass: what only an integration is granted (submitting and reading appeals) stays the integration's."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    access = user_access(user)
+    return perm in access.group_perms or perm in access.user_perms
+
+
 def _access(roles: list[str], group_perms: list[str], user_perms: list[str]) -> Access:
     return Access(frozenset(roles), frozenset(group_perms), frozenset(user_perms))
 

@@ -5,8 +5,10 @@ What each role may do is `GRANTS`; the role of a user comes from `riskops.core.a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from riskops.core.errors import NotAllowed
@@ -41,7 +43,59 @@ GRANTS = {
 }
 # The roles that may work cases (be assigned one).
 DECIDERS = [role for role, codenames in GRANTS.items() if "decide_case" in codenames]
+# Who gets the appeals' SLA alerts (a notification list, not a permission).
 SENIORS = [SENIOR_REVIEWER, RISK_MANAGER]
+# The roles whose users are Django staff: the admin panel (/admin/) lets in staff only.
+STAFF_ROLES = [ADMIN]
+
+# Checks that are not a permission of GRANTS: holding any operator role (`riskops.core.http.operator_required`,
+# `riskops.core.api.IsOperator`), and Django staff status (the admin site).
+OPERATOR = "operator"
+STAFF = "staff"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing an operator does, in plain words, and the check every entry point of it goes through."""
+
+    words: str
+    check: str  # a permission of GRANTS ("accounts.decide_case"), OPERATOR or STAFF
+    where: str  # the services or views that check it
+
+
+# docs/ROLES.md is generated from this list and GRANTS (`python manage.py roles_matrix --write docs/ROLES.md`);
+# tests/test_roles.py holds every URL to the same grants.
+ACTIONS = [
+    Action(
+        "Read the console: queue, case pages, appeals inbox and pages, documents, events, jobs (personal data masked)",
+        OPERATOR,
+        "operator_required, IsOperator",
+    ),
+    Action("Claim cases and appeals; release their own", DECIDE_CASE, "case_claim, case_claim_next, appeal_claim"),
+    Action(
+        "Be assigned cases (offered in the Assign lists)", DECIDE_CASE, "operator_may_decide, operators_for_assignment"
+    ),
+    Action("Decide a case (an unfreeze that needs four eyes becomes a proposal)", DECIDE_CASE, "case_decide"),
+    Action("Decide an appeal (approve, approve in part, reject, ask for documents)", DECIDE_CASE, "appeal_decide"),
+    Action("Add notes; re-evaluate an account now", DECIDE_CASE, "note_add, case_reevaluate"),
+    Action("Start jobs (re-evaluate, unfreeze, reminders, simulation)", DECIDE_CASE, "job_request"),
+    Action("Approve or reject a four-eyes proposal (never their own)", APPROVE_DECISION, "decision_review"),
+    Action("Work escalated cases and appeals", APPROVE_DECISION, "require_senior_for_escalated"),
+    Action(
+        "Approve a job waiting for a second reviewer; cancel anyone's job", APPROVE_DECISION, "job_approve, job_cancel"
+    ),
+    Action("Assign cases and appeals to others; release anyone's", ASSIGN_CASE, "cases_assign, appeals_assign"),
+    Action("Reveal a borrower's personal data (audited)", REVEAL_PII, "borrower_reveal"),
+    Action(
+        "Import events: the events API (operators: also the Import page)",
+        INGEST_EVENTS,
+        "events_ingest, job_request_import",
+    ),
+    Action(
+        "Submit appeals through the API; read the appeals it submitted", SUBMIT_APPEAL, "appeal_submit, IntegrationApi"
+    ),
+    Action("Use the admin panel (/admin/)", STAFF, "Django's admin site (is_staff)"),
+]
 
 
 def ensure_roles() -> None:
@@ -74,3 +128,32 @@ def operator_id(actor: Any) -> int:
     if actor.user_id is None:
         raise NotAllowed(_("Only a logged-in operator can do this"))
     return int(actor.user_id)
+
+
+def role_may(role: str, check: str) -> bool:
+    """Whether `role` passes `check` (a permission name, OPERATOR or STAFF), by GRANTS and the lists above."""
+    if check == OPERATOR:
+        return role in ROLES
+    if check == STAFF:
+        return role in STAFF_ROLES
+    return check.split(".", 1)[1] in GRANTS[role]
+
+
+def roles_that(check: str) -> list[str]:
+    """The roles passing `check`, in the order of GRANTS."""
+    return [role for role in GRANTS if role_may(role, check)]
+
+
+def holders(perm: str) -> Q:
+    """Users holding `perm` through a role or their own permissions (a filter for the user model)."""
+    from django.contrib.auth import get_user_model
+
+    app_label, codename = perm.split(".", 1)
+    User = get_user_model()
+    via_group = User.groups.through.objects.filter(
+        group__permissions__codename=codename, group__permissions__content_type__app_label=app_label
+    ).values("user_id")
+    own = User.user_permissions.through.objects.filter(
+        permission__codename=codename, permission__content_type__app_label=app_label
+    ).values("user_id")
+    return Q(pk__in=via_group) | Q(pk__in=own)

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
 from riskops.core.auth import DEMO_PASSWORD_SUFFIX
-from riskops.core.roles import ADMIN, INTEGRATION, ROLES, ensure_roles
+from riskops.core.roles import ADMIN, INTEGRATION, ROLES, STAFF_ROLES, ensure_roles
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             user, created = User.objects.get_or_create(username=role)
             if created:
                 user.set_password(role + DEMO_PASSWORD_SUFFIX)
-            user.is_staff = role == ADMIN
+            user.is_staff = role in STAFF_ROLES
             user.is_superuser = role == ADMIN
             user.save()
             user.groups.set([Group.objects.get(name=role)])
