@@ -1,7 +1,13 @@
-from django.contrib import admin
-from django.utils.translation import gettext_lazy
+import contextlib
 
-from riskops.admin_base import ReadOnlyAdmin
+from django.contrib import admin
+from django.contrib.admin.exceptions import NotRegistered
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from riskops.admin_base import ReadOnlyAdmin, service_action
+from riskops.core.second_factor import devices_remove
 from riskops.models import AuditCheckpoint, AuditEvent, AuditVerification, Job, JobBatch, JobItem
 
 
@@ -63,3 +69,25 @@ class JobItemAdmin(ReadOnlyAdmin):
     list_filter = ["outcome"]
     search_fields = ["=id", "=job"]
     search_help_text = gettext_lazy("An item id or a job id.")
+
+
+# django-otp's own admin edits keys in place and its QR view answers a 500 for a missing device: replaced by a list
+# whose one action removes devices through the service (audited).
+with contextlib.suppress(NotRegistered):
+    admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class SecondFactorAdmin(ReadOnlyAdmin):
+    """Operators' authenticator apps: an administrator can only remove one (a lost phone); the key is never shown."""
+
+    list_display = ["id", "user", "name", "confirmed", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    list_filter = ["confirmed"]
+    search_fields = ["=id"]
+    exclude = ["key"]
+    actions = ["remove"]
+
+    @admin.action(description=gettext_lazy("Remove the second factor (the operator enrols again)"))
+    def remove(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        service_action(request, queryset, lambda actor, ids: devices_remove(device_ids=ids, actor=actor))

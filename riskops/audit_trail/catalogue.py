@@ -48,6 +48,7 @@ ACTION_LABELS = {
     "auth.second_factor_enrolled": _("second factor set up"),
     "auth.second_factor_verified": _("second factor code given"),
     "auth.second_factor_failed": _("wrong second factor code"),
+    "auth.second_factor_removed": _("second factor removed"),
     "ingest.batch": _("events ingested"),
     EXPORT_ACTION: _("audit trail exported"),
 }

@@ -31,14 +31,15 @@ ASSIGN_CASE = "accounts.assign_case"
 REVEAL_PII = "accounts.reveal_pii"
 SUBMIT_APPEAL = "appeals.submit_appeal"
 INGEST_EVENTS = "ingest.ingest_events"
+VIEW_AUDIT = "riskops.view_auditevent"  # the audit trail's page and its export
 
 # What each role may do beyond reading (codenames of the permissions above). Auditors only read.
 GRANTS = {
     ANALYST: ["decide_case"],
     SENIOR_REVIEWER: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
     RISK_MANAGER: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events"],
-    AUDITOR: [],
-    ADMIN: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events"],
+    AUDITOR: ["view_auditevent"],
+    ADMIN: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events", "view_auditevent"],
     INTEGRATION: ["submit_appeal", "ingest_events"],
 }
 # The roles that may work cases (be assigned one).
@@ -94,6 +95,7 @@ ACTIONS = [
     Action(
         "Submit appeals through the API; read the appeals it submitted", SUBMIT_APPEAL, "appeal_submit, IntegrationApi"
     ),
+    Action("Read the audit trail and export it (the export is audited)", VIEW_AUDIT, "reads_audit, audit_export"),
     Action("Use the admin panel (/admin/)", STAFF, "Django's admin site (is_staff)"),
 ]
 
@@ -106,7 +108,7 @@ def ensure_roles() -> None:
         group, _created = Group.objects.get_or_create(name=role)
         group.permissions.add(
             *Permission.objects.filter(
-                content_type__app_label__in=["accounts", "appeals", "ingest"], codename__in=codenames
+                content_type__app_label__in=["accounts", "appeals", "ingest", "riskops"], codename__in=codenames
             )
         )
 

@@ -27,11 +27,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.auth import user_roles
+from riskops.core.errors import NotAllowed
 from riskops.core.http import client_address
 
 STATE = "riskops_2fa"  # in the session: "verify" (give a code), "enrol" (must enrol), "" (nothing to do)
 VERIFY, ENROL = "verify", "enrol"
 ENROLLED = "auth.second_factor_enrolled"
+REMOVED = "auth.second_factor_removed"
 VERIFIED = "auth.second_factor_verified"
 FAILED = "auth.second_factor_failed"
 DEVICE_NAME = "authenticator"
@@ -102,6 +104,24 @@ def verify(request: HttpRequest, token: str) -> bool:
     otp_login(request, device)
     request.session[STATE] = ""
     return True
+
+
+def devices_remove(*, device_ids: list[int], actor: Actor) -> int:
+    """An administrator removes operators' devices (a lost phone): each operator enrols again at the next login (or
+    may log in with the password alone, if their role does not require a second factor). Audited per device."""
+    from riskops.core.roles import ADMIN
+
+    if actor.user is None or not (actor.user.is_superuser or ADMIN in user_roles(actor.user)):
+        raise NotAllowed(_("Only an administrator can remove a second factor"))
+    with transaction.atomic():
+        devices = list(TOTPDevice.objects.select_for_update().filter(pk__in=device_ids).order_by("pk"))
+        TOTPDevice.objects.filter(pk__in=[d.pk for d in devices]).delete()
+        audit_write(
+            actor=actor,
+            at=timezone.now(),
+            changes=[Change(REMOVED, "user", d.user_id, None, {"device": d.pk}, None) for d in devices],
+        )
+    return len(devices)
 
 
 class SecondFactorMiddleware:
