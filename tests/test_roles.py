@@ -746,6 +746,25 @@ def test_a_token_over_the_rate_gets_429_and_others_are_not_held_back(world: Worl
     assert token_client(world.users[RISK_MANAGER]).get(f"/api/v1/ingest/batches/{world.batch_id}/").status_code == 200
 
 
+def test_an_anonymous_request_without_an_address_is_counted_not_a_500(settings: Any) -> None:
+    """Found by schemathesis: a request with no REMOTE_ADDR (a unix socket) made the throttle's key a TypeError."""
+    from django.contrib.auth.models import AnonymousUser
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from riskops.core.throttling import TokenRateThrottle
+
+    settings.API_THROTTLE_RATE = "2/min"
+    cache.clear()
+    raw = APIRequestFactory().get("/api/schema/")
+    del raw.META["REMOTE_ADDR"]
+    request = Request(raw)
+    request.user = AnonymousUser()
+    throttle = TokenRateThrottle()
+    assert [throttle.allow_request(request, None) for _ in range(3)] == [True, True, False]
+    assert throttle.key == "throttle_api_addr:unknown"
+
+
 # --- The cap on cases one operator holds
 
 

@@ -35,5 +35,8 @@ class TokenRateThrottle(SimpleRateThrottle):
         elif request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         else:
-            ident = "addr:" + self.get_ident(request)
+            # The address as the audit trail reads it (PROXY_COUNT); a request may come without one (a unix socket).
+            from riskops.core.http import client_address
+
+            ident = "addr:" + (client_address(request) or "unknown")
         return self.cache_format % {"scope": self.scope, "ident": ident}
