@@ -130,6 +130,7 @@ class AppealCreateApi(IntegrationApi):
         return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        operation_id="v1_appeals_list",
         parameters=[
             OpenApiParameter("after", int, description="the last id of the previous page (newest first)"),
         ],

@@ -447,7 +447,7 @@ def test_the_groups_hold_exactly_the_grants() -> None:
 
 
 def test_every_action_of_the_matrix_names_a_real_check() -> None:
-    perms = {roles.DECIDE_CASE, APPROVE_DECISION, ASSIGN_CASE, REVEAL_PII, SUBMIT_APPEAL, INGEST_EVENTS}
+    perms = {roles.DECIDE_CASE, APPROVE_DECISION, ASSIGN_CASE, REVEAL_PII, SUBMIT_APPEAL, INGEST_EVENTS, VIEW_AUDIT}
     assert {a.check for a in ACTIONS} <= perms | {OPERATOR, STAFF}
     assert {a.check for a in ACTIONS} >= perms  # every permission of GRANTS is in the document
 
