@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from appeals import selectors, services
 from appeals.documents import read_uploads
 from appeals.models import Appeal, AppealChannel, AppealReason
-from riskops.core.api import ERRORS, IntegrationApi
+from riskops.core.api import ERRORS, ErrorOutput, IntegrationApi
 from riskops.core.http import actor as request_actor
 
 
@@ -109,7 +109,8 @@ class AppealCreateApi(IntegrationApi):
     @extend_schema(
         request={"multipart/form-data": AppealUpload},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={201: AppealSchema, 200: AppealSchema, **ERRORS},
+        # 503: the virus scanner is configured and cannot answer (nothing was stored; retry later).
+        responses={201: AppealSchema, 200: AppealSchema, **ERRORS, 503: ErrorOutput},
     )
     def post(self, request: Request) -> Response:
         data = AppealInput(data=request.data)

@@ -392,6 +392,11 @@ APPEAL_DUE_SOON_HOURS = env_int("APPEAL_DUE_SOON_HOURS", 12, minimum=1)
 APPEAL_LINK_DAYS = env_int("APPEAL_LINK_DAYS", 14, minimum=1)
 # Outside the static and web roots; files there are only served through the permission-checked view.
 APPEAL_DOCUMENTS_DIR = Path(os.environ.get("APPEAL_DOCUMENTS_DIR", str(VAR_DIR / "appeal-documents")))
+# Appeal documents: clamd's unix socket (e.g. /run/clamav/clamd.ctl); when set, every document is scanned before it
+# is stored, and an upload is refused while clamd cannot answer. Empty: no scanner (development, tests).
+CLAMD_SOCKET = os.environ.get("CLAMD_SOCKET", "")
+if CLAMD_SOCKET and not os.path.isabs(CLAMD_SOCKET):
+    raise ImproperlyConfigured(f"CLAMD_SOCKET must be the absolute path of clamd's unix socket; got {CLAMD_SOCKET!r}")
 # Where borrowers reach the console's public pages (the links in their messages).
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 if urlparse(PUBLIC_BASE_URL).scheme not in {"http", "https"} or not urlparse(PUBLIC_BASE_URL).netloc:

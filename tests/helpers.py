@@ -7,6 +7,7 @@ never from another test module.
 from __future__ import annotations
 
 import html
+import io
 import os
 import shutil
 import socket
@@ -26,6 +27,7 @@ from django.db import connection
 from django.db.models import Model
 from django.test import Client
 from kombu import pools as kombu_pools
+from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -165,12 +167,11 @@ def png(size: tuple[int, int] = (1, 1)) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
 
 
-def jpeg() -> bytes:
-    """A one-pixel baseline JPEG: SOI, JFIF header, frame, scan, EOI."""
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    sof = b"\xff\xc0" + struct.pack(">H", 11) + b"\x08\x00\x01\x00\x01\x01\x01\x11\x00"
-    sos = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x00\x00\x3f\x00"
-    return b"\xff\xd8" + app0 + sof + sos + b"\x12\x34\x56" + b"\xff\xd9"
+def jpeg(size: tuple[int, int] = (1, 1)) -> bytes:
+    """A baseline JPEG of `size` pixels (red), as a camera writes it: SOI, JFIF header, tables, frame, scan, EOI."""
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 def pdf() -> bytes:

@@ -25,7 +25,7 @@ from accounts import services as case_services
 from accounts.engine import evaluate_lines
 from accounts.models import Case, CaseStatus, Decision, DecisionStatus, LineStatus, Notification, Signal
 from appeals import links, services
-from appeals.documents import MAX_BYTES
+from appeals.documents import MAX_BYTES, check_document
 from appeals.models import Appeal, AppealAlert, AppealRuleOutcome
 from riskops.core.audit import Actor
 from riskops.core.errors import ConflictError, DomainError, NotAllowed
@@ -879,16 +879,19 @@ def test_an_operator_gets_a_document_with_safe_headers_and_each_view_is_audited(
 
     (inline, inline_body), (download, _), (image, image_body) = get(doc_pdf), get(doc_pdf, "?download=1"), get(doc_png)
 
-    assert (inline.status_code, inline_body, image_body) == (200, pdf(), png())
+    assert (inline.status_code, inline_body, image_body) == (200, pdf(), check_document("photo.png", png()).data)
     for response in (inline, download, image):
         assert response["X-Content-Type-Options"] == "nosniff"
         assert response["Content-Security-Policy"].startswith("default-src 'none'")
+    # A PDF always downloads (sandboxed, as images are: Chrome would not show it inline anyway).
     assert (inline["Content-Type"], inline["Content-Disposition"]) == (
         "application/pdf",
-        'inline; filename="payslip.pdf"',
+        "attachment; filename=\"payslip.pdf\"; filename*=UTF-8''payslip.pdf",
     )
-    assert download["Content-Disposition"] == 'attachment; filename="payslip.pdf"'
+    assert download["Content-Disposition"] == inline["Content-Disposition"]
+    assert inline["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert (image["Content-Type"], image["Content-Security-Policy"]) == ("image/png", "default-src 'none'; sandbox")
+    assert image["Content-Disposition"] == "inline; filename=\"photo.png\"; filename*=UTF-8''photo.png"
     views = AuditEvent.objects.filter(action="document.view").order_by("pk")
     assert [(e.object_id, e.actor_user_id, e.account_id) for e in views] == [
         (doc.pk, analyst.pk, appeal.line_id) for doc in (doc_pdf, doc_pdf, doc_png)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.engine import evaluate_lines
 from accounts.models import Case, CreditLine, LineStatus, Notification, NotificationKind, Signal, SignalStatus
 from appeals import replies
+from appeals.documents import check_document
 from appeals.links import appeal_link
 from appeals.models import Appeal, AppealChannel, AppealReason, AppealStatus
 from riskops.core.audit import Actor
@@ -102,7 +103,11 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     )
     documents = {d.content_type: d for d in appeal.documents.all()}
     assert set(documents) == {"application/pdf", "image/png"}
-    assert (documents["application/pdf"].size, documents["image/png"].size) == (len(pdf_data), len(png_data))
+    # The PDF is stored as sent; the photo as it was decoded and encoded anew (appeals.documents).
+    assert (documents["application/pdf"].size, documents["image/png"].size) == (
+        len(pdf_data),
+        check_document("photo.png", png_data).size,
+    )
     assert Notification.objects.filter(line=line, kind=NotificationKind.APPEAL_RECEIVED).count() == 1
     borrower_context.close()
 
@@ -130,7 +135,7 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     )
     assert preview.evaluate("i => [i.naturalWidth, i.naturalHeight]") == list(PHOTO_SIZE)
 
-    # The PDF opens inline, as a PDF, and never sniffed into anything else.
+    # The PDF downloads, as a PDF, sandboxed, and never sniffed into anything else.
     pdf_link = page.locator("a.pdf-link")
     expect(pdf_link).to_have_attribute("target", "_blank")
     href = pdf_link.get_attribute("href")
@@ -140,7 +145,8 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
     headers = opened.headers
     assert headers["content-type"] == "application/pdf"
     assert headers["x-content-type-options"] == "nosniff"
-    assert headers["content-disposition"].startswith("inline")
+    assert headers["content-disposition"].startswith("attachment; ")
+    assert headers["content-security-policy"] == "default-src 'none'; sandbox"
     assert opened.body() == pdf_data
     # The same URL is refused to someone who is not logged in.
     anonymous = browser.new_context()

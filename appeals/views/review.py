@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.explain import explain
 from accounts.masking import mask_name, mask_phone
 from appeals import replies, selectors, services
+from appeals.documents import EXTENSIONS, content_disposition, document_name
 from appeals.forms import INBOX_TABS, AppealDecisionForm, InboxActionForm, InboxFilterForm
 from appeals.models import Appeal, AppealDocument, AppealReason, AppealStatus
 from appeals.services.review import appeal_claim_next, appeals_assign, appeals_claim
@@ -253,18 +254,23 @@ def document(request: HttpRequest, document_id: int) -> HttpResponse:
     path = services.documents_root() / doc.stored_name
     if not path.is_file():
         raise Http404(_("The document's file is missing"))
-    download = request.GET.get("download") == "1"
+    # PDFs always download: under the sandbox below Chrome refuses to run its PDF viewer, and a PDF is better read
+    # in the reviewer's own viewer than in the console's origin. Images show inline (the appeal page's previews).
+    download = request.GET.get("download") == "1" or not doc.is_image
     audit_write(
         actor=actor(request),
         at=timezone.now(),
         changes=[Change("document.view", "appeal_document", doc.pk, doc.appeal.line_id, None, None, "")],
     )
-    response = FileResponse(
-        path.open("rb"), content_type=doc.content_type, as_attachment=download, filename=doc.original_name
-    )
+    content_type = doc.content_type if doc.content_type in EXTENSIONS else "application/octet-stream"
+    response = FileResponse(path.open("rb"), content_type=content_type)
+    # The name from the row, cleaned again and given the checked type's extension (rows stored before names were
+    # cleaned included): "statement.html" that is a PDF downloads as "statement.pdf".
+    name = document_name(doc.original_name, content_type) if content_type in EXTENSIONS else "document"
+    response["Content-Disposition"] = content_disposition("attachment" if download else "inline", name)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     response["Cross-Origin-Resource-Policy"] = "same-origin"
-    # Nothing in a document may run or load anything; images are also sandboxed (Chrome's PDF viewer is not).
-    response["Content-Security-Policy"] = "default-src 'none'" + ("; sandbox" if doc.is_image else "")
+    # Nothing in a document may run, load anything or reach the console's origin, whatever the browser makes of it.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response  # type: ignore[return-value]  # a streaming response; Django serves it like any other

@@ -2,8 +2,8 @@
 
 Every error is `{"detail": "..."}`, with `errors: [{"field", "message"}]` (and `index`, for ingestion's items)
 where input was at fault. `exception_handler` is DRF's `EXCEPTION_HANDLER`: a service's refusal becomes 400
-(`DomainError`), 403 (`NotAllowed`), 404 (`NotFound`) or 409 (`ConflictError`); a serializer's validation errors
-are flattened into `errors`; everything else is DRF's own `{"detail"}`.
+(`DomainError`), 403 (`NotAllowed`), 404 (`NotFound`), 409 (`ConflictError`) or 503 (`Unavailable`); a
+serializer's validation errors are flattened into `errors`; everything else is DRF's own `{"detail"}`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from riskops.core.auth import TokenWithRolesAuthentication, user_granted, user_roles
-from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
+from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound, Unavailable
 from riskops.core.roles import ROLES, SUBMIT_APPEAL
 
 _STATUS = [
     (NotAllowed, status.HTTP_403_FORBIDDEN),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (ConflictError, status.HTTP_409_CONFLICT),
+    (Unavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (DomainError, status.HTTP_400_BAD_REQUEST),
 ]
 

@@ -18,3 +18,7 @@ class NotAllowed(DomainError):
 
 class NotFound(DomainError):
     """What the action names does not exist (HTTP 404)."""
+
+
+class Unavailable(DomainError):
+    """A service the action needs cannot answer right now; nothing was changed, try again later (HTTP 503)."""
