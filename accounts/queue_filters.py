@@ -23,6 +23,17 @@ from riskops.core.forms import DayField
 MONEY_FIELD: dict[str, Any] = {"min_value": Decimal(0), "max_digits": 14, "decimal_places": 2}
 
 
+def line_search_term(value: object) -> str:
+    """A search by account (`selectors.queue.by_line_search`) as typed: an account number or a phone's last 4 digits;
+    anything else is the field's error."""
+    q = str(value).strip()
+    if q and not (q.isdigit() and len(q) == 4) and not ACCOUNT_REF.fullmatch(q):
+        raise forms.ValidationError(
+            _("Search by an account number (letters, digits and . _ : / -) or the last 4 digits of a phone number")
+        )
+    return q
+
+
 @dataclass
 class QueueFilters:
     status: str = ""
@@ -66,12 +77,7 @@ class QueueFilterForm(forms.Form):
     )
 
     def clean_q(self) -> str:
-        q = self.cleaned_data["q"].strip()
-        if q and not (q.isdigit() and len(q) == 4) and not ACCOUNT_REF.fullmatch(q):
-            raise forms.ValidationError(
-                _("Search by an account number (letters, digits and . _ : / -) or the last 4 digits of a phone number")
-            )
-        return q
+        return line_search_term(self.cleaned_data["q"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

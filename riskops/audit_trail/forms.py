@@ -7,8 +7,8 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from accounts.queue_filters import line_search_term
 from accounts.templatetags.console_text import object_text
-from accounts.validation import ACCOUNT_REF
 from riskops.audit_trail import selectors
 from riskops.audit_trail.catalogue import ACTION_LABELS, ACTOR_KINDS
 from riskops.core.forms import DayField, IdField
@@ -71,12 +71,7 @@ class AuditFilterForm(forms.Form):
         return str(self.cleaned_data["operator"]).strip()
 
     def clean_account(self) -> str:
-        q = str(self.cleaned_data["account"]).strip()
-        if q and not (q.isdigit() and len(q) == 4) and not ACCOUNT_REF.fullmatch(q):
-            raise forms.ValidationError(
-                _("Search by an account number (letters, digits and . _ : / -) or the last 4 digits of a phone number")
-            )
-        return q
+        return line_search_term(self.cleaned_data["account"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
