@@ -38,6 +38,13 @@ def setup(
     os.environ.setdefault("STATIC_COLLECTED", "false")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     os.environ.setdefault("CELERY_BROKER_URL", broker)
+    # Served over plain HTTP on the loopback, as the console is behind the TLS-terminating proxy of a deployment:
+    # without these, DEBUG off answers every request with a redirect to https:// (riskops/settings.py).
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        os.environ.setdefault(name, "false")
+    # One token sends everything a benchmark measures: the per-token throttle (600 requests a minute by default)
+    # would measure the policy, not the capacity.
+    os.environ.setdefault("API_THROTTLE_RATE", "1000000/min")
     os.environ["ALLOWED_HOSTS"] = allowed_hosts
     import django
 
@@ -103,3 +110,87 @@ def vm_rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+# --- the audit chain on and off (bench/jobs.py, bench/ingest.py: the same work with the chain on, then as before it)
+
+
+def _unsealed_index() -> Any:
+    from riskops.models import AuditEvent
+
+    return next(index for index in AuditEvent._meta.indexes if index.name == "audit_unsealed")
+
+
+def audit_chain_off() -> None:
+    """The write path as it was before the chain (riskops 0010): without the partial index of unsealed events, its
+    only cost there (writers only INSERT; the append-only triggers fire on UPDATE, DELETE and TRUNCATE). With no
+    sealer running, that is all the chain changed for a writer. Needs the table's owner (the benchmarks' default)."""
+    from django.db import connection
+
+    from riskops.models import AuditEvent
+
+    with connection.schema_editor() as editor:
+        editor.remove_index(AuditEvent, _unsealed_index())
+
+
+def audit_chain_on() -> float:
+    """Put the index back and seal what was written meanwhile: the seconds it took (not part of any figure)."""
+    import time
+
+    from django.db import connection
+
+    from riskops.core.audit_chain import audit_seal
+    from riskops.models import AuditEvent
+
+    started = time.monotonic()
+    with connection.schema_editor() as editor:
+        editor.add_index(AuditEvent, _unsealed_index())
+    audit_seal()
+    return time.monotonic() - started
+
+
+def unsealed() -> int:
+    from riskops.models import AuditEvent
+
+    return AuditEvent.objects.filter(chain_seq__isnull=True).count()
+
+
+class SealBeat:
+    """Beat's part of the chain while a phase runs: `riskops.tasks.audit_seal` sent to the workers every
+    AUDIT_SEAL_SECONDS, as `make run`'s beat does, so the sealing shares the workers and cores with the work."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from django.conf import settings
+
+        self.interval = float(settings.CELERY_BEAT_SCHEDULE["audit-seal"]["schedule"])
+        self.sent = 0
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from riskops.celery import app
+
+        while not self._halt.wait(self.interval):
+            app.send_task("riskops.tasks.audit_seal")
+            self.sent += 1
+
+    def __enter__(self) -> SealBeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._halt.set()
+        self._thread.join(timeout=5)
+
+    def wait_sealed(self, timeout: float = 600) -> float:
+        """Seconds until every event is chained, beat still sending every AUDIT_SEAL_SECONDS."""
+        import time
+
+        started = time.monotonic()
+        while unsealed():
+            if time.monotonic() - started > timeout:
+                sys.exit(f"the audit events were not sealed within {timeout:.0f} s")
+            time.sleep(0.1)
+        return time.monotonic() - started

@@ -16,9 +16,14 @@ How it runs:
   (3 credit inquiries, a drawdown, its 2 installments, 2 transfers, a repayment of the first installment or an
   income record, a profile update or an inquiry), from a fixed seed; about a fifth of the accounts get a flag.
   Every request body is built before the clock starts; `--clients` threads send them.
-- `ingest_events_per_s`: the events over the time from the first request to the last 201. `reaction_drained_s`
-  is how long after that the worker took to evaluate what was still touched; `ingest_with_reaction_events_per_s`
-  counts that too.
+- `ingest_events_per_s`: the events over the time from the first request to the last 201, with the audit chain on
+  (beat's `riskops.tasks.audit_seal` sent every AUDIT_SEAL_SECONDS to the same worker). `reaction_drained_s` is
+  how long after that the worker took to evaluate what was still touched; `ingest_with_reaction_events_per_s`
+  counts that too; `ingest_sealed_after_s`, how much later the last audit event was chained.
+- `ingest_chain_off_events_per_s`: the same with the chain off, as before it existed (no index of unsealed events,
+  no sealer). After a warm-up of two batches per gunicorn worker (in neither figure), the events go in four
+  rounds, off, on, on, off, each waiting for the engine (and the sealer) before the next, so both ways see the
+  same mix of accounts and, on average, the same table sizes; `ingest_chain_on_vs_off` compares them.
 - `naive_events_per_s`: the same kinds of events, one POST each through a DRF ModelSerializer
   (bench/ingest_naive.py, the same gunicorn command), `--naive-events` of them, the same number of clients.
 - `copy_floor_events_per_s`: the events' rows written by COPY into empty copies of the event tables (same columns,
@@ -46,7 +51,8 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import suppress
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,7 +60,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
+    SealBeat,
     admin_connection,
+    audit_chain_off,
+    audit_chain_on,
     database_connection,
     group_pids,
     percentile,
@@ -240,13 +249,17 @@ class Worker:
             self.popen.wait(timeout=30)
 
 
+def _stat(pid: int) -> list[str]:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()  # from the state on: ppid is [1], utime [11], stime [12]
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU the processes have used so far."""
     total = 0
     for pid in pids:
         with suppress(OSError, ValueError, IndexError):
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
+            fields = _stat(pid)
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
@@ -259,6 +272,21 @@ def postgres_pids() -> list[int]:
                 if (entry / "comm").read_text().strip() == "postgres":
                     found.append(int(entry.name))
     return found
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU PostgreSQL has used so far, backends that ended included: the live processes' own time, plus the time
+    of the children each postmaster has reaped (cutime, cstime). Backends and autovacuum workers come and go during
+    a phase; summing only the live ones loses those that ended (and went negative)."""
+    pids = set(postgres_pids())
+    total = 0
+    for pid in pids:
+        with suppress(OSError, ValueError, IndexError):
+            fields = _stat(pid)
+            total += int(fields[11]) + int(fields[12])
+            if int(fields[1]) not in pids:  # a postmaster
+                total += int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler(threading.Thread):
@@ -319,6 +347,17 @@ def post_all(port: int, path: str, token: str, payloads: list[bytes], clients: i
     if failures:
         sys.exit(f"POST {path} failed: {failures[0]}")
     return time.monotonic() - started
+
+
+@dataclass
+class Round:
+    """What the rounds of one way (audit chain on or off) add up to."""
+
+    cpu: dict[str, float]
+    events: int = 0
+    post: float = 0.0
+    drained: float = 0.0
+    sealed_after: float = 0.0
 
 
 def touched() -> int:
@@ -521,19 +560,57 @@ def main() -> None:
         groups = {
             "web": group_pids(server.popen.pid),
             "worker": group_pids(worker.popen.pid),
-            "postgres": postgres_pids(),
         }
-        cpu_before = {k: cpu_seconds(v) for k, v in groups.items()}
-        seconds = post_all(server.port, "/api/v1/events/", token, event_bodies, args.clients, {201})
-        drained = wait_drained()
-        # PostgreSQL's backends come and go; those still there after the phase count (the servers' connections).
-        groups["postgres"] = sorted(set(groups["postgres"]) | set(postgres_pids()))
-        cpu_us = {
-            k: round((cpu_seconds(v) - cpu_before.get(k, 0)) / len(event_list) * 1e6, 1) for k, v in groups.items()
-        }
-        print(f"  CPU per event: {cpu_us} µs (web = gunicorn, worker = the engine's reaction)")
-        rate = len(event_list) / seconds
-        print(f"events: {len(event_list):,} in {seconds:.1f} s = {rate:,.0f}/s; the engine done {drained:.1f} s later")
+        # First a warm-up (two batches per gunicorn worker, counted in neither way: each worker's first requests pay
+        # for its imports and prepared statements), then the rest in four rounds, the audit chain off (as before
+        # riskops 0010: no index of unsealed events, no sealer), on (beat's seal task every AUDIT_SEAL_SECONDS on the
+        # same worker), on, off: both ways over the same mix of accounts and, on average, the same table sizes. Each
+        # round waits for the engine and the sealer to finish.
+        warm = event_bodies[: 2 * args.workers]
+        if len(event_bodies) < len(warm) + 4:
+            sys.exit(f"--events must make at least {len(warm) + 4} batches: a warm-up, then two rounds each way")
+        warm_seconds = post_all(server.port, "/api/v1/events/", token, warm, args.clients, {201})
+        wait_drained()
+        print(f"  warm-up: {len(warm)} batches in {warm_seconds:.1f} s")
+        rest = event_bodies[len(warm) :]
+        size = -(-len(rest) // 4)
+        per = {mode: Round(cpu=dict.fromkeys([*groups, "postgres"], 0.0)) for mode in ("on", "off")}
+        for n, mode in enumerate(("off", "on", "on", "off")):
+            part = rest[n * size : (n + 1) * size]
+            if mode == "off":
+                audit_chain_off()
+            elif n == 1:
+                audit_chain_on()
+            cpu_before = {**{g: cpu_seconds(v) for g, v in groups.items()}, "postgres": postgres_cpu_seconds()}
+            with SealBeat() if mode == "on" else nullcontext() as beat:
+                seconds = post_all(server.port, "/api/v1/events/", token, part, args.clients, {201})
+                drained = wait_drained()
+                sealed_after = beat.wait_sealed() if beat else 0.0
+            events = sum(len(json.loads(b)["items"]) for b in part)
+            total = per[mode]
+            total.events += events
+            total.post += seconds
+            total.drained += drained
+            total.sealed_after = max(total.sealed_after, sealed_after)
+            for g, v in groups.items():
+                total.cpu[g] += cpu_seconds(v) - cpu_before[g]
+            total.cpu["postgres"] += postgres_cpu_seconds() - cpu_before["postgres"]
+            print(
+                f"  round {n + 1}, audit chain {mode}: {events:,} events in {seconds:.1f} s = "
+                f"{events / seconds:,.0f}/s; the engine done {drained:.1f} s later"
+                + (f", the audit events chained {sealed_after:.1f} s after that" if mode == "on" else "")
+            )
+        audit_chain_on()
+        on, off = per["on"], per["off"]
+        cpu_us = {g: round(c / on.events * 1e6, 1) for g, c in on.cpu.items()}
+        cpu_us_off = {g: round(c / off.events * 1e6, 1) for g, c in off.cpu.items()}
+        print(f"  CPU per event, chain on: {cpu_us} µs, off: {cpu_us_off} µs (web = gunicorn, worker = the engine)")
+        rate, rate_off = on.events / on.post, off.events / off.post
+        seconds, drained = on.post, on.drained
+        print(
+            f"events, audit chain on: {on.events:,} in {on.post:.1f} s = {rate:,.0f}/s; "
+            f"off: {off.events:,} in {off.post:.1f} s = {rate_off:,.0f}/s (on / off {rate / rate_off:.3f})"
+        )
         with connection.cursor() as cur:
             cur.execute("SELECT count(*) FILTER (WHERE status = 'frozen'), count(*) FROM accounts_creditline")
             frozen, lines = cur.fetchone()
@@ -568,8 +645,13 @@ def main() -> None:
 
     figures = {
         "ingest_events_per_s": round(rate),
-        "ingest_with_reaction_events_per_s": round(len(event_list) / (seconds + drained)),
+        "ingest_with_reaction_events_per_s": round(on.events / (seconds + drained)),
         "reaction_drained_s": round(drained, 2),
+        "ingest_chain_off_events_per_s": round(rate_off),
+        "ingest_chain_off_with_reaction_events_per_s": round(off.events / (off.post + off.drained)),
+        "ingest_chain_on_vs_off": round(rate / rate_off, 3),
+        "ingest_sealed_after_s": round(on.sealed_after, 2),
+        "cpu_us_per_event_chain_off": cpu_us_off,
         "naive_events_per_s": round(naive_rate, 1),
         "speedup_vs_naive": round(rate / naive_rate, 1),
         "copy_floor_events_per_s": round(floor_rate),

@@ -3,7 +3,7 @@
 usual one Celery task per account.
 
     .venv/bin/python bench/jobs.py [--template riskops_pages] [--accounts 1000000] [--batch-size 2000] \
-        [--per-account-sample 5000] [--unfreeze 100000] [--broker redis://127.0.0.1:6379/12] [--keep]
+        [--per-account-sample 5000] [--unfreeze 100000] [--unfreeze-chain-off 50000] [--broker redis://127.0.0.1:6379/12] [--keep]
 
 Why it is built this way:
 - Data: a database of its own, riskops_jobs_bench (DATABASE_URL may name another; its name must contain "bench"),
@@ -34,6 +34,11 @@ Why it is built this way:
      overturned signals, resolved case), suppressions and one notification row. The notification *sending* tasks
      that unfreezing schedules go to the workers' default queue, which no bench worker consumes: SMS sending is the
      gateway's throughput, not the job's, and would otherwise take the same two cores.
+     The audit chain is on (riskops 0010): this process plays beat's `riskops.tasks.audit_seal` every
+     AUDIT_SEAL_SECONDS on the same workers, and `bulk_unfreeze_sealed_after_s` is how long after the job ended
+     its last audit event was chained. Just before it, `bulk_unfreeze_chain_off_per_s` is the same job over the
+     next --unfreeze-chain-off frozen lines with the chain off as before it existed (no index of unsealed events,
+     no sealer); `bulk_unfreeze_chain_on_vs_off` compares the two rates.
 - `worker_peak_rss_mb`: the largest resident set of one worker (its main process plus its pool process, VmRSS from
   /proc every 0.2 s) over all phases; `worker_peak_rss_process_mb` is the largest single process.
 
@@ -59,7 +64,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connection, database_connection, group_pids, setup, vm_rss_kb  # noqa: E402
+from bench.common import (  # noqa: E402
+    SealBeat,
+    admin_connection,
+    audit_chain_off,
+    audit_chain_on,
+    database_connection,
+    group_pids,
+    setup,
+    vm_rss_kb,
+)
 
 
 def _broker() -> str:
@@ -487,12 +501,20 @@ def main() -> None:
     parser.add_argument(
         "--per-account-unfreeze", type=int, default=2_000, help="frozen lines a reviewer unfreezes one by one"
     )
+    parser.add_argument(
+        "--unfreeze-chain-off",
+        type=int,
+        default=50_000,
+        help="frozen lines in the bulk unfreeze run before it with the audit chain off",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's database afterwards")
     args = parser.parse_args()
     if not 1 <= args.batch_size <= 5000:
         parser.error("--batch-size must be from 1 to 5000")
     if not 1 <= args.unfreeze <= jobs.MAX_EXPLICIT_IDS:
         parser.error(f"--unfreeze must be from 1 to {jobs.MAX_EXPLICIT_IDS:,}")
+    if not 1 <= args.unfreeze_chain_off <= jobs.MAX_EXPLICIT_IDS:
+        parser.error(f"--unfreeze-chain-off must be from 1 to {jobs.MAX_EXPLICIT_IDS:,}")
     name = str(settings.DATABASES["default"]["NAME"])
     if "bench" not in name or name == args.template:
         sys.exit(f"{name}: the benchmark drops and recreates its database; use one whose name contains 'bench'")
@@ -561,9 +583,28 @@ def main() -> None:
                                   AND a.status IN ('open', 'awaiting_info', 'awaiting_approval'))
                 ORDER BY id LIMIT %s
                 """,
-                [args.unfreeze],
+                [args.unfreeze + args.unfreeze_chain_off],
             )
-            to_unfreeze = [r[0] for r in cur.fetchall()]
+            candidates = [r[0] for r in cur.fetchall()]
+        to_unfreeze, chain_off_lines = candidates[: args.unfreeze], candidates[args.unfreeze :]
+
+        # The previous way first, on the next frozen lines: the same bulk unfreeze with the audit chain off (its
+        # index dropped, no sealer), as the write path was before riskops 0010.
+        audit_chain_off()
+        asked = jobs.job_request(
+            kind=JobKind.BULK_UNFREEZE,
+            selection_kind=JobSelection.IDS,
+            selection={"line_ids": chain_off_lines},
+            actor=requester,
+            reason="bench, chain off",
+        )
+        checkpoint()
+        chain_off, chain_off_seconds = run_job(
+            "bulk unfreeze, audit chain off, 2 workers", lambda: jobs.job_approve(job_id=asked.pk, actor=approver)
+        )
+        catch_up = audit_chain_on()
+        print(f"  chain back on: index rebuilt and the chain-off job's events sealed in {catch_up:.1f} s")
+
         asked = jobs.job_request(
             kind=JobKind.BULK_UNFREEZE,
             selection_kind=JobSelection.IDS,
@@ -572,11 +613,17 @@ def main() -> None:
             reason="bench",
         )
         checkpoint()
-        unfreeze, unfreeze_seconds = run_job(
-            "bulk unfreeze, 2 workers", lambda: jobs.job_approve(job_id=asked.pk, actor=approver)
-        )
+        with SealBeat() as beat:
+            unfreeze, unfreeze_seconds = run_job(
+                "bulk unfreeze, audit chain on, 2 workers", lambda: jobs.job_approve(job_id=asked.pk, actor=approver)
+            )
+            seal_lag = beat.wait_sealed()
         audit_events = AuditEvent.objects.filter(actor_label=f"job #{unfreeze.pk}").count()
-        print(f"  {audit_events:,} audit events written by the bulk unfreeze")
+        print(
+            f"  {audit_events:,} audit events written by the bulk unfreeze, all chained {seal_lag:.1f} s after it "
+            f"ended ({beat.sent} seal tasks sent by beat); chain on / off: "
+            f"{unfreeze.selected / unfreeze_seconds / (chain_off.selected / chain_off_seconds):.3f}"
+        )
 
         floor_seconds = write_floor(unfreeze, to_unfreeze, args.batch_size)
         floor_rate = len(to_unfreeze) / floor_seconds
@@ -607,6 +654,12 @@ def main() -> None:
         "per_account_tasks_accounts_per_s": round(per_account_rate),
         "speedup_vs_per_account": round(rate_2 / per_account_rate, 1),
         "bulk_unfreeze_per_s": round(unfreeze.selected / unfreeze_seconds),
+        "bulk_unfreeze_chain_off_per_s": round(chain_off.selected / chain_off_seconds),
+        "bulk_unfreeze_chain_on_vs_off": round(
+            unfreeze.selected / unfreeze_seconds / (chain_off.selected / chain_off_seconds), 3
+        ),
+        "bulk_unfreeze_sealed_after_s": round(seal_lag, 1),
+        "bulk_unfreeze_with_sealing_per_s": round(unfreeze.selected / (unfreeze_seconds + seal_lag)),
         "unfreeze_write_floor_per_s": round(floor_rate),
         "bulk_unfreeze_vs_write_floor": round(unfreeze.selected / unfreeze_seconds / floor_rate, 3),
         "target_bulk_unfreeze_vs_write_floor": 0.5,
@@ -630,6 +683,8 @@ def main() -> None:
         "bulk_unfreeze_failed": unfreeze.failed,
         "bulk_unfreeze_seconds": round(unfreeze_seconds, 1),
         "bulk_unfreeze_audit_events": audit_events,
+        "bulk_unfreeze_chain_off_accounts": chain_off.selected,
+        "bulk_unfreeze_chain_off_seconds": round(chain_off_seconds, 1),
         "batch_size": args.batch_size,
         "worker_concurrency": 1,
         "copy_seconds": round(copy_seconds, 1),
