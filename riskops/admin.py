@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from riskops import admin_operators  # noqa: F401 - operators, roles and API tokens (registers their admins)
 from riskops.admin_base import ReadOnlyAdmin, service_action
 from riskops.core.second_factor import devices_remove
 from riskops.models import AuditCheckpoint, AuditEvent, AuditVerification, Job, JobBatch, JobItem

@@ -19,8 +19,8 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 
-from riskops.admin_site import may_administer
 from riskops.core.audit import Actor
+from riskops.core.auth import may_administer
 from riskops.core.errors import DomainError
 
 BIGINT_MAX = 2**63 - 1

@@ -21,15 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
-from riskops.core.auth import user_roles
-from riskops.core.roles import ADMIN
-
-
-def may_administer(user: Any) -> bool:
-    """Whether this user may use the admin panel: an active superuser or holder of the admin role."""
-    if user is None or not user.is_active or not user.is_authenticated:
-        return False
-    return bool(user.is_superuser or ADMIN in user_roles(user))
+from riskops.core.auth import may_administer
 
 
 class RiskOpsAdminSite(admin.AdminSite):

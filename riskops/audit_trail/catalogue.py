@@ -50,6 +50,11 @@ ACTION_LABELS = {
     "auth.second_factor_failed": _("wrong second factor code"),
     "auth.second_factor_removed": _("second factor removed"),
     "ingest.batch": _("events ingested"),
+    "operator.create": _("operator created"),
+    "operator.change": _("operator changed"),
+    "operator.password_set": _("operator's password set"),
+    "token.issue": _("API token issued"),
+    "token.revoke": _("API token revoked"),
     EXPORT_ACTION: _("audit trail exported"),
 }
 

@@ -23,6 +23,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
+from riskops.core.roles import ADMIN
+
 # The demo operators' passwords are their username and this (riskops create_demo_operators); they work only with
 # DEBUG on: `RoleBackend.authenticate` refuses them otherwise, whoever set them.
 DEMO_PASSWORD_SUFFIX = "-demo"  # noqa: S105 - not a password: the demo passwords' shape, refused when DEBUG is off
@@ -73,6 +75,14 @@ def user_roles(user: Any) -> frozenset[str]:
     if user is None or not user.is_authenticated:
         return frozenset()
     return user_access(user).roles
+
+
+def may_administer(user: Any) -> bool:
+    """Whether this user may use the admin panel and manage operators: an active superuser or holder of the admin
+    role (`riskops.core.roles.ADMIN`)."""
+    if user is None or not user.is_active or not user.is_authenticated:
+        return False
+    return bool(user.is_superuser or ADMIN in user_roles(user))
 
 
 def user_granted(user: Any, perm: str) -> bool:

@@ -96,7 +96,12 @@ ACTIONS = [
         "Submit appeals through the API; read the appeals it submitted", SUBMIT_APPEAL, "appeal_submit, IntegrationApi"
     ),
     Action("Read the audit trail and export it (the export is audited)", VIEW_AUDIT, "reads_audit, audit_export"),
-    Action("Use the admin panel (/admin/)", STAFF, "Django's admin site (is_staff)"),
+    Action("Use the admin panel (/admin/)", STAFF, "may_administer (riskops.admin_site)"),
+    Action(
+        "Manage operators (roles, active, password) and API tokens in the admin panel (audited)",
+        STAFF,
+        "operator_record, operator_password_set, token_issue, tokens_revoke",
+    ),
 ]
 
 

@@ -26,7 +26,7 @@ def _check_words(check: str) -> str:
     if check == OPERATOR:
         return "any operator role"
     if check == STAFF:
-        return "staff status (" + ", ".join(STAFF_ROLES) + ")"
+        return "administrator (the " + ", ".join(STAFF_ROLES) + " role, or a superuser)"
     return f"`{check}`"
 
 
