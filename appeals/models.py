@@ -122,6 +122,7 @@ class AppealDocument(models.Model):
 
     class Meta:
         verbose_name = _("appeal document")
+        verbose_name_plural = _("appeal documents")
 
     def __str__(self) -> str:
         return self.original_name
@@ -148,6 +149,8 @@ class AppealRuleOutcome(models.Model):
     decided_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("appeal rule outcome")
+        verbose_name_plural = _("appeal rule outcomes")
         constraints = [models.UniqueConstraint(fields=["appeal", "signal"], name="one_outcome_per_appeal_signal")]
         indexes = [models.Index(fields=["code", "outcome"], name="appeal_outcome_code")]
 
@@ -164,6 +167,8 @@ class AppealAlert(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("appeal alert")
+        verbose_name_plural = _("appeal alerts")
         constraints = [models.UniqueConstraint(fields=["appeal", "recipient"], name="one_alert_per_appeal_recipient")]
         indexes = [
             models.Index(

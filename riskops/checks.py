@@ -20,3 +20,16 @@ def audit_checkpoint_key_check(app_configs: Any, **kwargs: Any) -> list[Warning]
             id="riskops.W001",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def document_scanner_check(app_configs: Any, **kwargs: Any) -> list[Warning]:
+    if getattr(settings, "CLAMD_SOCKET", ""):
+        return []
+    return [
+        Warning(
+            "CLAMD_SOCKET is not set: appeal documents are disarmed (appeals.documents) but not scanned for malware.",
+            hint="Run clamd and set CLAMD_SOCKET to the absolute path of its unix socket (README, Settings).",
+            id="riskops.W002",
+        )
+    ]

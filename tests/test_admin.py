@@ -105,6 +105,21 @@ def test_every_project_model_is_registered_with_the_project_admin() -> None:
         model_admin(model)
 
 
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_every_model_is_named_in_both_languages_singular_and_plural(language: str) -> None:
+    """The admin's index, lists and buttons name models by these: no English left in Chinese, no "案件s"."""
+    from django.utils import translation
+
+    with translation.override(language):
+        for model in project_models():
+            one, many = str(model._meta.verbose_name), str(model._meta.verbose_name_plural)
+            if language == "zh-hans":
+                assert not re.search(r"[A-Za-z]{2,}", one.replace("API", "")), (model, one)
+                assert not re.search(r"[A-Za-z]{2,}", many.replace("API", "")), (model, many)
+            # Declared, not Django's verbose_name + "s" ("job batchs", "案件s").
+            assert "verbose_name_plural" in model._meta.original_attrs, model
+
+
 def _indexed_alone(model: type[Model], name: str) -> bool:
     """Whether an index (or unique constraint) leads with this column, so ORDER BY or = on it reads an index."""
     field: Any = model._meta.get_field(name)

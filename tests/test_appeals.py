@@ -918,7 +918,10 @@ def test_the_appeal_page_previews_images_and_links_pdfs(auditor):
     body = page(logged_in(auditor).get(f"/appeals/{appeal.pk}/"))
 
     assert f'<img src="/appeals/documents/{doc_png.pk}/" alt="photo.png"' in body
-    assert f'<a href="/appeals/documents/{doc_pdf.pk}/" target="_blank" rel="noopener" class="pdf-link">' in body
+    # A PDF always downloads (the document view sends it as an attachment): the link says so and names the file.
+    assert (
+        f'<a href="/appeals/documents/{doc_pdf.pk}/" download class="pdf-link">PDF · payslip.pdf · download</a>' in body
+    )
     assert f'<img src="/appeals/documents/{doc_pdf.pk}/"' not in body
     assert STATEMENT in body
 

@@ -137,7 +137,8 @@ def test_a_borrower_appeals_with_proof_and_two_reviewers_unfreeze_the_line_for_g
 
     # The PDF downloads, as a PDF, sandboxed, and never sniffed into anything else.
     pdf_link = page.locator("a.pdf-link")
-    expect(pdf_link).to_have_attribute("target", "_blank")
+    expect(pdf_link).to_have_attribute("download", "")
+    expect(pdf_link).not_to_have_attribute("target", "_blank")
     href = pdf_link.get_attribute("href")
     assert href
     opened = page.request.get(f"{live_server.url}{href}")

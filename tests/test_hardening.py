@@ -22,6 +22,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "risk.example.com",
     "PUBLIC_BASE_URL": "https://risk.example.com",
     "AUDIT_CHECKPOINT_KEY": secrets.token_urlsafe(40),
+    "CLAMD_SOCKET": "/run/clamav/clamd.ctl",  # the check reads the setting; it does not connect
 }
 
 
@@ -49,10 +50,14 @@ def test_check_deploy_passes_with_production_values():
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("setting", "value", "warning"),
-    [("SECURE_HSTS_SECONDS", "0", "security.W004"), ("AUDIT_CHECKPOINT_KEY", "", "riskops.W001")],
+    [
+        ("SECURE_HSTS_SECONDS", "0", "security.W004"),
+        ("AUDIT_CHECKPOINT_KEY", "", "riskops.W001"),
+        ("CLAMD_SOCKET", "", "riskops.W002"),
+    ],
 )
 def test_check_deploy_fails_without_a_production_setting(setting, value, warning):
-    """The check is not vacuous: the same command names what is missing (HSTS, the audit checkpoints' key)."""
+    """The check is not vacuous: the same command names what is missing (HSTS, the audit checkpoints' key, the document scanner)."""
     result = _check_deploy(**{setting: value})
     assert result.returncode == 1
     assert warning in result.stderr

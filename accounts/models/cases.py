@@ -83,6 +83,7 @@ class Case(models.Model):
 
     class Meta:
         verbose_name = _("case")
+        verbose_name_plural = _("cases")
         constraints = [
             models.UniqueConstraint(fields=["line"], condition=UNRESOLVED, name="one_unresolved_case_per_line")
         ]
@@ -173,6 +174,7 @@ class Decision(models.Model):
 
     class Meta:
         verbose_name = _("decision")
+        verbose_name_plural = _("decisions")
         constraints = [
             models.UniqueConstraint(
                 fields=["case"], condition=Q(status="proposed"), name="one_pending_proposal_per_case"
@@ -207,4 +209,6 @@ class Note(models.Model):
     idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     class Meta:
+        verbose_name = _("note")
+        verbose_name_plural = _("notes")
         indexes = [models.Index(fields=["line", "created_at"], name="note_line_at")]

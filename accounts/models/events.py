@@ -153,4 +153,6 @@ class TouchedLine(models.Model):
     touched_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("touched line")
+        verbose_name_plural = _("touched lines")
         indexes = [models.Index(fields=["touched_at"], name="touchedline_touched_at")]

@@ -125,4 +125,6 @@ class LineChange(models.Model):
     )
 
     class Meta:
+        verbose_name = _("line change")
+        verbose_name_plural = _("line changes")
         indexes = [models.Index(fields=["line", "at"], name="linechange_line_at")]

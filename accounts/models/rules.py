@@ -49,6 +49,7 @@ class RuleSet(models.Model):
 
     class Meta:
         verbose_name = _("ruleset")
+        verbose_name_plural = _("rulesets")
         constraints = [
             models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_ruleset")
         ]
@@ -66,6 +67,8 @@ class Rule(models.Model):
     enabled = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("rule")
+        verbose_name_plural = _("rules")
         constraints = [models.UniqueConstraint(fields=["ruleset", "code"], name="rule_code_per_ruleset")]
 
     def __str__(self) -> str:
@@ -100,6 +103,7 @@ class Signal(models.Model):
 
     class Meta:
         verbose_name = _("signal")
+        verbose_name_plural = _("signals")
         constraints = [
             models.UniqueConstraint(
                 fields=["line", "code", "severity"], condition=Q(status="active"), name="one_active_signal"
@@ -131,4 +135,6 @@ class Suppression(models.Model):
     reason = models.TextField()
 
     class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
         indexes = [models.Index(fields=["line", "code"], name="suppression_line_code")]
