@@ -301,6 +301,19 @@ def reevaluate_all(actor: Actor) -> Job:
     )
 
 
+def bulk_unfreeze(label: str, line_ids: list[int], requester: Actor, approver: Actor) -> tuple[Job, float]:
+    """A bulk unfreeze of these lines asked for by one senior reviewer and approved (timed) by another."""
+    asked = jobs.job_request(
+        kind=JobKind.BULK_UNFREEZE,
+        selection_kind=JobSelection.IDS,
+        selection={"line_ids": line_ids},
+        actor=requester,
+        reason=f"bench, {label}",
+    )
+    checkpoint()
+    return run_job(f"bulk unfreeze, {label}, 2 workers", lambda: jobs.job_approve(job_id=asked.pk, actor=approver))
+
+
 def senior(username: str) -> Actor:
     ensure_roles()
     user, _ = User.objects.get_or_create(username=username)
@@ -591,32 +604,12 @@ def main() -> None:
         # The previous way first, on the next frozen lines: the same bulk unfreeze with the audit chain off (its
         # index dropped, no sealer), as the write path was before riskops 0010.
         audit_chain_off()
-        asked = jobs.job_request(
-            kind=JobKind.BULK_UNFREEZE,
-            selection_kind=JobSelection.IDS,
-            selection={"line_ids": chain_off_lines},
-            actor=requester,
-            reason="bench, chain off",
-        )
-        checkpoint()
-        chain_off, chain_off_seconds = run_job(
-            "bulk unfreeze, audit chain off, 2 workers", lambda: jobs.job_approve(job_id=asked.pk, actor=approver)
-        )
+        chain_off, chain_off_seconds = bulk_unfreeze("audit chain off", chain_off_lines, requester, approver)
         catch_up = audit_chain_on()
         print(f"  chain back on: index rebuilt and the chain-off job's events sealed in {catch_up:.1f} s")
 
-        asked = jobs.job_request(
-            kind=JobKind.BULK_UNFREEZE,
-            selection_kind=JobSelection.IDS,
-            selection={"line_ids": to_unfreeze},
-            actor=requester,
-            reason="bench",
-        )
-        checkpoint()
         with SealBeat() as beat:
-            unfreeze, unfreeze_seconds = run_job(
-                "bulk unfreeze, audit chain on, 2 workers", lambda: jobs.job_approve(job_id=asked.pk, actor=approver)
-            )
+            unfreeze, unfreeze_seconds = bulk_unfreeze("audit chain on", to_unfreeze, requester, approver)
             seal_lag = beat.wait_sealed()
         audit_events = AuditEvent.objects.filter(actor_label=f"job #{unfreeze.pk}").count()
         print(

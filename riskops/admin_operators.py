@@ -16,6 +16,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authtoken.admin import TokenChangeList
@@ -173,8 +174,6 @@ class ApiTokenAdmin(AdministratorsOnly, ProjectAdmin):
         )
 
     def response_add(self, request: HttpRequest, obj: Any, post_url_continue: str | None = None) -> HttpResponse:
-        from django.shortcuts import redirect
-
         return redirect("admin:riskops_apitoken_changelist")
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:

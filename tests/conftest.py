@@ -132,3 +132,19 @@ def browser() -> Iterator[Browser]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def administrator():
+    """An operator in the admin role: neither is_staff nor a superuser (the role decides)."""
+    from tests.factories import make_role_operator
+
+    return make_role_operator("admin", "adm")
+
+
+@pytest.fixture
+def as_admin(administrator):
+    """The admin panel's client, logged in as `administrator`."""
+    from tests.helpers import logged_in
+
+    return logged_in(administrator)

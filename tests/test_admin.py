@@ -55,17 +55,6 @@ def change_url(obj: Model) -> str:
     return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
 
 
-@pytest.fixture
-def administrator() -> User:
-    """An operator in the admin role: neither is_staff nor a superuser (the role decides)."""
-    return make_role_operator("admin", "adm")
-
-
-@pytest.fixture
-def as_admin(administrator: User) -> Client:
-    return logged_in(administrator)
-
-
 # --- Who enters
 
 

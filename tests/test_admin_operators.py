@@ -23,16 +23,6 @@ USERS = "/admin/auth/user/"
 TOKENS = "/admin/riskops/apitoken/"
 
 
-@pytest.fixture
-def administrator() -> User:
-    return make_role_operator("admin", "adm")
-
-
-@pytest.fixture
-def as_admin(administrator: User) -> Client:
-    return logged_in(administrator)
-
-
 def events(action: str) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action=action).order_by("id"))
 
