@@ -6,12 +6,14 @@
 
 - Data: --accounts lines (`seed_demo --no-engine`), then --events audit events written by one INSERT ... SELECT
   over generate_series, in id order a year of events (ids follow time, as the service writes them): 60% engine,
-  25% ten operators, 10% jobs, 5% the system; actions weighted as a day's work (signal.fire, case.*, line.*,
+  25% ten operators (and 1 in 40,000 an eleventh, the rare one, spread over the year), 10% jobs, 5% the system; actions weighted as a day's work (signal.fire, case.*, line.*,
   decision.*), 1 in 20,000 an export (audit.export, the rare action); an account on 95% of them. A database
   already holding that many events is reused; otherwise it is rebuilt, which needs --reset unless its name contains
   "bench" or "audit".
 - Each page is requested through Django's full stack with the test client as an auditor, DEBUG off; p50 and p95
   over --requests requests after 3 warm-up requests; the query count of one request.
+- actor_operator_rare_without_index: the rare operator's page with the partial index `audit_operator` dropped
+  inside a transaction that is rolled back (as it was before that index).
 - naive_offset_count: what a naive list page does, Django's Paginator (COUNT(*) of the filter, then OFFSET) on the
   same filter at page 2,000 (row 100,000), as queries alone.
 - --export: the whole unfiltered trail streamed as CSV: seconds, rows per second, and the process's peak memory
@@ -44,6 +46,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import CreditLine  # noqa: E402
+from riskops.core.audit_chain import audit_maintenance  # noqa: E402
 from riskops.models import AuditEvent  # noqa: E402
 from tests.factories import make_role_operator  # noqa: E402
 
@@ -66,7 +69,8 @@ ACTIONS = [
 
 FILL = """
 WITH ops AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(username ORDER BY id) AS names
-             FROM auth_user WHERE username LIKE 'bench-op-%%'),
+             FROM auth_user WHERE username ~ '^bench-op-[0-9]+$'),
+     rare AS (SELECT id, username FROM auth_user WHERE username = 'bench-op-rare'),
      acts AS (SELECT array_agg(a) AS a FROM (SELECT a FROM unnest(%(actions)s::text[]) WITH ORDINALITY AS t(a, i),
               generate_series(1, (%(weights)s::int[])[i])) w),
      lines AS (SELECT min(id) AS lo, max(id) AS hi FROM accounts_creditline)
@@ -74,13 +78,14 @@ INSERT INTO riskops_auditevent (at, actor_kind, actor_user_id, actor_label, acti
                                 account_id, before, after, reason)
 SELECT %(start)s::timestamptz + (g::float8 * 31536000 / %(n)s) * interval '1 second',
        k.kind,
-       CASE WHEN k.kind = 'operator' THEN ops.ids[1 + (g %% 10)] END,
-       CASE k.kind WHEN 'operator' THEN ops.names[1 + (g %% 10)] WHEN 'job' THEN 'job #' || (g %% 500)
-                   WHEN 'engine' THEN 'engine' ELSE 'system' END,
+       CASE WHEN g %% 40000 = 13 THEN rare.id WHEN k.kind = 'operator' THEN ops.ids[1 + (g %% 10)] END,
+       CASE WHEN g %% 40000 = 13 THEN rare.username
+            ELSE CASE k.kind WHEN 'operator' THEN ops.names[1 + (g %% 10)] WHEN 'job' THEN 'job #' || (g %% 500)
+                   WHEN 'engine' THEN 'engine' ELSE 'system' END END,
        CASE WHEN g %% 20000 = 7 THEN 'audit.export' ELSE acts.a[1 + (hashint(g) %% array_length(acts.a, 1))] END,
        'case', g, CASE WHEN g %% 20 <> 0 THEN lines.lo + hashint(g * 7) %% (lines.hi - lines.lo + 1) END,
        '{"status": "open"}'::jsonb, '{"status": "claimed"}'::jsonb, 'nightly re-evaluation'
-FROM generate_series(1, %(n)s) AS g, ops, acts, lines,
+FROM generate_series(1, %(n)s) AS g, ops, rare, acts, lines,
      LATERAL (SELECT CASE WHEN g %% 20 < 12 THEN 'engine' WHEN g %% 20 < 17 THEN 'operator'
                           WHEN g %% 20 < 19 THEN 'job' ELSE 'system' END AS kind) k
 """
@@ -91,7 +96,8 @@ def prepare(events: int, accounts: int, reset: bool) -> None:
     name = str(settings.DATABASES["default"]["NAME"])
     have_lines = CreditLine.objects.count()
     have = AuditEvent.objects.count()
-    if have_lines >= accounts and abs(have - events) < events // 100:
+    rare = AuditEvent.objects.filter(actor_user__username="bench-op-rare").exists()
+    if have_lines >= accounts and abs(have - events) < events // 100 and rare:
         return
     if not (reset or "bench" in name or "audit" in name):
         sys.exit(f"database {name} holds {have:,} audit events, not {events:,}; pass --reset to rebuild it")
@@ -100,8 +106,11 @@ def prepare(events: int, accounts: int, reset: bool) -> None:
     for i in range(10):
         if not _exists(f"bench-op-{i}"):
             make_role_operator("analyst", f"bench-op-{i}")
+    if not _exists("bench-op-rare"):
+        make_role_operator("analyst", "bench-op-rare")
     started = time.perf_counter()
-    with connection.cursor() as cur:
+    # The audit trail is append-only: rebuilding this bench's own table goes through the maintenance procedure.
+    with audit_maintenance(), connection.cursor() as cur:
         cur.execute(
             "CREATE OR REPLACE FUNCTION hashint(bigint) RETURNS bigint IMMUTABLE LANGUAGE sql AS"
             " $$ SELECT abs(hashtextextended($1::text, 0)) $$"
@@ -144,6 +153,25 @@ def measure(client: Client, urls: Callable[[int], str], n: int) -> dict[str, flo
         "p95": round(percentile(times, 0.95), 1),
         "queries": len(ctx.captured_queries),
     }
+
+
+def without_operator_index(client: Client, n: int) -> dict[str, float]:
+    """The rare operator's page as it was before the partial index `audit_operator`: dropped, measured, rolled back."""
+    from django.db import transaction
+
+    class Rollback(Exception):
+        pass
+
+    figures: dict[str, float] = {}
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute("DROP INDEX audit_operator")
+            figures = measure(client, lambda i: "/audit/?operator=bench-op-rare", n)
+            raise Rollback
+    except Rollback:
+        pass
+    return figures
 
 
 def naive(query: dict[str, str], n: int) -> dict[str, float]:
@@ -210,6 +238,7 @@ def main() -> None:
         "action_common_deep": lambda i: f"/audit/?action=signal.fire&before={depths[i % 3]}",
         "action_rare": lambda i: "/audit/?action=audit.export",
         "actor_operator": lambda i: f"/audit/?operator=bench-op-{i % 10}",
+        "actor_operator_rare": lambda i: "/audit/?operator=bench-op-rare",
         "actor_kind_job": lambda i: "/audit/?actor_kind=job",
         "account": lambda i: f"/audit/?account={accounts[i % len(accounts)]}",
         "object": lambda i: f"/audit/?object_type=case&object_id={top - 1000 * (i + 1)}",
@@ -218,6 +247,8 @@ def main() -> None:
     for name, urls in pages.items():
         figures[name] = measure(client, urls, n)
         print(name, figures[name], flush=True)
+    figures["actor_operator_rare_without_index"] = without_operator_index(client, n)
+    print("actor_operator_rare_without_index", figures["actor_operator_rare_without_index"], flush=True)
     figures["naive_offset_count"] = naive({}, n)
     figures["naive_offset_count_action"] = naive({"action": "signal.fire"}, n)
     print("naive", figures["naive_offset_count"], figures["naive_offset_count_action"], flush=True)

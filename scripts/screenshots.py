@@ -2,8 +2,9 @@
 
 A database of its own (SCREENSHOTS_DATABASE_URL, else `riskops_screenshots` on the embedded PostgreSQL), loaded
 with the demo data afresh each time; the dev server on a free port; Debian's Chromium driven by Playwright. Pages:
-the queue, a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page, each in Chinese and
-English, 1400 px wide (the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
+the queue, a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page (as a senior reviewer),
+the audit trail and the admin panel's operators and API tokens (as an administrator), each in Chinese and English,
+1400 px wide (the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def prepare(manage: list[str], env: dict[str, str], accounts: int) -> None:
     subprocess.run([*manage, "create_demo_operators"], env=env, check=True, stdout=subprocess.DEVNULL)
     seed = [*manage, "seed_demo", "--accounts", str(accounts), "--seed", "42", "--appeals", "40", "--reset"]
     subprocess.run(seed, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+# Pages an administrator sees (a senior reviewer may not): name -> path.
+ADMIN_PAGES = {"audit": "/audit/", "admin-operators": "/admin/auth/user/", "admin-tokens": "/admin/riskops/apitoken/"}
 
 
 def targets(manage: list[str], env: dict[str, str]) -> dict[str, str]:
@@ -98,25 +103,27 @@ def shoot(base: str, pages: dict[str, str], out: Path) -> list[Path]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         for short, code in LANGUAGES.items():
-            context = browser.new_context(viewport={"width": 1400, "height": 900}, locale=code)
-            context.add_cookies([{"name": "django_language", "value": code, "url": base}])
-            tab = context.new_page()
-            tab.goto(f"{base}/login/")
-            tab.fill("#id_username", "senior_reviewer")
-            tab.fill("#id_password", "senior_reviewer-demo")
-            tab.click(".login button[type=submit]")
-            tab.wait_for_load_state("networkidle")
-            for name, path in pages.items():
-                tab.goto(base + path)
+            for operator, its_pages in (("senior_reviewer", pages), ("admin", ADMIN_PAGES)):
+                context = browser.new_context(viewport={"width": 1400, "height": 900}, locale=code)
+                context.add_cookies([{"name": "django_language", "value": code, "url": base}])
+                tab = context.new_page()
+                tab.goto(f"{base}/login/")
+                tab.fill("#id_username", operator)
+                tab.fill("#id_password", f"{operator}-demo")
+                tab.click(".login button[type=submit]")
                 tab.wait_for_load_state("networkidle")
-                if name.startswith("case"):
-                    tab.wait_for_selector("#timeline .main-svg", timeout=15_000)
-                limit = MAX_HEIGHT if name.startswith(("case", "appeal")) else LIST_HEIGHT
-                height = min(limit, tab.evaluate("() => document.documentElement.scrollHeight"))
-                target = out / f"{name}-{short}.png"
-                tab.screenshot(path=str(target), clip={"x": 0, "y": 0, "width": 1400, "height": height}, full_page=True)
-                written.append(target)
-            context.close()
+                for name, path in its_pages.items():
+                    tab.goto(base + path)
+                    tab.wait_for_load_state("networkidle")
+                    if name.startswith("case"):
+                        tab.wait_for_selector("#timeline .main-svg", timeout=15_000)
+                    limit = MAX_HEIGHT if name.startswith(("case", "appeal")) else LIST_HEIGHT
+                    height = min(limit, tab.evaluate("() => document.documentElement.scrollHeight"))
+                    target = out / f"{name}-{short}.png"
+                    clip = {"x": 0, "y": 0, "width": 1400, "height": height}
+                    tab.screenshot(path=str(target), clip=clip, full_page=True)
+                    written.append(target)
+                context.close()
         browser.close()
     return written
 

@@ -243,6 +243,14 @@ def test_chain_state_gives_the_last_verification_checkpoint_and_unsealed_count()
     assert state.unsealed == 2
 
 
+def test_the_unsealed_count_stops_after_its_cap(monkeypatch):
+    from riskops.core import audit_chain
+
+    monkeypatch.setattr(audit_chain, "UNSEALED_COUNTED", 3)
+    write(10)
+    assert chain_state().unsealed == 4  # "more than 3"
+
+
 def test_the_demo_reset_is_allowed_as_maintenance():
     from riskops.management.commands.seed_demo import reset_demo_data
 

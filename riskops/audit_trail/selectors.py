@@ -16,7 +16,8 @@ from django.utils import timezone
 from accounts.masking import mask_name, mask_national_id, mask_phone
 from accounts.models import Case, CreditLine
 from accounts.selectors.queue import by_line_search
-from riskops.core.audit_chain import chain_state
+from riskops.core.audit_chain import UNSEALED_COUNTED, chain_state
+from riskops.core.sql import inline_int
 from riskops.models import AuditEvent
 
 PAGE_SIZE = 50
@@ -86,7 +87,8 @@ def audit_queryset(filters: AuditFilters) -> QuerySet[AuditEvent]:
     if filters.actor_kind:
         qs = qs.filter(actor_kind=filters.actor_kind)
     if filters.actor_user_id is not None:
-        qs = qs.filter(actor_user_id=filters.actor_user_id)
+        # In the statement's text, not bound: each operator's page gets its own plan (`inline_int`).
+        qs = qs.filter(actor_user_id=inline_int(filters.actor_user_id))
     if filters.action:
         qs = qs.filter(action=filters.action)
     if filters.object_type:
@@ -205,5 +207,6 @@ def chain_state_for_page() -> dict[str, Any]:
         "first_bad_event_id": verified.first_bad_event_id if verified else None,
         "events_checked": verified.events_checked if verified else None,
         "last_checkpoint_at": checkpoint.at if checkpoint else None,
-        "unsealed": state.unsealed,
+        "unsealed": min(state.unsealed, UNSEALED_COUNTED),
+        "unsealed_more": state.unsealed > UNSEALED_COUNTED,
     }

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.expressions import RawSQL
 
 
 def id_array(ids: Iterable[int]) -> str:
@@ -63,6 +64,15 @@ def around_batch(column: str, ids: Sequence[int]) -> str:
     read); `in_batch` when the ids are scattered. The rows may belong to lines in the range outside the batch."""
     lo, hi = int(min(ids)), int(max(ids))
     return id_range(column, ids) if hi - lo + 1 <= 2 * len(ids) else in_batch(column, ids)
+
+
+def inline_int(value: int) -> RawSQL:
+    """An integer written into the statement rather than bound, for an ORM condition whose best plan depends on the
+    value (see `in_batch`): once prepared, a statement gets a generic plan, the plan of an average value for every
+    value. The audit page's filter by operator: an average operator has 100,000 of 2M events, so the generic plan walks
+    the primary key back and checks each event (3.3 s for an operator with 50), where the operator's index answers
+    in 0.1 ms. Through int(), so nothing but digits gets into the statement."""
+    return RawSQL(str(int(value)), ())
 
 
 def not_indexed(column: str) -> str:
