@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AppealsConfig(AppConfig):
     name = "appeals"
-    verbose_name = "Appeals"
+    verbose_name = _("Appeals")
 
     def ready(self) -> None:
         # Where appeals plug into accounts, which never imports them (accounts/hooks.py).

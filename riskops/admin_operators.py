@@ -34,6 +34,7 @@ from riskops.core.operators import (
     token_issue,
     tokens_revoke,
 )
+from riskops.core.roles import ROLE_LABELS
 from riskops.models import ApiToken
 
 for _model in (User, Group, TokenProxy):  # Django's and DRF's own
@@ -62,12 +63,25 @@ class AdministratorsOnly:
         return False
 
 
+class RoleFilter(admin.SimpleListFilter):
+    """Operators by role, each named as a reader names it (Django's own filter lists the groups' code words)."""
+
+    title = _("role")
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(ROLE_LABELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(groups__name=self.value()) if self.value() else queryset
+
+
 @admin.register(User)
 class OperatorAdmin(AdministratorsOnly, UserAdmin):  # type: ignore[type-arg]
     """Operators: their names, roles and whether they may log in; each save is one audit event of what changed."""
 
     list_display = ["username", "first_name", "last_name", "is_active", "is_superuser", "roles", "last_login"]
-    list_filter = ["is_active", "is_superuser", "groups"]
+    list_filter = ["is_active", "is_superuser", RoleFilter]
     filter_horizontal = ["groups"]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
@@ -83,7 +97,7 @@ class OperatorAdmin(AdministratorsOnly, UserAdmin):  # type: ignore[type-arg]
 
     @admin.display(description=_("roles"))
     def roles(self, user: User) -> str:
-        return ", ".join(sorted(g.name for g in user.groups.all()))
+        return ", ".join(sorted(str(ROLE_LABELS.get(g.name, g.name)) for g in user.groups.all()))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -120,7 +121,7 @@ def shoot(base: str, pages: dict[str, str], out: Path) -> list[Path]:
                     limit = MAX_HEIGHT if name.startswith(("case", "appeal")) else LIST_HEIGHT
                     height = min(limit, tab.evaluate("() => document.documentElement.scrollHeight"))
                     target = out / f"{name}-{short}.png"
-                    clip = {"x": 0, "y": 0, "width": 1400, "height": height}
+                    clip: Any = {"x": 0, "y": 0, "width": 1400, "height": height}
                     tab.screenshot(path=str(target), clip=clip, full_page=True)
                     written.append(target)
                 context.close()

@@ -15,6 +15,7 @@ from django.db.models import Model
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import Case, CreditLine, Decision, DecisionStatus, Rule, RuleSet
 from riskops.admin_base import EstimatingPaginator, ProjectAdmin
@@ -107,6 +108,23 @@ def test_every_model_is_named_in_both_languages_singular_and_plural(language: st
                 assert not re.search(r"[A-Za-z]{2,}", many.replace("API", "")), (model, many)
             # Declared, not Django's verbose_name + "s" ("job batchs", "案件s").
             assert "verbose_name_plural" in model._meta.original_attrs, model
+
+
+def test_the_apps_and_roles_are_named_in_chinese_in_the_admin(as_admin) -> None:
+    """The screenshots showed "ACCOUNTS AND RISK ENGINE" and "APPEALS" over Chinese model names, and the operators'
+    roles as the groups' code words ("senior_reviewer")."""
+    for label in ("accounts", "appeals", "ingest"):
+        with translation.override("zh-hans"):
+            name = str(apps.get_app_config(label).verbose_name)
+        assert not re.search(r"[A-Za-z]{2,}", name), name
+    as_admin.cookies["django_language"] = "zh-hans"
+    index = as_admin.get("/admin/").content.decode()
+    assert "Accounts and risk engine" not in index and "账户与风控引擎" in index
+    operators = as_admin.get("/admin/auth/user/").content.decode()
+    assert '<td class="field-roles">管理员</td>' in operators
+    assert ">高级审核员</a>" in operators and ">senior_reviewer<" not in operators  # the role filter
+    filtered = as_admin.get("/admin/auth/user/?role=admin").content.decode()
+    assert 'class="field-roles">管理员<' in filtered and 'field-roles">分析师' not in filtered
 
 
 def _indexed_alone(model: type[Model], name: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from riskops.core.errors import NotAllowed
 
@@ -23,6 +24,15 @@ ROLES = [ANALYST, SENIOR_REVIEWER, RISK_MANAGER, AUDITOR, ADMIN]
 # Not an operator role: an upstream system's API user (the lending app, the bureau feed, the payments ledger),
 # which may submit and read appeals and send borrowers, lines and events.
 INTEGRATION = "integration"
+# Each role as a reader names it (the group's name is the code's word for it).
+ROLE_LABELS = {
+    ANALYST: gettext_lazy("analyst"),
+    SENIOR_REVIEWER: gettext_lazy("senior reviewer"),
+    RISK_MANAGER: gettext_lazy("risk manager"),
+    AUDITOR: gettext_lazy("auditor"),
+    ADMIN: gettext_lazy("administrator"),
+    INTEGRATION: gettext_lazy("integration"),
+}
 
 # Permission names (app label and codename), as services check them.
 DECIDE_CASE = "accounts.decide_case"

@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 
-from riskops.core.roles import ACTIONS, ADMIN, AUDITOR, GRANTS, INTEGRATION, OPERATOR, STAFF, STAFF_ROLES, role_may
+from riskops.core.roles import ACTIONS, GRANTS, OPERATOR, ROLE_LABELS, STAFF, STAFF_ROLES, role_may
 
-TITLES = {
-    "analyst": "analyst",
-    "senior_reviewer": "senior reviewer",
-    "risk_manager": "risk manager",
-    AUDITOR: "auditor",
-    ADMIN: "admin",
-    INTEGRATION: "integration",
-}
+
+def _title(role: str) -> str:
+    """The role as the document names it: its label in English."""
+    with translation.override("en"):
+        return str(ROLE_LABELS.get(role, role))
 
 
 def _check_words(check: str) -> str:
@@ -43,7 +41,7 @@ def render() -> str:
         "button only when the service would allow it. Management commands and Celery tasks act as the system or a",
         "job, never as an operator, and are not in this table.",
         "",
-        "| action | " + " | ".join(TITLES.get(r, r) for r in roles) + " | checked as | where |",
+        "| action | " + " | ".join(_title(r) for r in roles) + " | checked as | where |",
         "|---|" + "---|" * len(roles) + "---|---|",
     ]
     for action in ACTIONS:
@@ -66,9 +64,7 @@ def render() -> str:
         "Grants (permission codenames per role, `riskops.core.roles.GRANTS`):",
         "",
     ]
-    lines += [
-        f"- {TITLES.get(r, r)}: " + (", ".join(f"`{c}`" for c in GRANTS[r]) or "none (reads only)") for r in roles
-    ]
+    lines += [f"- {_title(r)}: " + (", ".join(f"`{c}`" for c in GRANTS[r]) or "none (reads only)") for r in roles]
     return "\n".join(lines) + "\n"
 
 
