@@ -23,6 +23,7 @@ from accounts.models import (
     DecisionKind,
     Drawdown,
     ExternalIncomeRecord,
+    Guidance,
     Installment,
     LimitChange,
     LineChange,
@@ -275,9 +276,19 @@ class RuleSetAdmin(ReadOnlyAdmin):
 
 @admin.register(Rule)
 class RuleAdmin(ReadOnlyAdmin):
-    list_display = ["id", "ruleset", "code", "severity", "action", "enabled"]
+    list_display = ["id", "ruleset", "code", "severity", "action", "enabled", "restore_on_clear"]
     list_filter = ["code", "enabled"]
     list_select_related = ["ruleset"]
+    search_fields = ["=id"]
+
+
+@admin.register(Guidance)
+class GuidanceAdmin(ReadOnlyAdmin):
+    """Published on the console's guidance page (accounts.services.guidance), a new version each time."""
+
+    list_display = ["id", "code", "version", "created_at", "created_by"]
+    list_filter = ["code"]
+    list_select_related = ["created_by"]
     search_fields = ["=id"]
 
 

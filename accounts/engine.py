@@ -24,13 +24,16 @@ from django.conf import settings
 from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 
+from accounts.hooks import link_for_borrower
 from accounts.models import (
     SEVERITY_RANK,
+    LiftCause,
     NotificationKind,
     Rule,
     RuleAction,
     RuleCode,
     Severity,
+    Signal,
 )
 from accounts.notifications import Outgoing, notifications_queue
 from accounts.rule_queries import FINDERS, Finding, active_rules
@@ -50,13 +53,24 @@ class EvaluationResult:
     frozen: int = 0
     cut: int = 0
     reminded: int = 0
+    restored: int = 0
     cases_opened: int = 0
     fired_signal_ids: list[int] = field(default_factory=list)
     # Lines where a signal fired or cleared (and so any freeze, cut, reminder or case change happened).
     changed_line_ids: set[int] = field(default_factory=set)
 
     def add(self, other: EvaluationResult) -> None:
-        for name in ("evaluated", "fired", "cleared", "suppressed", "frozen", "cut", "reminded", "cases_opened"):
+        for name in (
+            "evaluated",
+            "fired",
+            "cleared",
+            "suppressed",
+            "frozen",
+            "cut",
+            "reminded",
+            "restored",
+            "cases_opened",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -231,6 +245,36 @@ def _apply(diff: _Diff, rules: dict[str, Rule], actor: Actor, now: datetime, res
     result.fired_signal_ids = [s.pk for s in created]
     result.changed_line_ids = {s.line_id for s in created} | {key[0] for key in diff.to_clear}
     _apply_policy(created, rules, actor, now, result)
+    _restore_on_clear(diff.to_clear, rules, actor, now, result)
+
+
+def _restore_on_clear(
+    cleared: dict[Key, int], rules: dict[str, Rule], actor: Actor, now: datetime, result: EvaluationResult
+) -> None:
+    """Give back a cut whose rule says so (`Rule.restores_on_clear`: PROFILE_STALE by default) once it stopped
+    holding, unless another cut holds; recorded as the borrower's own action when theirs cleared it. Freezes are
+    never lifted here: a person or a job decides those."""
+    restoring = {
+        key: sid
+        for key, sid in cleared.items()
+        if key[1] in rules and rules[key[1]].action == RuleAction.CUT and rules[key[1]].restores_on_clear
+    }
+    if not restoring:
+        return
+    by_borrower = set(
+        Signal.objects.filter(pk__in=restoring.values()).exclude(clear_cause="").values_list("line_id", flat=True)
+    )
+    codes = sorted({key[1] for key in restoring})
+    restored = lines.lines_restore_available(
+        line_ids={key[0] for key in restoring},
+        actor=actor,
+        at=now,
+        reason=f"{', '.join(codes)} no longer holds (its rule restores the cut on clear)",
+        after_clear=True,
+        causes=dict.fromkeys(by_borrower, LiftCause.BORROWER),
+        resolve_cases=True,  # nothing is left to review: the line is active and nothing cuts it (appeals are for freezes)
+    )
+    result.restored = len(restored)
 
 
 def _lock_batch(lines: list[int], now: datetime) -> list[int]:
@@ -315,7 +359,13 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
             )
         )
     outgoing = [
-        Outgoing(s.line_id, NotificationKind.PROFILE_UPDATE_REQUEST, f"profile_update:{s.pk}", {}) for s in cut.values()
+        Outgoing(
+            s.line_id,
+            NotificationKind.PROFILE_UPDATE_REQUEST,
+            f"profile_update:{s.pk}",
+            {"link": link_for_borrower(s.line_id)},
+        )
+        for s in cut.values()
     ] + [
         Outgoing(s.line_id, NotificationKind.OVERDUE_REMINDER, f"overdue_reminder:{s.pk}", lines.overdue_params(s))
         for s in remind

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts.views import case, events, queue
+from accounts.views import case, events, guidance, queue
 
 app_name = "accounts"
 
@@ -16,6 +16,8 @@ urlpatterns = [
     path("cases/<int:case_id>/reevaluate/", case.case_reevaluate, name="case_reevaluate"),
     path("cases/<int:case_id>/reveal/", case.case_reveal, name="case_reveal"),
     path("events/<str:kind>/<int:event_id>/", events.event_detail, name="event"),
+    path("guidance/", guidance.guidance, name="guidance"),
+    path("guidance/<str:code>/", guidance.guidance_publish_view, name="guidance_publish"),
     path("decisions/<int:decision_id>/approve/", case.decision_review, {"verdict": "approve"}, name="decision_approve"),
     path("decisions/<int:decision_id>/reject/", case.decision_review, {"verdict": "reject"}, name="decision_reject"),
 ]

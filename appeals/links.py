@@ -18,11 +18,11 @@ def _sign(kind: str, object_id: int) -> str:
 
 
 def appeal_link(line_id: int) -> str:
-    return settings.PUBLIC_BASE_URL + reverse("appeals:borrower_appeal", args=[_sign("l", line_id)])
+    return settings.PUBLIC_BASE_URL + reverse("portal:status", args=[_sign("l", line_id)])
 
 
 def more_info_link(appeal_id: int) -> str:
-    return settings.PUBLIC_BASE_URL + reverse("appeals:borrower_more_info", args=[_sign("a", appeal_id)])
+    return settings.PUBLIC_BASE_URL + reverse("portal:more_info", args=[_sign("a", appeal_id)])
 
 
 class LinkInvalid(Exception):

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from appeals import api
-from appeals.views import borrower, review
+from appeals.views import review
 
 app_name = "appeals"
 
@@ -13,9 +13,6 @@ urlpatterns = [
     path("appeals/<int:appeal_id>/", review.appeal_page, name="appeal"),
     path("appeals/<int:appeal_id>/decide/", review.appeal_decide, name="appeal_decide"),
     path("appeals/documents/<int:document_id>/", review.document, name="document"),
-    # The borrower's pages, reached by the signed links in their messages.
-    path("a/<str:token>/", borrower.borrower_appeal, name="borrower_appeal"),
-    path("a/more/<str:token>/", borrower.borrower_more_info, name="borrower_more_info"),
     path("api/v1/appeals/", api.AppealCreateApi.as_view(), name="api_create"),
     path("api/v1/appeals/<int:appeal_id>/", api.AppealDetailApi.as_view(), name="api_detail"),
 ]

@@ -10,6 +10,7 @@ class BatchSource(models.TextChoices):
     API = "api", _("events API")
     FILE = "file", _("import_events command")
     UPLOAD = "upload", _("upload page")
+    PORTAL = "portal", _("the borrower's page")
 
 
 class BatchMode(models.TextChoices):

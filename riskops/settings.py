@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "accounts",
     "appeals",
     "ingest",
+    "portal",
 ]
 
 MIDDLEWARE = [

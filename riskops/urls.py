@@ -17,6 +17,7 @@ urlpatterns = [
     # One "riskops" namespace for the project's own pages: the jobs' and the audit page's.
     path("", include((jobs_urls + audit_urls, "riskops"))),
     path("", include("ingest.urls")),
+    path("", include("portal.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("login/code/", views.second_factor_page, name="second_factor"),

@@ -933,8 +933,8 @@ def test_the_appeal_page_previews_images_and_links_pdfs(auditor):
 # overturn rates.
 INBOX_QUERIES = 7
 # The user; roles; the appeal (with its decision and reviewers); its documents; and beside them the case page's
-# own reads for a MULTI_HEAD case (13: see CASE_QUERIES in test_queue_pages.py, less the user and roles).
-APPEAL_QUERIES = 17
+# own reads for a MULTI_HEAD case (16: see CASE_QUERIES in test_queue_pages.py, less the user and roles).
+APPEAL_QUERIES = 20
 
 
 @pytest.mark.parametrize("n", [1, 10])

@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -243,9 +244,9 @@ def test_overdue_reminder_shows_the_amount_as_money():
     evaluate(line)
 
     [reminder] = notifications_of(line, NotificationKind.OVERDUE_REMINDER)
-    assert (
-        reminder.body == "【借呗】您有一笔 ¥12,345.00 的还款已逾期 3 天，请尽快还款，按时还款有助于维护您的信用记录。"
-    )
+    head, link = reminder.body.split("详情：")
+    assert head == "【借呗】您有一笔 ¥12,345.00 的还款已逾期 3 天，请尽快还款，按时还款有助于维护您的信用记录。"
+    assert read_link(link.removeprefix(settings.PUBLIC_BASE_URL + "/a/").rstrip("/"), "l") == line.pk
 
 
 def test_overdue_reminder_becomes_a_freeze_when_the_installment_reaches_thirty_days():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from riskops.core.roles import (
     STAFF,
     SUBMIT_APPEAL,
     VIEW_AUDIT,
+    WRITE_GUIDANCE,
     role_may,
 )
 from riskops.jobs import requests as job_requests
@@ -130,6 +132,10 @@ def _api_job(w: World) -> dict[str, Any]:
     return {"kind": "reevaluate", "selection_kind": "ids", "account_nos": [w.case.line.account_no]}
 
 
+def _guidance(_w: World) -> dict[str, Any]:
+    return {"MULTI_HEAD-text_zh": "请暂停向其他平台申请借款。", "MULTI_HEAD-text_en": "Please stop applying elsewhere."}
+
+
 def _appeal_reply(w: World) -> dict[str, Any]:
     return {"outcome": "reject", "reply": "我们已复核，维持冻结。", "version": str(w.appeal.version)}
 
@@ -152,6 +158,8 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "cases/<int:case_id>/reevaluate/": {"POST": page(DECIDE_CASE)},
     "cases/<int:case_id>/reveal/": {"POST": page(OPERATOR, REVEAL_PII)},
     "events/<str:kind>/<int:event_id>/": {"GET": page()},
+    "guidance/": {"GET": page()},
+    "guidance/<str:code>/": {"POST": page(WRITE_GUIDANCE, data=_guidance)},
     "decisions/<int:decision_id>/approve/": {"POST": page(APPROVE_DECISION)},
     "decisions/<int:decision_id>/reject/": {"POST": page(APPROVE_DECISION)},
     "appeals/": {"GET": page()},
@@ -163,6 +171,8 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "appeals/documents/<int:document_id>/": {"GET": page()},
     "a/<str:token>/": {"GET": BORROWER_LINK, "POST": BORROWER_LINK},
     "a/more/<str:token>/": {"GET": BORROWER_LINK, "POST": BORROWER_LINK},
+    "a/<str:token>/profile/": {"POST": BORROWER_LINK},
+    "profile-documents/<int:document_id>/": {"GET": page(ids={"document_id": "profile_document_id"})},
     "api/v1/appeals/": {"GET": api(SUBMIT_APPEAL), "POST": api(SUBMIT_APPEAL)},
     "api/v1/appeals/<int:appeal_id>/": {"GET": api(SUBMIT_APPEAL)},
     "jobs/": {"GET": page()},
@@ -320,6 +330,8 @@ def world(ruleset: Any, settings: Any) -> World:
         "kind": "inquiry",
         "event_id": w.event.pk,
         "token": "not-a-valid-token",
+        "code": "MULTI_HEAD",
+        "profile_document_id": profile_document(w.case.line_id),
         "import_job_id": Job.objects.create(
             kind="import",
             selection_kind="all",
@@ -331,6 +343,22 @@ def world(ruleset: Any, settings: Any) -> World:
         ).pk,
     }
     return w
+
+
+def profile_document(line_id: int) -> int:
+    """A profile update's document, sent through the borrower's page (stored like an appeal's)."""
+    from portal.models import ProfileDocument
+    from portal.services import profile_update
+    from riskops.core.audit import Actor
+
+    profile_update(
+        line_id=line_id,
+        employer="杭州某科技有限公司",
+        monthly_income=Decimal("9000"),
+        files=[("payslip.png", png())],
+        actor=Actor.borrower("borrower (signed link)"),
+    )
+    return ProfileDocument.objects.get(line_id=line_id).pk
 
 
 def address(route: str, kwargs: dict[str, Any]) -> str:
@@ -448,6 +476,7 @@ def test_the_groups_hold_exactly_the_grants() -> None:
 
 def test_every_action_of_the_matrix_names_a_real_check() -> None:
     perms = {roles.DECIDE_CASE, APPROVE_DECISION, ASSIGN_CASE, REVEAL_PII, SUBMIT_APPEAL, INGEST_EVENTS, VIEW_AUDIT}
+    perms.add(WRITE_GUIDANCE)
     assert {a.check for a in ACTIONS} <= perms | {OPERATOR, STAFF}
     assert {a.check for a in ACTIONS} >= perms  # every permission of GRANTS is in the document
 

@@ -26,11 +26,13 @@ from accounts.models.events import (
     TouchedLine,
     Transfer,
 )
-from accounts.models.lines import Borrower, CreditLine, LineChange, LineChangeKind, LineStatus
+from accounts.models.guidance import Guidance
+from accounts.models.lines import Borrower, CreditLine, LiftCause, LineChange, LineChangeKind, LineStatus
 from accounts.models.notifications import Notification, NotificationKind
 from accounts.models.rules import (
     RULE_SHORT_LABELS,
     SEVERITY_RANK,
+    ClearCause,
     Rule,
     RuleAction,
     RuleCode,
@@ -51,6 +53,7 @@ __all__ = [
     "Case",
     "CaseAppealState",
     "CaseStatus",
+    "ClearCause",
     "CounterpartyCategory",
     "CreditInquiry",
     "CreditLine",
@@ -60,7 +63,9 @@ __all__ = [
     "Drawdown",
     "Event",
     "ExternalIncomeRecord",
+    "Guidance",
     "Installment",
+    "LiftCause",
     "LimitChange",
     "LineChange",
     "LineChangeKind",

@@ -101,6 +101,13 @@ class LineChangeKind(models.TextChoices):
     LIMIT_CHANGE = "limit_change", _("limit change")
 
 
+class LiftCause(models.TextChoices):
+    """What caused a freeze or cut to be lifted, where it was the borrower's own action (else blank: a person's
+    judgement or a job's)."""
+
+    BORROWER = "borrower", _("the borrower's own action")
+
+
 class LineChange(models.Model):
     """History of every status and limit change of a line: who or what, when, why."""
 
@@ -120,6 +127,7 @@ class LineChange(models.Model):
     available_before = models.DecimalField(max_digits=14, decimal_places=2)
     available_after = models.DecimalField(max_digits=14, decimal_places=2)
     reason = models.TextField(blank=True)
+    cause = models.CharField(max_length=10, choices=LiftCause.choices, blank=True, db_default="")
     signal = models.ForeignKey(
         "Signal", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )

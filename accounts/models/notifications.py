@@ -11,6 +11,7 @@ class NotificationKind(models.TextChoices):
     FREEZE = "freeze", _("line frozen")
     LIMIT_CUT = "limit_cut", _("available limit cut")
     LIMIT_RESTORED = "limit_restored", _("available limit restored")
+    LIMIT_RESTORED_AUTO = "limit_restored_auto", _("available limit restored: the reason no longer holds")
     PROFILE_UPDATE_REQUEST = "profile_update", _("profile update request")
     OVERDUE_REMINDER = "overdue_reminder", _("overdue reminder")
     UNFREEZE = "unfreeze", _("line unfrozen")

@@ -65,6 +65,9 @@ class Rule(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices)
     action = models.CharField(max_length=10, choices=RuleAction.choices)
     enabled = models.BooleanField(default=True)
+    # For a rule that cuts: whether the cut is given back by itself when the rule stops holding (a freeze always
+    # needs a person or a job). None is the default for the rule's family (`restores_on_clear`).
+    restore_on_clear = models.BooleanField(_("restore on clear"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("rule")
@@ -73,6 +76,20 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} ({self.ruleset})"
+
+    @property
+    def restores_on_clear(self) -> bool:
+        """On by default for PROFILE_STALE only: a borrower who updates the profile gets the cut amount back."""
+        if self.restore_on_clear is not None:
+            return self.restore_on_clear
+        return self.code == RuleCode.PROFILE_STALE
+
+
+class ClearCause(models.TextChoices):
+    """Why a signal stopped holding, where the borrower's own action did it (else blank: time, or other data)."""
+
+    REPAYMENT = "repayment", _("the borrower repaid")
+    PROFILE_UPDATE = "profile_update", _("the borrower updated the profile")
 
 
 class SignalStatus(models.TextChoices):
@@ -98,6 +115,7 @@ class Signal(models.Model):
     status = models.CharField(max_length=12, choices=SignalStatus.choices, default=SignalStatus.ACTIVE)
     fired_at = models.DateTimeField()
     cleared_at = models.DateTimeField(null=True, blank=True)
+    clear_cause = models.CharField(max_length=20, choices=ClearCause.choices, blank=True, db_default="")
     evidence = models.JSONField()
     case = models.ForeignKey("Case", null=True, blank=True, on_delete=models.PROTECT, related_name="signals")
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import engine, hooks
+from accounts.hooks import link_for_borrower
 from accounts.models import (
     Case,
     CaseStatus,
@@ -266,7 +267,8 @@ def _notify(line: CreditLine, kind: str, token: str, at: datetime) -> None:
     """A reminder with the overdue amount and days (from the active OVERDUE signal), a credit-education notice, or
     a request to update the profile."""
     if kind in _NOTICES:
-        notifications_queue([Outgoing(line.pk, _NOTICES[kind], f"decision:{token}", {})], at=at)
+        link: dict[str, object] = {"link": link_for_borrower(line.pk)}
+        notifications_queue([Outgoing(line.pk, _NOTICES[kind], f"decision:{token}", link)], at=at)
         return
     overdue = line.signals.filter(code="OVERDUE", status=SignalStatus.ACTIVE).order_by("-fired_at").first()
     if overdue is None:

@@ -61,6 +61,7 @@ class LineUpdate:
     available_after: Decimal
     reason: str = ""
     signal_id: int | None = None
+    cause: str = ""  # LiftCause: "borrower" when the borrower's own action lifted it
 
 
 def _lock(ids: Sequence[int], condition: str, *, columns: str = "", joins: str = "") -> list[tuple[Any, ...]]:
@@ -79,11 +80,11 @@ _LINES = f"""
     v AS MATERIALIZED (
         SELECT * FROM unnest(%(ids)s::bigint[], %(status_before)s::text[], %(limit_before)s::numeric[],
             %(available_before)s::numeric[], %(status_after)s::text[], %(limit_after)s::numeric[],
-            %(available_after)s::numeric[], %(signal_ids)s::bigint[],
+            %(available_after)s::numeric[], %(signal_ids)s::bigint[], %(causes)s::text[],
             ARRAY(SELECT t FROM json_array_elements_text(%(reasons)s::json) WITH ORDINALITY AS r(t, n) ORDER BY n),
             ARRAY(SELECT t FROM json_array_elements_text(%(fills)s::json) WITH ORDINALITY AS f(t, n) ORDER BY n))
         AS v(line_id, status_before, limit_before, available_before, status_after, limit_after, available_after,
-            signal_id, reason, fill)
+            signal_id, cause, reason, fill)
     ), l AS (
         UPDATE {_LINE} l SET status = v.status_after, "limit" = v.limit_after, available = v.available_after,
             frozen_since = CASE WHEN v.status_after = 'frozen' THEN COALESCE(l.frozen_since, %(at)s) END,
@@ -92,9 +93,9 @@ _LINES = f"""
         RETURNING l.id
     ), history AS (
         INSERT INTO {_HISTORY} (line_id, at, actor_kind, actor_user_id, kind, status_before, status_after,
-            limit_before, limit_after, available_before, available_after, reason, signal_id)
+            limit_before, limit_after, available_before, available_after, reason, signal_id, cause)
         SELECT v.line_id, %(at)s, %(actor_kind)s, %(actor_user)s::integer, %(kind)s, v.status_before, v.status_after,
-            v.limit_before, v.limit_after, v.available_before, v.available_after, v.reason, v.signal_id
+            v.limit_before, v.limit_after, v.available_before, v.available_after, v.reason, v.signal_id, v.cause
         FROM v
     )"""  # noqa: S608 - table names from the models, values bound
 
@@ -165,6 +166,7 @@ def _write(
         "limit_after": _array(u.limit_after for u in updates),
         "available_after": _array(u.available_after for u in updates),
         "signal_ids": _array(u.signal_id for u in updates),
+        "causes": _array(u.cause or '""' for u in updates),
         "reasons": to_json([u.reason for u in updates]),
     }
     if isinstance(messages, Filled):
@@ -321,7 +323,11 @@ def lines_cut_available(
             u.line_id,
             NotificationKind.LIMIT_CUT,
             f"cut:{u.line_id}:{at_iso}",
-            {"available": money_text(u.available_after), "reason": _reason_text(codes.get(u.line_id, ""))},
+            {
+                "available": money_text(u.available_after),
+                "reason": _reason_text(codes.get(u.line_id, "")),
+                "link": link_for_borrower(u.line_id),
+            },
         ),
         kind="cut_available",
         actor=actor,
@@ -332,39 +338,59 @@ def lines_cut_available(
 
 
 def lines_restore_available(
-    *, line_ids: Iterable[int], actor: Actor, reason: str, at: datetime | None = None, resolve_cases: bool = False
+    *,
+    line_ids: Iterable[int],
+    actor: Actor,
+    reason: str,
+    at: datetime | None = None,
+    resolve_cases: bool = False,
+    after_clear: bool = False,
+    causes: Mapping[int, str] | None = None,
 ) -> list[int]:
     """Give back what a cut took: each open line among `line_ids` whose available amount a signal cut (it has an
     active "cut" signal) gets its full available amount again (limit less outstanding).
 
     The cut's mirror of `lines_unfreeze`: the cutting signals are overturned and suppressed, so the same evidence
     does not cut again; a history row, audit events and one message with the restored amount. Returns the ids.
+
+    `after_clear` (the engine, for a rule that restores on clear): the cutting signal has stopped holding, so there
+    is nothing to overturn; the lines that have no active cut left and are still short of limit less outstanding
+    get it back, with the message that says so. `causes`: each line's LiftCause ("borrower").
     """
     ids = sorted(set(line_ids))
     if not ids:
         return []
     at = at or timezone.now()
+    causes = causes or {}
     cut = f"""EXISTS (SELECT 1 FROM {Signal._meta.db_table} cs WHERE cs.line_id = l.id
         AND cs.status = '{SignalStatus.ACTIVE.value}' AND cs.action = 'cut')"""  # noqa: S608 - names from the models
+    condition = f'NOT {cut} AND l.available < l."limit" - l.outstanding' if after_clear else cut
     with transaction.atomic(savepoint=False):
         updates = [
             LineUpdate(
-                line_id, status, limit, available, status, limit, max(available, limit - outstanding, ZERO), reason
+                line_id,
+                status,
+                limit,
+                available,
+                status,
+                limit,
+                max(available, limit - outstanding, ZERO),
+                reason,
+                cause=causes.get(line_id, ""),
             )
             for line_id, status, limit, available, outstanding in _lock(
-                ids, f"{not_indexed('l.status')} = 'active' AND {cut}"
+                ids, f"{not_indexed('l.status')} = 'active' AND {condition}"
             )
         ]
+        kind = NotificationKind.LIMIT_RESTORED_AUTO if after_clear else NotificationKind.LIMIT_RESTORED
         _write(
             updates,
             kind="restore_available",
             action="line.restore_available",
             actor=actor,
             at=at,
-            messages=Filled(
-                NotificationKind.LIMIT_RESTORED, "restore", {u.line_id: money_text(u.available_after) for u in updates}
-            ),
-            overturn="cut",
+            messages=Filled(kind, "restore", {u.line_id: money_text(u.available_after) for u in updates}),
+            overturn="" if after_clear else "cut",
             change_reason=reason,
             resolve_cases="available_restored" if resolve_cases else "",
         )
@@ -522,7 +548,11 @@ def lines_remind(*, line_ids: Iterable[int], dedupe_prefix: str, at: datetime | 
 def overdue_params(signal: Signal) -> dict[str, object]:
     """An overdue reminder's numbers, from an OVERDUE signal's evidence (¥1,000.00, 31 days)."""
     values = signal.evidence.get("values", {})
-    return {"amount": money_text(Decimal(values["overdue_amount"])), "days": values["max_days_past_due"]}
+    return {
+        "amount": money_text(Decimal(values["overdue_amount"])),
+        "days": values["max_days_past_due"],
+        "link": link_for_borrower(signal.line_id),
+    }
 
 
 def account_freeze(*, line_id: int, actor: Actor, reason: str) -> bool:

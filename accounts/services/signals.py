@@ -9,7 +9,15 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Signal, SignalStatus, Suppression
+from accounts.models import (
+    ClearCause,
+    ExternalIncomeRecord,
+    Installment,
+    ProfileUpdate,
+    Signal,
+    SignalStatus,
+    Suppression,
+)
 from riskops.core.audit import Actor, Change, actor_params, audit_insert, audit_write
 from riskops.core.errors import DomainError
 
@@ -72,10 +80,33 @@ def signals_fire(*, signals: list[NewSignal], actor: Actor, at: datetime) -> lis
     return created
 
 
-def signals_clear(*, signal_ids: Iterable[int], actor: Actor, at: datetime, reason: str) -> list[int]:
-    """Mark active signals as cleared because their condition no longer holds.
+# Clearing records whether the borrower's own action did it (ClearCause): an OVERDUE signal whose installments are
+# all paid now (a repayment), a PROFILE_STALE signal with a profile update since the record it cites.
+_CLEAR = f"""
+    UPDATE {Signal._meta.db_table} s SET status = '{SignalStatus.CLEARED.value}', cleared_at = %(at)s,
+        clear_cause = CASE
+            WHEN s.code = 'OVERDUE' AND NOT EXISTS (
+                SELECT 1 FROM {Installment._meta.db_table} i
+                WHERE i.id IN (SELECT jsonb_array_elements_text(s.evidence -> 'events' -> 'installment')::bigint)
+                  AND i.paid_at IS NULL
+            ) THEN '{ClearCause.REPAYMENT.value}'
+            WHEN s.code = 'PROFILE_STALE' AND EXISTS (
+                SELECT 1 FROM {ProfileUpdate._meta.db_table} u
+                WHERE u.line_id = s.line_id AND u.occurred_at >= (
+                    SELECT max(r.occurred_at) FROM {ExternalIncomeRecord._meta.db_table} r
+                    WHERE r.id IN (SELECT jsonb_array_elements_text(s.evidence -> 'events' -> 'income_record')::bigint))
+            ) THEN '{ClearCause.PROFILE_UPDATE.value}'
+            ELSE '' END
+    WHERE s.id = ANY(%(ids)s::bigint[])
+"""  # noqa: S608 - table names from the models, values bound
 
-    Clearing never unfreezes a line: a person or a job decides that.
+
+def signals_clear(*, signal_ids: Iterable[int], actor: Actor, at: datetime, reason: str) -> list[int]:
+    """Mark active signals as cleared because their condition no longer holds, with the borrower's action that did
+    it where there was one (`clear_cause`).
+
+    Clearing never unfreezes a line: a person or a job decides that. A cut may be given back (the engine's
+    `restore on clear`, `lines_restore_available(after_clear=True)`).
     """
     ids = sorted(set(signal_ids))
     if not ids:
@@ -87,7 +118,8 @@ def signals_clear(*, signal_ids: Iterable[int], actor: Actor, at: datetime, reas
             .order_by("pk")
             .values_list("pk", "line_id", "code", "severity")
         )
-        Signal.objects.filter(pk__in=[r[0] for r in rows]).update(status=SignalStatus.CLEARED, cleared_at=at)
+        with connection.cursor() as cur:
+            cur.execute(_CLEAR, {"ids": [r[0] for r in rows], "at": at})
         audit_write(
             actor=actor,
             at=at,

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.explain import explain
 from accounts.masking import mask_name, mask_phone
 from appeals import replies, selectors, services
-from appeals.documents import EXTENSIONS, content_disposition, document_name
+from appeals.documents import document_response
 from appeals.forms import INBOX_TABS, AppealDecisionForm, InboxActionForm, InboxFilterForm
 from appeals.models import Appeal, AppealDocument, AppealReason, AppealStatus
 from appeals.services.review import appeal_claim_next, appeals_assign, appeals_claim
@@ -262,15 +262,4 @@ def document(request: HttpRequest, document_id: int) -> HttpResponse:
         at=timezone.now(),
         changes=[Change("document.view", "appeal_document", doc.pk, doc.appeal.line_id, None, None, "")],
     )
-    content_type = doc.content_type if doc.content_type in EXTENSIONS else "application/octet-stream"
-    response = FileResponse(path.open("rb"), content_type=content_type)
-    # The name from the row, cleaned again and given the checked type's extension (rows stored before names were
-    # cleaned included): "statement.html" that is a PDF downloads as "statement.pdf".
-    name = document_name(doc.original_name, content_type) if content_type in EXTENSIONS else "document"
-    response["Content-Disposition"] = content_disposition("attachment" if download else "inline", name)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    response["Cross-Origin-Resource-Policy"] = "same-origin"
-    # Nothing in a document may run, load anything or reach the console's origin, whatever the browser makes of it.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response  # type: ignore[return-value]  # a streaming response; Django serves it like any other
+    return document_response(path, doc.content_type, doc.original_name, download=download)

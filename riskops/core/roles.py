@@ -39,6 +39,7 @@ DECIDE_CASE = "accounts.decide_case"
 APPROVE_DECISION = "accounts.approve_decision"
 ASSIGN_CASE = "accounts.assign_case"
 REVEAL_PII = "accounts.reveal_pii"
+WRITE_GUIDANCE = "accounts.add_guidance"  # a new version of a borrower guidance text
 SUBMIT_APPEAL = "appeals.submit_appeal"
 INGEST_EVENTS = "ingest.ingest_events"
 VIEW_AUDIT = "riskops.view_auditevent"  # the audit trail's page and its export
@@ -47,9 +48,17 @@ VIEW_AUDIT = "riskops.view_auditevent"  # the audit trail's page and its export
 GRANTS = {
     ANALYST: ["decide_case"],
     SENIOR_REVIEWER: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
-    RISK_MANAGER: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events"],
+    RISK_MANAGER: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events", "add_guidance"],
     AUDITOR: ["view_auditevent"],
-    ADMIN: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events", "view_auditevent"],
+    ADMIN: [
+        "decide_case",
+        "approve_decision",
+        "assign_case",
+        "reveal_pii",
+        "ingest_events",
+        "view_auditevent",
+        "add_guidance",
+    ],
     INTEGRATION: ["submit_appeal", "ingest_events"],
 }
 # The roles that may work cases (be assigned one).
@@ -104,6 +113,11 @@ ACTIONS = [
     ),
     Action(
         "Submit appeals through the API; read the appeals it submitted", SUBMIT_APPEAL, "appeal_submit, IntegrationApi"
+    ),
+    Action(
+        "Write what borrowers are told to do about each reason (a new version each time, audited)",
+        WRITE_GUIDANCE,
+        "guidance_publish",
     ),
     Action("Read the audit trail and export it (the export is audited)", VIEW_AUDIT, "reads_audit, audit_export"),
     Action("Use the admin panel (/admin/)", STAFF, "may_administer (riskops.admin_site)"),

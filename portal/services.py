@@ -1,0 +1,134 @@
+"""What the borrower does through the pages behind their messages' signed links, besides appealing (the appeals
+app's): reading the explanation (audited) and updating the profile (an upstream event like any other, evaluated at
+once)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.engine import evaluate_lines
+from accounts.models import CreditLine, LineStatus
+from accounts.selectors.borrower import PROFILE_UPDATE, STATUS_VIEW, BorrowerStatus
+from appeals.documents import check_documents, store
+from appeals.services import documents_root
+from ingest.models import BatchSource, BatchStatus
+from ingest.services import events_ingest
+from portal.models import ProfileDocument
+from riskops.core.audit import Actor, Change, audit_write
+from riskops.core.errors import DomainError
+
+
+def status_view(*, status: BorrowerStatus, actor: Actor) -> None:
+    """The borrower read the explanation: one audit event per view, with the state and the reasons shown."""
+    audit_write(
+        actor=actor,
+        at=timezone.now(),
+        changes=[
+            Change(
+                STATUS_VIEW,
+                "credit_line",
+                status.line.pk,
+                status.line.pk,
+                None,
+                {
+                    "state": status.state,
+                    "reasons": [r.code for r in status.holding],
+                    "no_longer_holding": [r.code for r in status.lifted],
+                },
+            )
+        ],
+    )
+
+
+@dataclass
+class ProfileUpdated:
+    restored: bool  # the cut amount came back (the rule restores on clear)
+    cleared: int  # signals that stopped holding
+
+
+def profile_update(
+    *, line_id: int, employer: str, monthly_income: Decimal, files: list[tuple[str, bytes]], actor: Actor
+) -> ProfileUpdated:
+    """The borrower's own profile update: a proof of income is needed when the income differs from the declared
+    one; the documents are checked like an appeal's, the update goes in as a ProfileUpdate event through the one
+    ingestion path, and the line is evaluated at once (PROFILE_STALE clears; the cut comes back when its rule says
+    so). Audited without the values (personal data): which fields changed, how many documents."""
+    line = CreditLine.objects.select_related("borrower").filter(pk=line_id).first()
+    if line is None or line.status == LineStatus.CLOSED:
+        raise DomainError(_("This credit line is closed"))
+    employer = " ".join(employer.split())
+    declared = line.borrower.declared_monthly_income
+    income_changed = declared is None or monthly_income != declared
+    if income_changed and not files:
+        raise DomainError(_("Your income changed: attach a proof of income (a payslip or a bank statement)"))
+    docs = check_documents(files)
+    at = timezone.now()
+    upstream_id = f"portal-{uuid.uuid4().hex}"
+    written: list[Path] = []
+    try:
+        with transaction.atomic():
+            batch = events_ingest(
+                items=[
+                    {
+                        "kind": "profile_update",
+                        "upstream_id": upstream_id,
+                        "account": line.account_no,
+                        "occurred_at": at.isoformat(),
+                        "employer": employer,
+                        "monthly_income": str(monthly_income),
+                    }
+                ],
+                actor=actor,
+                source=BatchSource.PORTAL,
+            )
+            if batch.status != BatchStatus.STORED:
+                raise DomainError(_("Your update could not be saved; please check it and try again"))
+            rows = []
+            for doc in docs:
+                name = store(doc, documents_root())
+                written.append(documents_root() / name)
+                rows.append(
+                    ProfileDocument(
+                        line=line,
+                        upstream_id=upstream_id,
+                        stored_name=name,
+                        original_name=doc.original_name,
+                        content_type=doc.content_type,
+                        size=doc.size,
+                        sha256=doc.sha256,
+                        uploaded_at=at,
+                    )
+                )
+            ProfileDocument.objects.bulk_create(rows)
+            audit_write(
+                actor=actor,
+                at=at,
+                changes=[
+                    Change(
+                        PROFILE_UPDATE,
+                        "credit_line",
+                        line.pk,
+                        line.pk,
+                        None,
+                        {
+                            "employer_changed": employer != line.borrower.employer,
+                            "income_changed": income_changed,
+                            "documents": len(rows),
+                            "upstream_id": upstream_id,
+                        },
+                    )
+                ],
+            )
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    result = evaluate_lines([line.pk], actor=Actor.engine())  # the engine reacting to the borrower's new data
+    return ProfileUpdated(restored=result.restored > 0, cleared=result.cleared)
