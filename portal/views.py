@@ -74,7 +74,7 @@ def _status_page(
         {
             "status": status,
             "form": appeal_form or BorrowerAppealForm(),
-            "profile_form": profile_form or ProfileUpdateForm(initial={"employer": line.borrower.employer}),
+            "profile_form": profile_form or ProfileUpdateForm(),  # nothing of the profile is shown on a link
             "show_profile": stale or profile_form is not None,
             "error": error,
             "profile_error": profile_error,

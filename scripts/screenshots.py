@@ -3,7 +3,8 @@
 A database of its own (SCREENSHOTS_DATABASE_URL, else `riskops_screenshots` on the embedded PostgreSQL), loaded
 with the demo data afresh each time; the dev server on a free port; Debian's Chromium driven by Playwright. Pages:
 the queue, a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page (as a senior reviewer),
-the audit trail and the admin panel's operators and API tokens (as an administrator), each in Chinese and English,
+the audit trail, the borrower guidance and the admin panel's operators and API tokens (as an administrator), the
+borrower's status page of a frozen and of a cut line (a phone's width), each in Chinese and English,
 1400 px wide (the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
 """
 
@@ -52,7 +53,13 @@ def prepare(manage: list[str], env: dict[str, str], accounts: int) -> None:
 
 
 # Pages an administrator sees (a senior reviewer may not): name -> path.
-ADMIN_PAGES = {"audit": "/audit/", "admin-operators": "/admin/auth/user/", "admin-tokens": "/admin/riskops/apitoken/"}
+ADMIN_PAGES = {
+    "audit": "/audit/",
+    "guidance": "/guidance/",
+    "admin-operators": "/admin/auth/user/",
+    "admin-tokens": "/admin/riskops/apitoken/",
+}
+PHONE_WIDTH = 390  # the borrower's pages, on a phone
 
 
 def targets(manage: list[str], env: dict[str, str]) -> dict[str, str]:
@@ -77,13 +84,17 @@ jobs.job_request(kind="reevaluate", selection_kind="filter", selection={"family"
 ids = list(Case.objects.filter(line__status="frozen").exclude(status="resolved").values_list("line_id", flat=True)[:30])
 jobs.job_request(kind="bulk_unfreeze", selection_kind="ids", selection={"line_ids": ids}, actor=senior,
                  reason="upstream data error in the bureau feed")
-print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal else "-")
+from urllib.parse import urlparse
+from appeals.links import appeal_link
+def link(case):
+    return urlparse(appeal_link(case.line_id)).path if case else "-"
+print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal else "-", link(frozen), link(cut))
 """
     out = subprocess.run([*manage, "shell", "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit(out.stderr)
     # The last line: Django's shell prints how many objects it imported first.
-    frozen, cut, appeal = [*out.stdout.strip().splitlines()[-1].split(), "", "", ""][:3]
+    frozen, cut, appeal, frozen_link, cut_link = [*out.stdout.strip().splitlines()[-1].split(), "", "", "", "", ""][:5]
     pages = {"queue": "/queue/", "inbox": "/appeals/", "jobs": "/jobs/"}
     if frozen.isdigit():
         pages["case-frozen"] = f"/cases/{frozen}/"
@@ -91,6 +102,10 @@ print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal 
         pages["case-cut"] = f"/cases/{cut}/"
     if appeal.isdigit():
         pages["appeal"] = f"/appeals/{appeal}/"
+    if frozen_link.startswith("/a/"):
+        pages["borrower-frozen"] = frozen_link
+    if cut_link.startswith("/a/"):
+        pages["borrower-cut"] = cut_link
     missing = {"case-frozen", "case-cut", "appeal"} - set(pages)
     if missing:
         print(f"The demo data has no page for: {', '.join(sorted(missing))}", file=sys.stderr)
@@ -104,7 +119,22 @@ def shoot(base: str, pages: dict[str, str], out: Path) -> list[Path]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         for short, code in LANGUAGES.items():
-            for operator, its_pages in (("senior_reviewer", pages), ("admin", ADMIN_PAGES)):
+            # The borrower's pages: no login, a phone's width, Chinese unless the page's own switch says English.
+            phone = browser.new_context(viewport={"width": PHONE_WIDTH, "height": 844}, locale=code, is_mobile=True)
+            tab = phone.new_page()
+            for name, path in pages.items():
+                if not name.startswith("borrower"):
+                    continue
+                tab.goto(base + path + ("?lang=en" if short == "en" else ""))
+                tab.wait_for_load_state("networkidle")
+                height = min(MAX_HEIGHT, tab.evaluate("() => document.documentElement.scrollHeight"))
+                target = out / f"{name}-{short}.png"
+                clip: Any = {"x": 0, "y": 0, "width": PHONE_WIDTH, "height": height}
+                tab.screenshot(path=str(target), clip=clip, full_page=True)
+                written.append(target)
+            phone.close()
+            console = {name: path for name, path in pages.items() if not name.startswith("borrower")}
+            for operator, its_pages in (("senior_reviewer", console), ("admin", ADMIN_PAGES)):
                 context = browser.new_context(viewport={"width": 1400, "height": 900}, locale=code)
                 context.add_cookies([{"name": "django_language", "value": code, "url": base}])
                 tab = context.new_page()
@@ -121,7 +151,7 @@ def shoot(base: str, pages: dict[str, str], out: Path) -> list[Path]:
                     limit = MAX_HEIGHT if name.startswith(("case", "appeal")) else LIST_HEIGHT
                     height = min(limit, tab.evaluate("() => document.documentElement.scrollHeight"))
                     target = out / f"{name}-{short}.png"
-                    clip: Any = {"x": 0, "y": 0, "width": 1400, "height": height}
+                    clip = {"x": 0, "y": 0, "width": 1400, "height": height}
                     tab.screenshot(path=str(target), clip=clip, full_page=True)
                     written.append(target)
                 context.close()

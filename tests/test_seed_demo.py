@@ -225,9 +225,13 @@ def test_refuses_to_load_over_existing_accounts_without_reset():
     assert CreditLine.objects.count() == 20
 
 
-def test_reset_replaces_accounts_signals_cases_and_audit_but_keeps_rulesets_and_users():
+def test_reset_replaces_accounts_signals_cases_and_audit_but_keeps_rulesets_guidance_and_users():
+    from accounts.models import Guidance
+
     operator = get_user_model().objects.create_user("reviewer", password="x-long-password")
     rulesets = RuleSet.objects.count()
+    guidance = sorted(Guidance.objects.values_list("code", "version"))
+    assert len(guidance) == 4  # the migration's first versions (the reset emptied them: the status page gave no advice)
     seed("--accounts", "300", "--seed", "1", "--now", NOW)
     assert Signal.objects.exists() and Case.objects.exists() and AuditEvent.objects.exists()
 
@@ -238,6 +242,7 @@ def test_reset_replaces_accounts_signals_cases_and_audit_but_keeps_rulesets_and_
     for model in (Signal, Case, LineChange, Notification, AuditEvent):
         assert not model.objects.exists(), model
     assert RuleSet.objects.count() == rulesets == 1
+    assert sorted(Guidance.objects.values_list("code", "version")) == guidance
     assert get_user_model().objects.filter(pk=operator.pk).exists()
 
 

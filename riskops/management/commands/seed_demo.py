@@ -22,7 +22,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts import demo
-from accounts.models import CreditLine, Rule, RuleSet, Signal
+from accounts.models import CreditLine, Guidance, Rule, RuleSet, Signal
 from riskops.core.audit_chain import audit_maintenance
 
 MAX_ACCOUNTS = 5_000_000
@@ -66,8 +66,9 @@ def parse_chunk_size(raw: Any) -> int:
 
 
 def demo_tables() -> list[str]:
-    """Everything the demo owns: the accounts app without its rulesets, plus the audit log."""
-    keep = {RuleSet, Rule}
+    """Everything the demo owns: the accounts app without its rulesets and the borrowers' guidance texts (the
+    migrations' rows, and what risk managers wrote), plus the audit log."""
+    keep = {RuleSet, Rule, Guidance}
     models = [m for m in apps.get_app_config("accounts").get_models() if m not in keep]
     audit = [apps.get_model("riskops", name)._meta.db_table for name in ("AuditEvent", "AuditCheckpoint")]
     return [m._meta.db_table for m in models] + audit
