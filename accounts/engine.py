@@ -37,6 +37,7 @@ from accounts.models import (
 )
 from accounts.notifications import Outgoing, notifications_queue
 from accounts.rule_queries import FINDERS, Finding, active_rules
+from accounts.selectors.borrower import guidance_current
 from accounts.services import cases, lines, signals
 from riskops.core.audit import Actor
 from riskops.core.sql import around_batch, batch_params, id_range, in_batch
@@ -370,6 +371,16 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
         Outgoing(s.line_id, NotificationKind.OVERDUE_REMINDER, f"overdue_reminder:{s.pk}", lines.overdue_params(s))
         for s in remind
     ]
+    if remind:
+        # After a reminder-tier overdue, what to do about it (the guidance risk managers keep), once per signal.
+        advice = guidance_current([RuleCode.OVERDUE]).get(RuleCode.OVERDUE)
+        if advice is not None:
+            outgoing += [
+                Outgoing(
+                    s.line_id, NotificationKind.OVERDUE_ADVICE, f"overdue_advice:{s.pk}", {"advice": advice.text_zh}
+                )
+                for s in remind
+            ]
     notifications_queue(outgoing, at=now)
     result.reminded = len(remind)
     opened = cases.cases_open_or_raise(

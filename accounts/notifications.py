@@ -10,19 +10,23 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.masking import mask_phone
-from accounts.models import Borrower, CreditLine, Notification, NotificationKind
+from accounts.models import Borrower, CreditLine, HeldReason, Notification, NotificationKind
 from accounts.validation import MOBILE_SQL
 from riskops.core.sql import to_json
 
@@ -42,6 +46,8 @@ TEMPLATES = {
     NotificationKind.APPEAL_MORE_INFO: "【借呗】关于您的申诉（编号 {appeal}）：{question} 请通过此链接补充材料：{link}",
     NotificationKind.APPEAL_APPROVED: "【借呗】您的申诉（编号 {appeal}）已通过。{reply}",
     NotificationKind.APPEAL_REJECTED: "【借呗】您的申诉（编号 {appeal}）未获通过。{reply}",
+    NotificationKind.DUE_REMINDER: "【借呗】您有一笔 ¥{amount} 的还款将于 {due} 到期，请按时还款，避免逾期影响信用。详情：{link}",
+    NotificationKind.OVERDUE_ADVICE: "【借呗】温馨提示：{advice}",
     NotificationKind.CREDIT_EDUCATION: "【借呗】温馨提示：同时向多家机构借款、逾期还款或将借款用于投资、博彩，都会影响您的信用。理性借贷，按时还款。",
 }
 
@@ -176,45 +182,124 @@ def _schedule_send() -> None:
         logger.warning("could not schedule notification sending; the periodic sweep will send them")
 
 
+BUDGET_WINDOW = timedelta(hours=24)
+# What the budget limits: the messages the engine, jobs and reviewers send of their own accord. Replies and good
+# news (an appeal's outcome, an unfreeze, a restored amount) are never held for the budget, only for quiet hours,
+# and the receipt of an appeal the borrower just sent goes out at once.
+BUDGETED = {
+    NotificationKind.FREEZE,
+    NotificationKind.LIMIT_CUT,
+    NotificationKind.LIMIT_CHANGE,
+    NotificationKind.PROFILE_UPDATE_REQUEST,
+    NotificationKind.OVERDUE_REMINDER,
+    NotificationKind.DUE_REMINDER,
+    NotificationKind.OVERDUE_ADVICE,
+    NotificationKind.CREDIT_EDUCATION,
+}
+ANY_HOUR = {NotificationKind.APPEAL_RECEIVED}
+# pg_try_advisory_xact_lock keys of the sender: one worker at a time sends a line's messages, so that two workers
+# never both spend the borrower's last message of the day.
+_SENDER_LOCKS = 7003 << 40
+
+
+def quiet_until(at: datetime, zone: str) -> datetime | None:
+    """When the quiet hours that `at` falls in end for a borrower in `zone` (None: not in quiet hours)."""
+    try:
+        tz = ZoneInfo(zone or settings.TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo(settings.TIME_ZONE)
+    local = at.astimezone(tz)
+    if settings.NOTIFICATION_QUIET_HOURS is None:
+        return None
+    start, end = settings.NOTIFICATION_QUIET_HOURS
+    minute = local.hour * 60 + local.minute
+    inside = (start <= minute or minute < end) if start > end else (start <= minute < end)
+    if not inside:
+        return None
+    day = local.date() + timedelta(days=1) if (start > end and minute >= start) else local.date()
+    return datetime.combine(day, clock(end // 60, end % 60), tzinfo=tz).astimezone(UTC)
+
+
 def notifications_send_pending(*, limit: int = 500) -> int:
-    """Send up to `limit` unsent notifications; safe to run on many workers at once."""
+    """Send up to `limit` unsent notifications; safe to run on many workers at once.
+
+    Each borrower's budget holds: at most NOTIFICATION_DAILY_MAX texts in any 24 hours and none in the quiet hours
+    of their time zone. A message over the budget is held (`held_until`, `held_reason`) and goes out once it fits,
+    in the order it was written; nothing is dropped."""
     sender = import_string(settings.NOTIFICATION_SENDER)()
     sent = 0
+    now = timezone.now()
     with transaction.atomic():
         pending = list(
             # Lock only the outbox rows: the joined line and borrower stay free for the engine.
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(sent_at__isnull=True, attempts__lt=10)
+            .filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
             .select_related("line__borrower")
-            .order_by("created_at")[:limit]
+            .order_by("created_at", "id")[:limit]
         )
+        if not pending:
+            return 0
+        lines = sorted({n.line_id for n in pending})
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT l FROM unnest(%s::bigint[]) AS l WHERE pg_try_advisory_xact_lock(%s + l)",
+                [lines, _SENDER_LOCKS],
+            )
+            mine = {r[0] for r in cur.fetchall()}
+        spent: dict[int, list[datetime]] = defaultdict(list)  # each line's texts of the last 24 hours
+        for line_id, at in Notification.objects.filter(
+            line_id__in=mine, sent_at__gt=now - BUDGET_WINDOW, channel=_CHANNEL, kind__in=BUDGETED
+        ).values_list("line_id", "sent_at"):
+            if at is not None:  # sent_at > ... is never NULL; the type does not know it
+                spent[line_id].append(at)
+        changed = []
         for n in pending:
+            if n.line_id not in mine:
+                continue  # another worker is sending this borrower's messages
+            changed.append(n)
+            borrower = n.line.borrower
+            quiet = None if n.kind in ANY_HOUR else quiet_until(now, borrower.time_zone)
+            if quiet is not None:
+                n.held_until, n.held_reason = quiet, HeldReason.QUIET_HOURS
+                continue
+            budgeted = n.kind in BUDGETED
+            if budgeted and len(spent[n.line_id]) >= settings.NOTIFICATION_DAILY_MAX:
+                n.held_until = sorted(spent[n.line_id])[-settings.NOTIFICATION_DAILY_MAX] + BUDGET_WINDOW
+                n.held_reason = HeldReason.DAILY_MAX
+                continue
             n.attempts += 1
             try:
-                sender.send(n, n.line.borrower.phone)
+                sender.send(n, borrower.phone)
             except Exception as exc:  # noqa: BLE001 - a gateway error must not lose the others
                 n.last_error = str(exc)[:500]
-                logger.warning("notification %s to %s failed: %s", n.pk, mask_phone(n.line.borrower.phone), exc)
+                logger.warning("notification %s to %s failed: %s", n.pk, mask_phone(borrower.phone), exc)
             else:
                 n.sent_at = timezone.now()
+                if budgeted:
+                    spent[n.line_id].append(n.sent_at)
                 sent += 1
-        if pending:
+        if changed:
             # One UPDATE from arrays: bulk_update builds a CASE per row and field, which for 500 rows took PostgreSQL
             # longer to plan than the sends took.
             with connection.cursor() as cur:
                 cur.execute(
                     """
                     UPDATE accounts_notification n
-                    SET attempts = v.attempts, sent_at = v.sent_at, last_error = v.last_error
-                    FROM unnest(%s::bigint[], %s::smallint[], %s::timestamptz[], %s::text[])
-                         AS v(id, attempts, sent_at, last_error)
+                    SET attempts = v.attempts, sent_at = v.sent_at, last_error = v.last_error,
+                        held_until = v.held_until, held_reason = v.held_reason
+                    FROM unnest(%s::bigint[], %s::smallint[], %s::timestamptz[], %s::text[], %s::timestamptz[],
+                                %s::text[])
+                         AS v(id, attempts, sent_at, last_error, held_until, held_reason)
                     WHERE n.id = v.id
                     """,
                     [
-                        [n.pk for n in pending],
-                        [n.attempts for n in pending],
-                        [n.sent_at for n in pending],
-                        [n.last_error for n in pending],
+                        [n.pk for n in changed],
+                        [n.attempts for n in changed],
+                        [n.sent_at for n in changed],
+                        [n.last_error for n in changed],
+                        [n.held_until for n in changed],
+                        [n.held_reason for n in changed],
                     ],
                 )
     return sent

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
 from accounts import engine, notifications
-from accounts.services import cases, touched
+from accounts.services import cases, lines, touched
 from riskops.core.audit import Actor
 
 
@@ -30,6 +32,12 @@ def engine_evaluate_lines(line_ids: list[int]) -> dict[str, int]:
 @shared_task(name="accounts.tasks.cases_release_idle_claims", acks_late=True)
 def cases_release_idle_claims() -> int:
     return len(cases.cases_release_idle_claims())
+
+
+@shared_task(name="accounts.tasks.reminders_before_due", acks_late=True)
+def reminders_before_due() -> int:
+    """Remind borrowers who were overdue before, REMINDER_DAYS_BEFORE_DUE days ahead (once per installment)."""
+    return lines.lines_remind_due(today=timezone.localdate(), days_before=settings.REMINDER_DAYS_BEFORE_DUE)
 
 
 @shared_task(name="accounts.tasks.engine_react", acks_late=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -170,6 +171,16 @@ def choice(values: list[str]) -> Parser:
     return parse
 
 
+def time_zone(value: Any) -> str:
+    """An IANA time zone name (Asia/Shanghai): the borrower's, for the quiet hours of their messages."""
+    if not isinstance(value, str) or value.strip() not in _ZONES:
+        raise Invalid(gettext_noop("must be a time zone name such as Asia/Shanghai"))
+    return value.strip()
+
+
+_ZONES = zoneinfo.available_timezones()
+
+
 def phone(value: Any) -> str:
     number = normal_phone(value) if isinstance(value, str) else None
     if number is None:
@@ -223,6 +234,7 @@ PERSONAL = {
     "occupation": text(40),
     "employer": text(80),
     "monthly_income": amount_or_zero,
+    "time_zone": time_zone,
 }
 
 KINDS: dict[str, Kind] = {

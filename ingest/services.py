@@ -307,7 +307,16 @@ def _accounts_upsert(items: list[Item], outcome: Outcome, *, at: datetime) -> di
     return ids
 
 
-_PERSONAL = ["name", "phone", "national_id", "city", "occupation", "employer", "declared_monthly_income"]
+_PERSONAL = [
+    "name",
+    "phone",
+    "national_id",
+    "city",
+    "occupation",
+    "employer",
+    "declared_monthly_income",
+    "time_zone",
+]
 
 
 def _borrower(borrower: Borrower, values: dict[str, Any], *, at: datetime | None) -> Borrower:

@@ -48,6 +48,20 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_hours(name: str, default: str) -> tuple[int, int] | None:
+    """A span of the day as "HH:MM-HH:MM" (it may cross midnight): its ends as minutes since midnight; "off": None."""
+    raw = os.environ.get(name) or default
+    if raw.strip().lower() == "off":
+        return None
+    match = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*", raw)
+    if match is None:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a span of the day like 21:00-08:00 (or off)")
+    start, end = int(match[1]) * 60 + int(match[2]), int(match[3]) * 60 + int(match[4])
+    if start == end:
+        raise ImproperlyConfigured(f"{name}={raw!r} is empty: its start and end are the same")
+    return start, end
+
+
 def parse_database_url(url: str) -> dict[str, object]:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql", "pgsql"}:
@@ -330,6 +344,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.engine_react",
         "schedule": float(env_int("ENGINE_REACT_SWEEP_SECONDS", 10, minimum=1)),
     },
+    # Reminders before an installment falls due (once per installment; the outbox's quiet hours hold them at night).
+    "reminders-before-due": {
+        "task": "accounts.tasks.reminders_before_due",
+        "schedule": 3600.0,
+    },
     "jobs-dispatch": {
         "task": "riskops.tasks.jobs_dispatch",
         "schedule": float(env_int("JOB_DISPATCH_SECONDS", 15, minimum=1)),
@@ -355,6 +374,12 @@ NOTIFICATION_SENDER = os.environ.get("NOTIFICATION_SENDER", "accounts.notificati
 NOTIFICATION_FILE_PATH = os.environ.get("NOTIFICATION_FILE_PATH", str(VAR_DIR / "notifications.log"))
 # Commits within this many seconds share one send task per server process (0: a task per commit).
 NOTIFICATION_SEND_DELAY_SECONDS = env_int("NOTIFICATION_SEND_DELAY_SECONDS", 1)
+# No borrower gets more than this many texts in any 24 hours, nor any in the quiet hours of their own time zone
+# (Borrower.time_zone, else TIME_ZONE); what is held back waits in the outbox and goes out later, once.
+NOTIFICATION_DAILY_MAX = env_int("NOTIFICATION_DAILY_MAX", 3, minimum=1)
+NOTIFICATION_QUIET_HOURS = env_hours("NOTIFICATION_QUIET_HOURS", "21:00-08:00")
+# Borrowers who were overdue before are reminded this many days before an installment falls due (0: never).
+REMINDER_DAYS_BEFORE_DUE = env_int("REMINDER_DAYS_BEFORE_DUE", 3)
 
 # --- Risk engine
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 2000, minimum=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,6 +34,13 @@ def _celery_eager() -> None:
     """Tasks run in-process in tests; `make run` uses a real worker."""
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
+
+
+@pytest.fixture(autouse=True)
+def _any_hour(settings: Any) -> None:
+    """The outbox's quiet hours would hold messages whenever the suite runs in the evening in Shanghai; the tests of
+    the budget (tests/test_outbox_budget.py) set them, and everything else sends at any hour."""
+    settings.NOTIFICATION_QUIET_HOURS = None
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -28,7 +28,7 @@ from accounts.models.events import (
 )
 from accounts.models.guidance import Guidance
 from accounts.models.lines import Borrower, CreditLine, LiftCause, LineChange, LineChangeKind, LineStatus
-from accounts.models.notifications import Notification, NotificationKind
+from accounts.models.notifications import HeldReason, Notification, NotificationKind
 from accounts.models.rules import (
     RULE_SHORT_LABELS,
     SEVERITY_RANK,
@@ -64,6 +64,7 @@ __all__ = [
     "Event",
     "ExternalIncomeRecord",
     "Guidance",
+    "HeldReason",
     "Installment",
     "LiftCause",
     "LimitChange",

@@ -61,6 +61,8 @@ class Installment(Event):
             models.Index(fields=["line", "due_date"], name="installment_line_due"),
             # The overdue rule only ever reads unpaid installments.
             models.Index(fields=["line", "due_date"], name="installment_unpaid", condition=Q(paid_at__isnull=True)),
+            # The reminders before a due date: the unpaid installments falling due on one day.
+            models.Index(fields=["due_date"], name="installment_unpaid_due", condition=Q(paid_at__isnull=True)),
         ]
 
 

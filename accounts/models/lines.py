@@ -25,6 +25,8 @@ class Borrower(models.Model):
     declared_monthly_income = models.DecimalField(
         _("declared monthly income"), max_digits=14, decimal_places=2, null=True, blank=True
     )
+    # Where the borrower lives, for the quiet hours of their messages (an IANA name; blank: the platform's TIME_ZONE).
+    time_zone = models.CharField(_("time zone"), max_length=40, blank=True, db_default="")
     profile_updated_at = models.DateTimeField(_("profile last updated"))
     created_at = models.DateTimeField(_("created at"))
 

@@ -21,6 +21,15 @@ class NotificationKind(models.TextChoices):
     APPEAL_MORE_INFO = "appeal_more_info", _("appeal: more information requested")
     APPEAL_APPROVED = "appeal_approved", _("appeal approved")
     APPEAL_REJECTED = "appeal_rejected", _("appeal rejected")
+    DUE_REMINDER = "due_reminder", _("reminder before an installment falls due")
+    OVERDUE_ADVICE = "overdue_advice", _("advice after an overdue reminder")
+
+
+class HeldReason(models.TextChoices):
+    """Why the outbox holds a message back for now (it goes out at `held_until`, once)."""
+
+    QUIET_HOURS = "quiet_hours", _("quiet hours")
+    DAILY_MAX = "daily_max", _("daily message budget reached")
 
 
 class Notification(models.Model):
@@ -35,6 +44,9 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # Held back by the borrower's message budget or quiet hours: not sent before this time.
+    held_until = models.DateTimeField(null=True, blank=True)
+    held_reason = models.CharField(max_length=12, choices=HeldReason.choices, blank=True, db_default="")
 
     class Meta:
         verbose_name = _("notification")

@@ -27,6 +27,7 @@ from accounts.models import (
     Drawdown,
     ExternalIncomeRecord,
     Guidance,
+    HeldReason,
     Installment,
     LineChange,
     LineChangeKind,
@@ -271,11 +272,23 @@ def borrower_side(line_id: int, *, limit: int = 20) -> list[BorrowerSideItem]:
     sent = (
         Notification.objects.filter(line_id=line_id)
         .order_by("-created_at")
-        .values("created_at", "sent_at", "kind", "last_error")[:limit]
+        .values("created_at", "sent_at", "kind", "last_error", "held_until", "held_reason")[:limit]
     )
     for n in sent:
         label = str(NotificationKind(n["kind"]).label) if n["kind"] in NotificationKind.values else n["kind"]
-        state = _("sent") if n["sent_at"] and not n["last_error"] else (n["last_error"] or _("waiting to be sent"))
+        if n["sent_at"] and not n["last_error"]:
+            state = _("sent")
+        elif n["sent_at"]:
+            state = n["last_error"]
+        elif n["held_until"]:
+            state = _("held back (%(why)s) until %(at)s") % {
+                "why": HeldReason(n["held_reason"]).label
+                if n["held_reason"] in HeldReason.values
+                else n["held_reason"],
+                "at": date_format(timezone.localtime(n["held_until"]), "Y-m-d H:i"),
+            }
+        else:
+            state = n["last_error"] or _("waiting to be sent")
         items.append(BorrowerSideItem(n["sent_at"] or n["created_at"], _("Message: %(kind)s") % {"kind": label}, state))
     items.sort(key=lambda i: i.at, reverse=True)
     return items[:limit]

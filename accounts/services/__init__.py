@@ -35,6 +35,7 @@ from accounts.services.lines import (
     lines_cut_available,
     lines_freeze,
     lines_remind,
+    lines_remind_due,
     lines_restore_available,
     lines_unfreeze,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "lines_cut_available",
     "lines_freeze",
     "lines_remind",
+    "lines_remind_due",
     "lines_restore_available",
     "lines_unfreeze",
     "needs_second_reviewer",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -21,7 +21,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.hooks import link_for_borrower
-from accounts.models import Case, CaseStatus, CreditLine, LineChange, LineStatus, NotificationKind, Signal, SignalStatus
+from accounts.models import (
+    Case,
+    CaseStatus,
+    CreditLine,
+    Installment,
+    LineChange,
+    LineStatus,
+    NotificationKind,
+    Signal,
+    SignalStatus,
+)
 from accounts.notifications import (
     REASON_ZH,
     TEMPLATES,
@@ -543,6 +553,46 @@ def lines_remind(*, line_ids: Iterable[int], dedupe_prefix: str, at: datetime | 
         at=at,
     )
     return sorted(overdue)
+
+
+def lines_remind_due(*, today: date, days_before: int, chunk: int = 5000) -> int:
+    """Remind, `days_before` days ahead, each borrower who was overdue before of an installment falling due: one
+    message per installment ever (its dedupe key), on active lines only. Returns how many were queued (a message
+    already in the outbox counts once, when it was first queued)."""
+    if days_before <= 0:
+        return 0
+    due = today + timedelta(days=days_before)
+    installments = Installment._meta.db_table
+    signal_table = Signal._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT i.id, i.line_id, i.amount - i.paid_amount
+            FROM {installments} i JOIN {_LINE} l ON l.id = i.line_id
+            WHERE i.paid_at IS NULL AND i.due_date = %(due)s AND l.status = 'active'
+              AND (EXISTS (SELECT 1 FROM {signal_table} s WHERE s.line_id = i.line_id AND s.code = 'OVERDUE')
+                   OR EXISTS (SELECT 1 FROM {installments} p WHERE p.line_id = i.line_id
+                              AND p.due_date < %(today)s AND (p.paid_at IS NULL OR p.paid_at::date > p.due_date)))
+            ORDER BY i.id
+            """,  # noqa: S608 - table names from the models, values bound
+            {"due": due, "today": today},
+        )
+        rows = cur.fetchall()
+    due_text = f"{due.month}月{due.day}日"
+    queued = 0
+    for start in range(0, len(rows), chunk):
+        items = [
+            Outgoing(
+                line_id,
+                NotificationKind.DUE_REMINDER,
+                f"due_reminder:{installment_id}",
+                {"amount": money_text(owed), "due": due_text, "link": link_for_borrower(line_id)},
+            )
+            for installment_id, line_id, owed in rows[start : start + chunk]
+        ]
+        with transaction.atomic():
+            queued += notifications_queue(items, at=timezone.now())
+    return queued
 
 
 def overdue_params(signal: Signal) -> dict[str, object]:
