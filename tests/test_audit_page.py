@@ -170,6 +170,7 @@ def test_the_action_filter_offers_every_action_the_code_writes(auditor):
         *ROOT.glob("appeals/**/*.py"),
         *ROOT.glob("riskops/**/*.py"),
         *ROOT.glob("ingest/**/*.py"),
+        *ROOT.glob("portal/**/*.py"),
     ]:
         if "migrations" in source.parts or "audit_trail" in source.parts:
             continue
@@ -178,7 +179,7 @@ def test_the_action_filter_offers_every_action_the_code_writes(auditor):
             continue
         written |= set(
             re.findall(
-                r"""['"]((?:line|signal|case|note|decision|borrower|appeal|document|job|ingest|audit|auth|operator|token)\.[a-z_]+)['"]""",
+                r"""['"]((?:line|signal|case|note|decision|borrower|appeal|document|job|ingest|audit|auth|operator|token|guidance)\.[a-z_]+)['"]""",
                 text,
             )
         )
