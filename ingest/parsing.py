@@ -244,7 +244,9 @@ KINDS: dict[str, Kind] = {
         _event("profile_update", {}, {"employer": text(80), "monthly_income": amount_or_zero}),
         _event("credit_inquiry", {"institution": text(80)}),
         _event("drawdown", {"amount": amount, "term_months": months}),
-        _event("installment", {"due_date": day, "amount": amount}, {"drawdown": text(64)}),
+        _event(
+            "installment", {"due_date": day, "amount": amount}, {"drawdown": text(64), "payment_reference": text(64)}
+        ),
         _event(
             "transfer",
             {

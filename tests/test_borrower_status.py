@@ -383,3 +383,53 @@ def test_the_case_page_shows_what_the_borrower_saw_and_did():
     assert download.status_code == 200 and download["Content-Type"] == "image/png"
     assert download["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert AuditEvent.objects.filter(action="document.view", object_type="profile_document").count() == 1
+
+
+def _unfreeze_by_two_reviewers(line: CreditLine, reason_code: str) -> LineChange:
+    from accounts.services import case_decide, decision_review
+    from tests.helpers import op
+
+    case = Case.objects.get(line=line)
+    outcome = case_decide(
+        case_id=case.pk,
+        actor=op(make_role_operator("senior_reviewer", f"p{line.pk}")),
+        kind="unfreeze",
+        reason_code=reason_code,
+        new_limit=line.limit,
+        expected_version=None,
+        idempotency_key=f"u{line.pk}",
+    )
+    if outcome.decision.status == "proposed":
+        decision_review(
+            decision_id=outcome.decision.pk,
+            actor=op(make_role_operator("senior_reviewer", f"a{line.pk}")),
+            approve=True,
+        )
+    assert CreditLine.objects.get(pk=line.pk).status == LineStatus.ACTIVE
+    return LineChange.objects.get(line=line, kind="unfreeze")
+
+
+def test_a_reviewers_unfreeze_after_the_borrower_repaid_is_recorded_as_the_borrowers_doing():
+    repaid = flagged("OVERDUE")
+    owed = Signal.objects.get(line=repaid).evidence["events"]["installment"][0]
+    from accounts.models import Installment
+
+    Installment.objects.filter(pk=owed).update(paid_amount=Decimal("1234.50"), paid_at=now())
+    evaluate_lines([repaid.pk])
+    assert Signal.objects.get(line=repaid).clear_cause == ClearCause.REPAYMENT
+    overturned = flagged("MULTI_HEAD")  # still holds: the reviewers judge it wrong
+
+    assert _unfreeze_by_two_reviewers(repaid, "repaid").cause == LiftCause.BORROWER
+    assert _unfreeze_by_two_reviewers(overturned, "loans_closed").cause == ""
+
+
+def test_the_overdue_reason_gives_the_upstreams_payment_reference_when_it_sent_one():
+    line = make_line()
+    due = overdue(line)
+    from accounts.models import Installment
+
+    Installment.objects.filter(pk=due.pk).update(payment_reference="PAY-2026-0042")
+    evaluate_lines([line.pk])
+
+    assert "还款编号 PAY-2026-0042" in page(Client().get(status_path(line)))
+    assert "payment reference PAY-2026-0042" in page(Client().get(status_path(line) + "?lang=en"))

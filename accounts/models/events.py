@@ -53,6 +53,8 @@ class Installment(Event):
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     paid_amount = models.DecimalField(_("paid amount"), max_digits=14, decimal_places=2, default=Decimal("0"))
+    # The upstream's reference for paying it, when it has one: the borrower's status page shows it.
+    payment_reference = models.CharField(_("payment reference"), max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("installment")

@@ -188,15 +188,20 @@ class _Facts:
             if not unpaid:
                 return _("The overdue installments have been repaid"), None
             if len(unpaid) == 1:
-                return _("The installment due %(day)s is unpaid: %(amount)s outstanding") % {
+                text = _("The installment due %(day)s is unpaid: %(amount)s outstanding") % {
                     "day": _day(unpaid[0].due_date),
                     "amount": money(owed),
-                }, owed
-            return _("%(n)s installments are unpaid, the first due %(day)s: %(amount)s outstanding") % {
-                "n": len(unpaid),
-                "day": _day(unpaid[0].due_date),
-                "amount": money(owed),
-            }, owed
+                }
+            else:
+                text = _("%(n)s installments are unpaid, the first due %(day)s: %(amount)s outstanding") % {
+                    "n": len(unpaid),
+                    "day": _day(unpaid[0].due_date),
+                    "amount": money(owed),
+                }
+            references = sorted({i.payment_reference for i in unpaid if i.payment_reference})
+            if references:
+                text += _("; payment reference %(ref)s") % {"ref": ", ".join(references)}
+            return text, owed
         if s.code == RuleCode.ABNORMAL_USE:
             drawn = {d.pk: d for d in self._cited(s, "drawdown")}
             parts = []

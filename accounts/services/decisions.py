@@ -243,7 +243,9 @@ def _lift(decision: Decision, case: Case, actor: Actor, reason: str, at: datetim
         lines_restore_available(line_ids=[line.pk], actor=actor, reason=reason, at=at)
         _resolve(case, "available_restored", at, fields)
     else:
-        lines_unfreeze(line_ids=[line.pk], limits={line.pk: limit}, actor=actor, reason=reason, at=at)
+        lines_unfreeze(
+            line_ids=[line.pk], limits={line.pk: limit}, actor=actor, reason=reason, at=at, attribute_cause=True
+        )
         _resolve(case, "unfrozen", at, fields)
 
 
@@ -318,7 +320,14 @@ def decision_review(*, decision_id: int, actor: Actor, approve: bool, note: str 
             if line.status != LineStatus.FROZEN:
                 raise DomainError(_("The line is no longer frozen; reject this proposal"))
             assert decision.new_limit is not None
-            lines_unfreeze(line_ids=[line.pk], limits={line.pk: decision.new_limit}, actor=actor, reason=reason, at=at)
+            lines_unfreeze(
+                line_ids=[line.pk],
+                limits={line.pk: decision.new_limit},
+                actor=actor,
+                reason=reason,
+                at=at,
+                attribute_cause=True,
+            )
             decision.status = DecisionStatus.APPROVED
             _resolve(case, "unfrozen", at, fields)
         else:

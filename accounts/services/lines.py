@@ -26,6 +26,7 @@ from accounts.models import (
     CaseStatus,
     CreditLine,
     Installment,
+    LiftCause,
     LineChange,
     LineStatus,
     NotificationKind,
@@ -420,6 +421,13 @@ class Unfrozen:
 
 
 _UNFREEZE_COLUMNS = ", c.status, c.appeal_state"
+# A reviewer's unfreeze is the borrower's own doing (LiftCause.BORROWER) when no reason to freeze holds any more and
+# one stopped holding through the borrower's action since the freeze (a repayment, a profile update: clear_cause).
+_BORROWER_CAUSED = f""", (NOT EXISTS (SELECT 1 FROM {Signal._meta.db_table} fs WHERE fs.line_id = l.id
+        AND fs.status = '{SignalStatus.ACTIVE.value}' AND fs.action = 'freeze')
+    AND EXISTS (SELECT 1 FROM {Signal._meta.db_table} fs WHERE fs.line_id = l.id
+        AND fs.status = '{SignalStatus.CLEARED.value}' AND fs.action = 'freeze' AND fs.clear_cause <> ''
+        AND fs.cleared_at >= l.frozen_since))"""  # noqa: S608 - names from the models
 _UNFREEZE_JOINS = f"LEFT JOIN {Case._meta.db_table} c ON c.line_id = l.id AND c.status <> '{CaseStatus.RESOLVED.value}'"
 
 
@@ -433,6 +441,7 @@ def lines_unfreeze(
     hold_for_review: bool = False,
     four_eyes_limit: Decimal | None = None,
     resolve_cases: bool = False,
+    attribute_cause: bool = False,
 ) -> Unfrozen:
     """Unfreeze the frozen lines among `line_ids`, at their limit or at the lower one `limits` gives.
 
@@ -442,6 +451,8 @@ def lines_unfreeze(
     For jobs: `hold_for_review` leaves frozen the lines whose case has an open appeal or a proposal waiting for a
     second reviewer (they decide those); `four_eyes_limit` leaves frozen those whose limit would be that or more;
     `resolve_cases` resolves each line's unresolved case ("unfrozen").
+    `attribute_cause` (a reviewer's decision): record the unfreeze as the borrower's own doing where it was
+    (`_BORROWER_CAUSED`); a job's is its requester's judgement, and its bulk path pays nothing for the check.
     """
     ids = sorted(set(line_ids))
     result = Unfrozen()
@@ -450,9 +461,10 @@ def lines_unfreeze(
     at = at or timezone.now()
     limits = {i: Decimal(limit).quantize(CENT) for i, limit in (limits or {}).items()}
     with transaction.atomic(savepoint=False):
-        rows = _lock(ids, f"{not_indexed('l.status')} = 'frozen'", columns=_UNFREEZE_COLUMNS, joins=_UNFREEZE_JOINS)
+        columns = _UNFREEZE_COLUMNS + (_BORROWER_CAUSED if attribute_cause else ", false")
+        rows = _lock(ids, f"{not_indexed('l.status')} = 'frozen'", columns=columns, joins=_UNFREEZE_JOINS)
         updates, texts = [], {}
-        for line_id, _status, limit, available, outstanding, case_status, appeal_state in rows:
+        for line_id, _status, limit, available, outstanding, case_status, appeal_state, by_borrower in rows:
             new_limit = limits.get(line_id, limit)
             held = _held(case_status, appeal_state, new_limit, hold_for_review, four_eyes_limit)
             if held:
@@ -461,7 +473,15 @@ def lines_unfreeze(
             new_available = available if new_limit >= limit else _available_within(available, new_limit, outstanding)
             updates.append(
                 LineUpdate(
-                    line_id, LineStatus.FROZEN, limit, available, LineStatus.ACTIVE, new_limit, new_available, reason
+                    line_id,
+                    LineStatus.FROZEN,
+                    limit,
+                    available,
+                    LineStatus.ACTIVE,
+                    new_limit,
+                    new_available,
+                    reason,
+                    cause=LiftCause.BORROWER if by_borrower else "",
                 )
             )
             texts[line_id] = money_text(new_limit)
