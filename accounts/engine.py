@@ -377,7 +377,10 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
         if advice is not None:
             outgoing += [
                 Outgoing(
-                    s.line_id, NotificationKind.OVERDUE_ADVICE, f"overdue_advice:{s.pk}", {"advice": advice.text_zh}
+                    s.line_id,
+                    NotificationKind.OVERDUE_ADVICE,
+                    f"overdue_advice:{s.pk}",
+                    {"advice": advice.text_zh, "link": link_for_borrower(s.line_id)},
                 )
                 for s in remind
             ]

@@ -36,19 +36,19 @@ logger = logging.getLogger(__name__)
 TEMPLATES = {
     NotificationKind.FREEZE: "【借呗】您的额度已暂时冻结，原因：{reason}。如有异议，可在 App 内或通过此链接提交申诉：{link} ，我们将在 72 小时内处理。",
     NotificationKind.LIMIT_CUT: "【借呗】您的可用额度已调整为 ¥{available}，原因：{reason}。查看原因、更新个人信息：{link}",
-    NotificationKind.LIMIT_RESTORED: "【借呗】经人工复核，您的可用额度已恢复为 ¥{available}。感谢您的配合，请合理用款、按时还款。",
-    NotificationKind.LIMIT_RESTORED_AUTO: "【借呗】感谢您及时更新信息，您的可用额度已恢复为 ¥{available}。请合理用款、按时还款。",
+    NotificationKind.LIMIT_RESTORED: "【借呗】经人工复核，您的可用额度已恢复为 ¥{available}。感谢您的配合，请合理用款、按时还款。详情：{link}",
+    NotificationKind.LIMIT_RESTORED_AUTO: "【借呗】感谢您及时更新信息，您的可用额度已恢复为 ¥{available}。请合理用款、按时还款。详情：{link}",
     NotificationKind.PROFILE_UPDATE_REQUEST: "【借呗】您的工作或收入信息可能已变化，请通过此链接更新个人资料，以免影响额度：{link}",
     NotificationKind.OVERDUE_REMINDER: "【借呗】您有一笔 ¥{amount} 的还款已逾期 {days} 天，请尽快还款，按时还款有助于维护您的信用记录。详情：{link}",
-    NotificationKind.UNFREEZE: "【借呗】经人工复核，您的额度已恢复使用，当前额度 ¥{limit}。感谢您的配合，请合理用款、按时还款。",
-    NotificationKind.LIMIT_CHANGE: "【借呗】经人工复核，您的额度已调整为 ¥{limit}。如有疑问，可在 App 内联系客服或提交申诉。",
-    NotificationKind.APPEAL_RECEIVED: "【借呗】我们已收到您的申诉（编号 {appeal}），将在 {hours} 小时内处理并告知结果。",
+    NotificationKind.UNFREEZE: "【借呗】经人工复核，您的额度已恢复使用，当前额度 ¥{limit}。感谢您的配合，请合理用款、按时还款。详情：{link}",
+    NotificationKind.LIMIT_CHANGE: "【借呗】经人工复核，您的额度已调整为 ¥{limit}。如有疑问，可在 App 内联系客服或提交申诉。详情：{link}",
+    NotificationKind.APPEAL_RECEIVED: "【借呗】我们已收到您的申诉（编号 {appeal}），将在 {hours} 小时内处理并告知结果。查看进度：{link}",
     NotificationKind.APPEAL_MORE_INFO: "【借呗】关于您的申诉（编号 {appeal}）：{question} 请通过此链接补充材料：{link}",
-    NotificationKind.APPEAL_APPROVED: "【借呗】您的申诉（编号 {appeal}）已通过。{reply}",
-    NotificationKind.APPEAL_REJECTED: "【借呗】您的申诉（编号 {appeal}）未获通过。{reply}",
+    NotificationKind.APPEAL_APPROVED: "【借呗】您的申诉（编号 {appeal}）已通过。{reply} 详情：{link}",
+    NotificationKind.APPEAL_REJECTED: "【借呗】您的申诉（编号 {appeal}）未获通过。{reply} 详情：{link}",
     NotificationKind.DUE_REMINDER: "【借呗】您有一笔 ¥{amount} 的还款将于 {due} 到期，请按时还款，避免逾期影响信用。详情：{link}",
-    NotificationKind.OVERDUE_ADVICE: "【借呗】温馨提示：{advice}",
-    NotificationKind.CREDIT_EDUCATION: "【借呗】温馨提示：同时向多家机构借款、逾期还款或将借款用于投资、博彩，都会影响您的信用。理性借贷，按时还款。",
+    NotificationKind.OVERDUE_ADVICE: "【借呗】温馨提示：{advice} 详情：{link}",
+    NotificationKind.CREDIT_EDUCATION: "【借呗】温馨提示：同时向多家机构借款、逾期还款或将借款用于投资、博彩，都会影响您的信用。理性借贷，按时还款。详情：{link}",
 }
 
 REASON_ZH = {

@@ -6,6 +6,8 @@ SECRET_KEY; it expires after APPEAL_LINK_DAYS. Nothing in it is personal data.
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
@@ -17,12 +19,23 @@ def _sign(kind: str, object_id: int) -> str:
     return signing.TimestampSigner(salt=_SALT).sign(f"{kind}{object_id}")
 
 
+@functools.cache
+def _path(name: str) -> tuple[str, str]:
+    """The page's path around its token: reversed once (18 µs a time, against 7 for signing: a bulk unfreeze writes
+    a link into each of its messages)."""
+    head, tail = reverse(name, args=["TOKEN"]).split("TOKEN")
+    return head, tail
+
+
 def appeal_link(line_id: int) -> str:
-    return settings.PUBLIC_BASE_URL + reverse("portal:status", args=[_sign("l", line_id)])
+    """The borrower's status page of this line (the appeal is made there): what every message about it carries."""
+    head, tail = _path("portal:status")
+    return settings.PUBLIC_BASE_URL + head + _sign("l", line_id) + tail
 
 
 def more_info_link(appeal_id: int) -> str:
-    return settings.PUBLIC_BASE_URL + reverse("portal:more_info", args=[_sign("a", appeal_id)])
+    head, tail = _path("portal:more_info")
+    return settings.PUBLIC_BASE_URL + head + _sign("a", appeal_id) + tail
 
 
 class LinkInvalid(Exception):

@@ -305,3 +305,13 @@ def browser_login(browser: Browser, live_server: LiveServer, username: str) -> P
     tab.click(".login button[type=submit]")
     tab.wait_for_url(f"{live_server.url}/queue/")
     return tab
+
+
+def linked(body: str, line_id: int) -> str:
+    """A message's text before the status-page link it ends with; fails unless the link opens this line's page."""
+    from appeals.links import read_link
+
+    head, _sep, link = body.rpartition(settings.PUBLIC_BASE_URL)
+    assert head and link.startswith("/a/"), body
+    assert read_link(link.removeprefix("/a/").rstrip("/"), "l") == line_id, body
+    return head

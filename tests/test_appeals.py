@@ -48,6 +48,7 @@ from tests.helpers import (
     fresh,
     in_threads,
     jpeg,
+    linked,
     logged_in,
     page,
     pdf,
@@ -133,7 +134,9 @@ def test_a_retried_request_with_the_same_idempotency_key_creates_exactly_one_app
         {"reason": "loans_closed", "channel": "api", "documents": 2, "case_id": case.pk},
     )
     received = notice(case.line_id, "appeal_received")
-    assert received.body == f"【借呗】我们已收到您的申诉（编号 {appeal.pk}），将在 72 小时内处理并告知结果。"
+    assert linked(received.body, received.line_id) == (
+        f"【借呗】我们已收到您的申诉（编号 {appeal.pk}），将在 72 小时内处理并告知结果。查看进度："
+    )
     assert (fresh(case).appeal_state, fresh(case).appeal_due_at) == ("open", appeal.sla_due_at)
 
 
@@ -655,7 +658,10 @@ def test_approving_an_appeal_against_a_high_severity_freeze_waits_for_a_second_s
     assert (appeal.status, appeal.reply, appeal.decided_at is not None) == ("approved", REPLY, True)
     assert (fresh(line).status, fresh(line).limit) == (LineStatus.ACTIVE, Decimal("20000.00"))
     assert (fresh(case).status, fresh(case).outcome, fresh(case).appeal_state) == ("resolved", "unfrozen", "")
-    assert notice(line.pk, "appeal_approved").body == f"【借呗】您的申诉（编号 {appeal.pk}）已通过。{REPLY}"
+    assert (
+        linked(notice(line.pk, "appeal_approved").body, line.pk)
+        == f"【借呗】您的申诉（编号 {appeal.pk}）已通过。{REPLY} 详情："
+    )
     outcomes = list(AppealRuleOutcome.objects.values_list("appeal_id", "signal_id", "code", "outcome"))
     assert outcomes == [(appeal.pk, signal.pk, "MULTI_HEAD", "overturned")]
     assert list(
@@ -755,7 +761,10 @@ def test_without_a_high_signal_an_approval_applies_at_once(analyst, outcome, new
     assert (fresh(case.line).status, fresh(case.line).limit) == (LineStatus.ACTIVE, limit)
     assert (fresh(case).status, fresh(case).appeal_state) == ("resolved", "")
     expected = "您的额度已恢复使用，额度调整为 ¥12,000.00。" if new_limit else REPLY
-    assert notice(case.line_id, "appeal_approved").body == f"【借呗】您的申诉（编号 {appeal.pk}）已通过。{expected}"
+    assert (
+        linked(notice(case.line_id, "appeal_approved").body, case.line_id)
+        == f"【借呗】您的申诉（编号 {appeal.pk}）已通过。{expected} 详情："
+    )
     # A PROFILE_STALE cut does not freeze, so unfreezing overturns nothing.
     assert list(AppealRuleOutcome.objects.values_list("code", "outcome")) == [("PROFILE_STALE", "upheld")]
 
@@ -785,7 +794,10 @@ def test_rejecting_keeps_the_line_frozen_resolves_the_case_and_tells_the_borrowe
     assert (decided.status, decided.decision.kind, decided.decision.status) == ("rejected", "keep_frozen", "applied")
     assert fresh(case.line).status == LineStatus.FROZEN
     assert (fresh(case).status, fresh(case).outcome, fresh(case).appeal_state) == ("resolved", "kept_frozen", "")
-    assert notice(case.line_id, "appeal_rejected").body == f"【借呗】您的申诉（编号 {appeal.pk}）未获通过。{reply}"
+    assert (
+        linked(notice(case.line_id, "appeal_rejected").body, case.line_id)
+        == f"【借呗】您的申诉（编号 {appeal.pk}）未获通过。{reply} 详情："
+    )
     assert list(AppealRuleOutcome.objects.values_list("code", "outcome")) == [("MULTI_HEAD", "upheld")]
 
 

@@ -1083,7 +1083,8 @@ def test_sending_costs_the_same_queries_for_3_or_30_notifications(n, recording_s
     lines = [make_line() for _ in range(n)]
     with transaction.atomic():
         notifications_queue(
-            [Outgoing(line.pk, "credit_education", f"edu:{line.pk}", {}) for line in lines], at=timezone.now()
+            [Outgoing(line.pk, "credit_education", f"edu:{line.pk}", {"link": "-"}) for line in lines],
+            at=timezone.now(),
         )
 
     # The outbox rows locked with their lines' phones, then one UPDATE for all (in a transaction's two ends).

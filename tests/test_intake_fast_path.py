@@ -49,6 +49,7 @@ from tests.helpers import (
     ROOT,
     STATEMENT,
     in_threads,
+    linked,
     pdf,
     post_api,
     reset_celery_connections,
@@ -287,18 +288,24 @@ def test_an_appeal_over_the_api_stores_exactly_the_rows_the_orm_would_have(integ
     }
 
     message = Notification.objects.get(kind__startswith="appeal_")
+    assert linked(message.body, case.line_id) == (
+        f"【借呗】我们已收到您的申诉（编号 {appeal.pk}），将在 72 小时内处理并告知结果。查看进度："
+    )
     assert {
-        f.attname: getattr(message, f.attname) for f in Notification._meta.concrete_fields if f.attname != "id"
+        f.attname: getattr(message, f.attname)
+        for f in Notification._meta.concrete_fields
+        if f.attname not in ("id", "body")
     } == {
         "line_id": case.line_id,
         "kind": "appeal_received",
         "channel": "sms",
         "dedupe_key": f"appeal_received:{appeal.pk}",
-        "body": f"【借呗】我们已收到您的申诉（编号 {appeal.pk}），将在 72 小时内处理并告知结果。",
         "created_at": submitted,
         "sent_at": None,  # sent after the commit, which the test's transaction never reaches
         "attempts": 0,
         "last_error": "",
+        "held_until": None,
+        "held_reason": "",
     }
 
     # The answer built from what was written equals the one read back from the database.
@@ -553,7 +560,11 @@ def redis_queue(monkeypatch) -> Iterator[Callable[[], list[dict]]]:
 def commit_a_notification(line: CreditLine, n: int) -> None:
     with transaction.atomic():
         notifications.notifications_queue(
-            [notifications.Outgoing(line.pk, NotificationKind.CREDIT_EDUCATION, f"education:{line.pk}:{n}", {})],
+            [
+                notifications.Outgoing(
+                    line.pk, NotificationKind.CREDIT_EDUCATION, f"education:{line.pk}:{n}", {"link": "-"}
+                )
+            ],
             at=timezone.now(),
         )
 

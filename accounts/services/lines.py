@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.hooks import link_for_borrower
+from accounts.hooks import link_for_borrower, links_for_borrowers
 from accounts.models import (
     Case,
     CaseStatus,
@@ -93,9 +93,10 @@ _LINES = f"""
             %(available_before)s::numeric[], %(status_after)s::text[], %(limit_after)s::numeric[],
             %(available_after)s::numeric[], %(signal_ids)s::bigint[], %(causes)s::text[],
             ARRAY(SELECT t FROM json_array_elements_text(%(reasons)s::json) WITH ORDINALITY AS r(t, n) ORDER BY n),
-            ARRAY(SELECT t FROM json_array_elements_text(%(fills)s::json) WITH ORDINALITY AS f(t, n) ORDER BY n))
+            ARRAY(SELECT t FROM json_array_elements_text(%(fills)s::json) WITH ORDINALITY AS f(t, n) ORDER BY n),
+            ARRAY(SELECT t FROM json_array_elements_text(%(links)s::json) WITH ORDINALITY AS k(t, n) ORDER BY n))
         AS v(line_id, status_before, limit_before, available_before, status_after, limit_after, available_after,
-            signal_id, cause, reason, fill)
+            signal_id, cause, reason, fill, link)
     ), l AS (
         UPDATE {_LINE} l SET status = v.status_after, "limit" = v.limit_after, available = v.available_after,
             frozen_since = CASE WHEN v.status_after = 'frozen' THEN COALESCE(l.frozen_since, %(at)s) END,
@@ -122,14 +123,15 @@ _LINE_AUDIT = """
 # Messages that fill one template's one placeholder per line (`Filled`): the text comes with the line (`v.fill`).
 _FILLED_MESSAGES = """
     SELECT v.line_id, %(fill_kind)s::text, %(dedupe_head)s || v.line_id || %(dedupe_tail)s,
-        %(body_head)s || v.fill || %(body_tail)s
+        %(body_head)s || v.fill || %(body_mid)s || v.link || %(body_tail)s
     FROM v"""
 
 
 @dataclass(frozen=True)
 class Filled:
-    """Each line's message: the template of `kind`, its one placeholder filled with `texts[line_id]`; the dedupe key
-    `<dedupe>:<line id>:<time>` (what `Outgoing` would carry, built in the statement for a batch of thousands)."""
+    """Each line's message: the template of `kind`, its one placeholder filled with `texts[line_id]` and its `{link}`
+    with the line's status page (`links_for_borrowers`); the dedupe key `<dedupe>:<line id>:<time>` (what `Outgoing`
+    would carry, built in the statement for a batch of thousands)."""
 
     kind: str
     dedupe: str
@@ -181,9 +183,13 @@ def _write(
         "reasons": to_json([u.reason for u in updates]),
     }
     if isinstance(messages, Filled):
-        head, tail = TEMPLATES[NotificationKind(messages.kind)].split(f"{{{_placeholder(messages.kind)}}}")
+        head, rest = TEMPLATES[NotificationKind(messages.kind)].split(f"{{{_placeholder(messages.kind)}}}")
+        mid, tail = rest.split("{link}") if "{link}" in rest else (rest, "")
+        links = links_for_borrowers([u.line_id for u in updates]) if "{link}" in rest else {}
         params |= {
             "fills": to_json([messages.texts[u.line_id] for u in updates]),
+            "links": to_json([links.get(u.line_id, "") for u in updates]),
+            "body_mid": mid,
             "fill_kind": messages.kind,
             "dedupe_head": f"{messages.dedupe}:",
             "dedupe_tail": f":{at.isoformat()}",
@@ -192,7 +198,11 @@ def _write(
         }
         ctes.append(f"messages AS ({outbox_insert(source=_FILLED_MESSAGES)})")
     else:
-        params |= {"fills": to_json([""] * len(updates)), "messages": outbox_json(messages)}
+        params |= {
+            "fills": to_json([""] * len(updates)),
+            "links": to_json([""] * len(updates)),
+            "messages": outbox_json(messages),
+        }
         ctes.append(f"messages AS ({outbox_insert()})")
     if overturn:
         # The lines just unfrozen or restored (`l`) drive the signals' update, as they drive the cases'.
@@ -215,8 +225,8 @@ def _write(
 
 
 def _placeholder(kind: str) -> str:
-    """The one placeholder of a template that `Filled` fills."""
-    [name] = {part.split("}", 1)[0] for part in TEMPLATES[NotificationKind(kind)].split("{")[1:]}
+    """The one placeholder of a template that `Filled` fills (besides the link)."""
+    [name] = {part.split("}", 1)[0] for part in TEMPLATES[NotificationKind(kind)].split("{")[1:]} - {"link"}
     return name
 
 
@@ -539,7 +549,7 @@ def lines_change_limit(
                 u.line_id,
                 NotificationKind.LIMIT_CHANGE,
                 f"limit:{u.line_id}:{at_iso}",
-                {"limit": money_text(u.limit_after)},
+                {"limit": money_text(u.limit_after), "link": link_for_borrower(u.line_id)},
             )
         )
         if notify

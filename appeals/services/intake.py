@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Case, CaseStatus, CreditLine, LineStatus, NotificationKind
 from accounts.notifications import Outgoing, notifications_send_after_commit, outbox_insert, outbox_json
 from appeals.documents import CheckedDocument, check_documents, store
+from appeals.links import appeal_link
 from appeals.models import OPEN_STATES, Appeal, AppealDocument, AppealReason, AppealStatus
 from appeals.services.common import appeal_priority, lock_appeal, set_case_marker
 from riskops.core.audit import AUDIT_JSON_SOURCE, Actor, Change, actor_params, audit_insert, audit_json, audit_write
@@ -310,7 +311,7 @@ def _write(
                     target.line_id,
                     NotificationKind.APPEAL_RECEIVED,
                     f"appeal_received:{appeal.pk}",
-                    {"appeal": appeal.pk, "hours": settings.APPEAL_SLA_HOURS},
+                    {"appeal": appeal.pk, "hours": settings.APPEAL_SLA_HOURS, "link": appeal_link(target.line_id)},
                 )
             ]
         ),

@@ -34,7 +34,7 @@ from accounts.notifications import Outgoing, notifications_queue
 from accounts.services.cases import case_claim, cases_assign, require_may_work, require_senior_for_escalated
 from accounts.services.decisions import case_decide
 from appeals import replies
-from appeals.links import more_info_link
+from appeals.links import appeal_link, more_info_link
 from appeals.models import OPEN_STATES, Appeal, AppealReason, AppealRuleOutcome, AppealStatus, RuleOutcome
 from appeals.services.common import lock_appeal, set_case_marker
 from riskops.core.audit import Actor, Change, audit_write
@@ -219,7 +219,7 @@ def _finish(appeal: Appeal, *, actor_id: int | None, at: datetime) -> None:
                 appeal.line_id,
                 NotificationKind.APPEAL_APPROVED if approved else NotificationKind.APPEAL_REJECTED,
                 f"appeal_outcome:{appeal.pk}",
-                {"appeal": appeal.pk, "reply": appeal.reply},
+                {"appeal": appeal.pk, "reply": appeal.reply, "link": appeal_link(appeal.line_id)},
             )
         ],
         at=at,
