@@ -928,10 +928,10 @@ def test_a_signal_cleared_between_the_read_and_the_lock_is_found_again(monkeypat
 # Savepoint in and out (2); read the batch: open lines, active signals, suppressions, stale exposures (1); read the
 # rules, 4 rule queries (5); lock the lines that change and bring their cases' exposure in step (1); read their
 # active signals and suppressions again (1); fire: insert + audit (2); freeze: lock, then lines + history + audit +
-# outbox in one statement (2); cut: the same two (2); outbox for update requests and reminders (1); cases: open +
-# raise + link + families + audit (5). An evaluation that changes nothing stops after the rule queries, and opens
-# no transaction (no savepoint).
-EVALUATION_QUERIES = 22
+# outbox in one statement (2); cut: the same two (2); the advice risk managers wrote, when a reminder fires (1);
+# outbox for update requests, reminders and advice (1); cases: open + raise + link + families + audit (5). An
+# evaluation that changes nothing stops after the rule queries, and opens no transaction (no savepoint).
+EVALUATION_QUERIES = 23
 
 
 def mixed_batch(groups: int) -> list[CreditLine]:
@@ -1087,8 +1087,9 @@ def test_sending_costs_the_same_queries_for_3_or_30_notifications(n, recording_s
             at=timezone.now(),
         )
 
-    # The outbox rows locked with their lines' phones, then one UPDATE for all (in a transaction's two ends).
-    with django_assert_num_queries(4):
+    # The outbox rows locked with their lines' phones, the lines' sender locks, their texts of the last 24 hours
+    # (the budget), then one UPDATE for all (in a transaction's two ends).
+    with django_assert_num_queries(6):
         assert notifications_send_pending() == n
 
     assert Notification.objects.filter(line__in=lines, sent_at__isnull=False, attempts=1, last_error="").count() == n
