@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ TEMPLATES = {
     NotificationKind.FREEZE: "【借呗】您的额度已暂时冻结，原因：{reason}。如有异议，可在 App 内或通过此链接提交申诉：{link} ，我们将在 72 小时内处理。",
     NotificationKind.LIMIT_CUT: "【借呗】您的可用额度已调整为 ¥{available}，原因：{reason}。查看原因、更新个人信息：{link}",
     NotificationKind.LIMIT_RESTORED: "【借呗】经人工复核，您的可用额度已恢复为 ¥{available}。感谢您的配合，请合理用款、按时还款。详情：{link}",
-    NotificationKind.LIMIT_RESTORED_AUTO: "【借呗】感谢您及时更新信息，您的可用额度已恢复为 ¥{available}。请合理用款、按时还款。详情：{link}",
+    NotificationKind.LIMIT_RESTORED_AUTO: "【借呗】下调额度的原因已不再成立，您的可用额度已恢复为 ¥{available}。请合理用款、按时还款。详情：{link}",
     NotificationKind.PROFILE_UPDATE_REQUEST: "【借呗】您的工作或收入信息可能已变化，请通过此链接更新个人资料，以免影响额度：{link}",
     NotificationKind.OVERDUE_REMINDER: "【借呗】您有一笔 ¥{amount} 的还款已逾期 {days} 天，请尽快还款，按时还款有助于维护您的信用记录。详情：{link}",
     NotificationKind.UNFREEZE: "【借呗】经人工复核，您的额度已恢复使用，当前额度 ¥{limit}。感谢您的配合，请合理用款、按时还款。详情：{link}",
@@ -109,6 +110,7 @@ NO_PHONE = "not sent: the borrower has no valid mobile number"
 
 
 _CHANNEL = Notification._meta.get_field("channel").default
+_TABLE = Notification._meta.db_table
 assert _CHANNEL.isalnum()  # written into the SQL above
 
 
@@ -128,7 +130,8 @@ def outbox_json(items: list[Outgoing]) -> str:
 
 
 def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
-    """Add notifications to the outbox (one INSERT); duplicates by dedupe_key are ignored.
+    """Add notifications to the outbox (one INSERT); duplicates by dedupe_key are ignored. Returns how many were
+    added (a duplicate is not).
 
     Sending is scheduled after the surrounding transaction commits.
     """
@@ -136,8 +139,9 @@ def notifications_queue(items: list[Outgoing], *, at: datetime) -> int:
         return 0
     with connection.cursor() as cur:
         cur.execute(outbox_insert(), {"at": at, "messages": outbox_json(items)})
+        added = cur.rowcount
     notifications_send_after_commit()
-    return len(items)
+    return added
 
 
 def notifications_send_after_commit() -> None:
@@ -220,6 +224,61 @@ def quiet_until(at: datetime, zone: str) -> datetime | None:
     return datetime.combine(day, clock(end // 60, end % 60), tzinfo=tz).astimezone(UTC)
 
 
+def _lines_to_send(
+    first: dict[int, Notification], now: datetime
+) -> tuple[set[int], dict[int, list[datetime]], dict[int, datetime]]:
+    """One query for the lines whose messages this worker sends: those whose sender lock it takes and that have no
+    older message due that another worker holds; for each, its budgeted texts of the last 24 hours and, when an
+    older message of the borrower is held, until when (their later messages wait for it)."""
+    lines = sorted(first)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT f.line_id,
+                (SELECT array_agg(n.sent_at) FROM {_TABLE} n WHERE n.line_id = f.line_id AND n.sent_at > %(since)s
+                    AND n.channel = %(channel)s AND n.kind = ANY(%(budgeted)s)),
+                (SELECT max(n.held_until) FROM {_TABLE} n WHERE n.line_id = f.line_id AND n.sent_at IS NULL
+                    AND n.attempts < 10 AND (n.created_at, n.id) < (f.created_at, f.id) AND n.held_until > %(now)s),
+                EXISTS (SELECT 1 FROM {_TABLE} n WHERE n.line_id = f.line_id AND n.sent_at IS NULL AND n.attempts < 10
+                    AND (n.created_at, n.id) < (f.created_at, f.id) AND (n.held_until IS NULL OR n.held_until <= %(now)s))
+            FROM unnest(%(lines)s::bigint[], %(ats)s::timestamptz[], %(ids)s::bigint[]) AS f(line_id, created_at, id)
+            WHERE pg_try_advisory_xact_lock(%(locks)s + f.line_id)
+            """,  # noqa: S608 - the table name from the model, values bound
+            {
+                "lines": lines,
+                "ats": [first[i].created_at for i in lines],
+                "ids": [first[i].pk for i in lines],
+                "since": now - BUDGET_WINDOW,
+                "now": now,
+                "channel": _CHANNEL,
+                "budgeted": sorted(BUDGETED),
+                "locks": _SENDER_LOCKS,
+            },
+        )
+        rows = cur.fetchall()
+    mine = {line_id for line_id, _spent, _held, older_due in rows if not older_due}
+    spent = defaultdict(list, {line_id: list(at or []) for line_id, at, _held, _older in rows})
+    behind = {line_id: held for line_id, _spent, held, _older in rows if held is not None}
+    return mine, spent, behind
+
+
+def _held(n: Notification, now: datetime, spent: list[datetime], behind: dict[int, datetime]) -> bool:
+    """Whether the budget holds this message back now (and until when: `held_until`, `held_reason`)."""
+    if n.line_id in behind and n.kind not in ANY_HOUR:  # an older message waits: this one goes out after it
+        n.held_until, n.held_reason = behind[n.line_id], HeldReason.BEHIND
+        return True
+    quiet = None if n.kind in ANY_HOUR else quiet_until(now, n.line.borrower.time_zone)
+    if quiet is not None:
+        n.held_until, n.held_reason = quiet, HeldReason.QUIET_HOURS
+    elif n.kind in BUDGETED and len(spent) >= settings.NOTIFICATION_DAILY_MAX:
+        n.held_until = sorted(spent)[-settings.NOTIFICATION_DAILY_MAX] + BUDGET_WINDOW
+        n.held_reason = HeldReason.DAILY_MAX
+    else:
+        return False
+    behind[n.line_id] = n.held_until  # the borrower's later messages keep their order
+    return True
+
+
 def notifications_send_pending(*, limit: int = 500) -> int:
     """Send up to `limit` unsent notifications; safe to run on many workers at once.
 
@@ -240,34 +299,19 @@ def notifications_send_pending(*, limit: int = 500) -> int:
         )
         if not pending:
             return 0
-        lines = sorted({n.line_id for n in pending})
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT l FROM unnest(%s::bigint[]) AS l WHERE pg_try_advisory_xact_lock(%s + l)",
-                [lines, _SENDER_LOCKS],
-            )
-            mine = {r[0] for r in cur.fetchall()}
-        spent: dict[int, list[datetime]] = defaultdict(list)  # each line's texts of the last 24 hours
-        for line_id, at in Notification.objects.filter(
-            line_id__in=mine, sent_at__gt=now - BUDGET_WINDOW, channel=_CHANNEL, kind__in=BUDGETED
-        ).values_list("line_id", "sent_at"):
-            if at is not None:  # sent_at > ... is never NULL; the type does not know it
-                spent[line_id].append(at)
+        first: dict[int, Notification] = {}
+        for n in pending:
+            first.setdefault(n.line_id, n)
+        mine, spent, behind = _lines_to_send(first, now)
         changed = []
         for n in pending:
             if n.line_id not in mine:
-                continue  # another worker is sending this borrower's messages
+                continue  # another worker is sending this borrower's messages, or holds an older one of them
             changed.append(n)
             borrower = n.line.borrower
-            quiet = None if n.kind in ANY_HOUR else quiet_until(now, borrower.time_zone)
-            if quiet is not None:
-                n.held_until, n.held_reason = quiet, HeldReason.QUIET_HOURS
+            if _held(n, now, spent[n.line_id], behind):
                 continue
             budgeted = n.kind in BUDGETED
-            if budgeted and len(spent[n.line_id]) >= settings.NOTIFICATION_DAILY_MAX:
-                n.held_until = sorted(spent[n.line_id])[-settings.NOTIFICATION_DAILY_MAX] + BUDGET_WINDOW
-                n.held_reason = HeldReason.DAILY_MAX
-                continue
             n.attempts += 1
             try:
                 sender.send(n, borrower.phone)
@@ -305,15 +349,25 @@ def notifications_send_pending(*, limit: int = 500) -> int:
     return sent
 
 
+# A message's signed link opens the borrower's page (their data, their appeal) for APPEAL_LINK_DAYS: a bearer token
+# that logs and files must not keep.
+_SIGNED_LINK = re.compile(r"(/a/(?:more/)?)[^/\s]+/")
+
+
+def without_links(body: str) -> str:
+    """The message with each signed link's token cut out, for logs and development files."""
+    return _SIGNED_LINK.sub(r"\1…/", body)
+
+
 class ConsoleSender:
-    """Logs each message with the phone number masked."""
+    """Logs each message with the phone number masked and the link's token cut out."""
 
     def send(self, notification: Notification, phone: str) -> None:
-        logger.info("SMS to %s [%s]: %s", mask_phone(phone), notification.kind, notification.body)
+        logger.info("SMS to %s [%s]: %s", mask_phone(phone), notification.kind, without_links(notification.body))
 
 
 class FileSender:
-    """Appends one JSON line per message to NOTIFICATION_FILE_PATH (phone masked)."""
+    """Appends one JSON line per message to NOTIFICATION_FILE_PATH (phone masked, the link's token cut out)."""
 
     def send(self, notification: Notification, phone: str) -> None:
         path = Path(settings.NOTIFICATION_FILE_PATH)
@@ -322,7 +376,7 @@ class FileSender:
             "id": notification.pk,
             "to": mask_phone(phone),
             "kind": notification.kind,
-            "body": notification.body,
+            "body": without_links(notification.body),
             "at": timezone.now().isoformat(),
         }
         with path.open("a", encoding="utf-8") as fh:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.engine import evaluate_lines
-from accounts.models import CreditLine, LineStatus
+from accounts.models import CreditLine, ExternalIncomeRecord, LineStatus, RuleCode, Signal, SignalStatus
 from accounts.selectors.borrower import PROFILE_UPDATE, STATUS_VIEW, BorrowerStatus
 from appeals.documents import check_documents, store
 from appeals.services import documents_root
@@ -25,8 +25,9 @@ from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import DomainError
 
 
-def status_view(*, status: BorrowerStatus, actor: Actor) -> None:
-    """The borrower read the explanation: one audit event per view, with the state and the reasons shown."""
+def status_view(*, status: BorrowerStatus, actor: Actor, preview: bool = False) -> None:
+    """The borrower read the explanation: one audit event per view, with the state and the reasons shown. A link
+    preview (a messaging app or crawler fetching the link) is audited as such: nobody read anything."""
     audit_write(
         actor=actor,
         at=timezone.now(),
@@ -41,10 +42,18 @@ def status_view(*, status: BorrowerStatus, actor: Actor) -> None:
                     "state": status.state,
                     "reasons": [r.code for r in status.holding],
                     "no_longer_holding": [r.code for r in status.lifted],
+                    **({"preview": True} if preview else {}),
                 },
             )
         ],
     )
+
+
+def _record_cited(line: CreditLine) -> ExternalIncomeRecord | None:
+    """The newest external record that the line's active PROFILE_STALE signal cites, if one holds."""
+    signal = Signal.objects.filter(line=line, code=RuleCode.PROFILE_STALE, status=SignalStatus.ACTIVE).first()
+    ids = ((signal.evidence.get("events") or {}).get("income_record") or []) if signal else []
+    return ExternalIncomeRecord.objects.filter(pk__in=ids).order_by("-occurred_at", "-id").first() if ids else None
 
 
 @dataclass
@@ -68,6 +77,13 @@ def profile_update(
     income_changed = declared is None or monthly_income != declared
     if income_changed and not files:
         raise DomainError(_("Your income changed: attach a proof of income (a payslip or a bank statement)"))
+    record = _record_cited(line)
+    if record is not None and not files and (monthly_income > record.monthly_income or employer != record.employer):
+        # Saying again what the external record contradicts would clear the signal (and give back the cut) on the
+        # borrower's word alone.
+        raise DomainError(
+            _("Our records show other work or income details: attach a proof of income (a payslip or a bank statement)")
+        )
     docs = check_documents(files)
     at = timezone.now()
     upstream_id = f"portal-{uuid.uuid4().hex}"

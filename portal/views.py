@@ -5,6 +5,7 @@ Phone-sized, in Chinese unless the borrower switches (`?lang=en`). And, for oper
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -33,6 +34,18 @@ BORROWER = "borrower (signed link)"  # who acts, in the audit trail (translated 
 
 def _borrower(request: HttpRequest) -> Actor:
     return Actor.borrower(BORROWER, client_address(request))
+
+
+# Link previews fetch a message's link before anyone taps it (messaging apps, crawlers): their user agents.
+_PREVIEW_AGENTS = re.compile(
+    r"bot|crawl|spider|preview|facebookexternalhit|whatsapp|telegram|slack|discord|skypeuri|curl|wget|python-requests",
+    re.IGNORECASE,
+)
+
+
+def _is_preview(request: HttpRequest) -> bool:
+    agent = request.headers.get("user-agent", "")
+    return bool(_PREVIEW_AGENTS.search(agent))
 
 
 def _borrower_language(request: HttpRequest) -> str:
@@ -66,7 +79,7 @@ def _status_page(
 ) -> HttpResponse:
     status: BorrowerStatus = borrower_status(line)
     eligibility = appeals.appeal_eligibility(line.pk)
-    services.status_view(status=status, actor=_borrower(request))
+    services.status_view(status=status, actor=_borrower(request), preview=_is_preview(request))
     stale = any(r.code == RuleCode.PROFILE_STALE and r.holds for r in status.reasons)
     return render(
         request,

@@ -270,9 +270,30 @@ def test_a_bad_profile_update_is_refused_with_its_message_and_changes_nothing(fi
     assert not ProfileDocument.objects.exists()
 
 
-def test_an_unchanged_income_needs_no_document():
+def test_saying_again_what_the_external_record_contradicts_needs_a_document():
+    # Before, the declared ¥10,000 sent again needed no proof: it cleared the signal and gave back the cut on the
+    # borrower's word against the record's ¥5,000.
     line = flagged("PROFILE_STALE")
-    assert profile_post(line, monthly_income="10000.00").status_code == 302
+
+    refused = profile_post(line, monthly_income="10000.00", employer=line.borrower.employer)
+
+    assert refused.status_code == 400
+    assert "我们的记录显示您的工作或收入信息有所不同：请上传收入证明（工资单或银行流水）" in page(refused)
+    assert Signal.objects.get(line=line, code="PROFILE_STALE").status == SignalStatus.ACTIVE
+    assert not ProfileUpdate.objects.filter(line=line).exists()
+    proved = profile_post(line, [("payslip.png", png())], monthly_income="10000.00", employer=line.borrower.employer)
+    assert proved.status_code == 302
+    assert Signal.objects.get(line=line, code="PROFILE_STALE").status == SignalStatus.CLEARED
+
+
+def test_an_update_that_agrees_with_the_record_and_keeps_the_income_needs_no_document():
+    line = make_line(income="10000.00")
+    income_record(line, now() - timedelta(days=90), "10000.00", employer="杭州另一家公司")  # a new employer
+    evaluate_lines([line.pk])
+    assert Signal.objects.get(line=line, code="PROFILE_STALE").status == SignalStatus.ACTIVE
+
+    assert profile_post(line, monthly_income="10000.00", employer="杭州另一家公司").status_code == 302
+
     assert Signal.objects.get(line=line, code="PROFILE_STALE").status == SignalStatus.CLEARED
 
 
@@ -433,3 +454,48 @@ def test_the_overdue_reason_gives_the_upstreams_payment_reference_when_it_sent_o
 
     assert "还款编号 PAY-2026-0042" in page(Client().get(status_path(line)))
     assert "payment reference PAY-2026-0042" in page(Client().get(status_path(line) + "?lang=en"))
+
+
+def test_a_link_preview_is_audited_as_such_not_as_the_borrower_reading():
+    line = flagged("OVERDUE")
+
+    Client().get(status_path(line), headers={"user-agent": "WhatsApp/2.23.20.0 A"})
+    Client().get(status_path(line), headers={"user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"})
+
+    views = list(AuditEvent.objects.filter(action="borrower.status_view", account_id=line.pk).order_by("id"))
+    assert [(v.after or {}).get("preview", False) for v in views] == [True, False]
+    senior = logged_in(make_role_operator("senior_reviewer", "sr"))
+    text = page(senior.get(f"/cases/{Case.objects.get(line=line).pk}/", headers={"accept-language": "en"}))
+    assert "The link was fetched by a link preview, not read" in text and "Read the explanation" in text
+
+
+def test_a_cut_whose_reason_cleared_without_a_restore_is_still_shown_as_a_cut_that_a_person_reviews():
+    Rule.objects.filter(ruleset__is_active=True, code="PROFILE_STALE").update(restore_on_clear=False)
+    line = flagged("PROFILE_STALE")
+    assert profile_post(line, [("payslip.png", png())]).status_code == 302
+
+    text = page(Client().get(status_path(line)))
+
+    # Before: "您的额度可正常使用" with half the amount missing, and no reason at all.
+    assert "您的可用额度已下调" in text and "您的额度可正常使用" not in text
+    assert 'id="lifted-PROFILE_STALE"' in text and 'id="review-note"' in text
+    assert "下调可用额度的原因已不再成立" in text
+
+
+def test_the_overdue_amount_is_everything_overdue_not_only_what_the_rule_cited():
+    line = make_line()
+    overdue(line, days=40, amount="1000.00")  # the freeze's evidence
+    overdue(line, days=10, amount="234.50")  # overdue too, under the freeze's threshold
+    evaluate_lines([line.pk])
+
+    text = page(Client().get(status_path(line)))
+
+    assert "2 期还款尚未还清" in text and "共待还 ¥1,234.50" in text
+
+
+def test_a_restore_by_time_passing_thanks_nobody_for_an_update():
+    line = flagged("PROFILE_STALE")
+    evaluate_lines([line.pk], now=now() + timedelta(days=400))  # the record has left the lookback
+    [restored] = Notification.objects.filter(line=line, kind=NotificationKind.LIMIT_RESTORED_AUTO)
+    assert "下调额度的原因已不再成立" in restored.body and "感谢您及时更新信息" not in restored.body
+    assert LineChange.objects.get(line=line, kind="restore_available").cause == ""

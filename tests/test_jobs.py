@@ -53,7 +53,7 @@ from riskops.core.errors import ConflictError, DomainError, NotAllowed
 from riskops.jobs.selectors import job_outcomes
 from riskops.models import ActorKind, AuditEvent, Job, JobBatch, JobItem
 from tests.factories import default_ruleset, flag, installment, make_line, make_role_operator
-from tests.helpers import EN, fresh, in_threads, logged_in, op, page, token_client
+from tests.helpers import EN, fresh, in_threads, linked, logged_in, op, page, token_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
@@ -501,7 +501,7 @@ def _unfreeze_rows(line: CreditLine) -> dict[str, object]:
             (
                 n.kind,
                 n.channel,
-                n.body,
+                linked(n.body, line.pk),  # each with its own line's link
                 n.dedupe_key == f"unfreeze:{line.pk}:{change.at.isoformat()}",
                 n.created_at == change.at,
             )
@@ -583,7 +583,7 @@ def test_a_bulk_unfreeze_writes_the_same_rows_a_reviewers_unfreeze_would(senior,
         assert suppression.event_ids == services.evidence_event_keys(signal.evidence)
     assert len(Suppression.objects.get(signal=signals[0]).event_ids) >= 1
     (message,) = Notification.objects.filter(line=by_job, kind=NotificationKind.UNFREEZE)
-    assert message.body == TEMPLATES[NotificationKind.UNFREEZE].format(limit="123,456.70")
+    assert linked(message.body, by_job.pk) == TEMPLATES[NotificationKind.UNFREEZE].format(limit="123,456.70", link="")
     assert message.dedupe_key == f"unfreeze:{by_job.pk}:{change.at.isoformat()}"
     assert (message.channel, message.attempts, message.last_error) == ("sms", 0, "")
     case_after = Case.objects.get(pk=case.pk)

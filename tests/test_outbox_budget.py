@@ -19,7 +19,7 @@ from accounts.services import lines_remind_due
 from ingest.services import events_ingest
 from riskops.core.audit import Actor
 from tests.factories import installment, make_line
-from tests.helpers import in_threads
+from tests.helpers import in_threads, linked
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
 
@@ -108,7 +108,8 @@ def test_a_burst_of_a_thousand_events_for_one_borrower_sends_the_budget_and_the_
         window = sent.filter(sent_at__lte=clock)
         assert window.count() <= 3
         held = Notification.objects.filter(line=line, sent_at__isnull=True)
-        assert all(n.held_reason == HeldReason.DAILY_MAX and (n.held_until or clock) > clock for n in held)
+        reasons = {HeldReason.DAILY_MAX, HeldReason.BEHIND}  # over the budget, or behind one that is
+        assert all(n.held_reason in reasons and (n.held_until or clock) > clock for n in held)
         clock += timedelta(hours=25)
         rounds += 1
         assert rounds < 20
@@ -175,7 +176,8 @@ def test_two_workers_at_once_never_spend_the_budget_twice(monkeypatch):
 
     assert Notification.objects.filter(line=line, sent_at__isnull=False).count() == 3
     assert len(SENT) == 3
-    assert Notification.objects.filter(line=line, held_reason=HeldReason.DAILY_MAX).count() == 2
+    held = Notification.objects.filter(line=line, sent_at__isnull=True)
+    assert sorted(held.values_list("held_reason", flat=True)) == [HeldReason.BEHIND, HeldReason.DAILY_MAX]
 
 
 def test_the_environment_names_a_bad_quiet_hours_value(monkeypatch):
@@ -227,7 +229,7 @@ def test_a_borrower_who_was_overdue_before_is_reminded_days_before_the_due_date_
     installment(frozen, today + timedelta(days=3))
 
     assert lines_remind_due(today=today, days_before=3) == 1
-    lines_remind_due(today=today, days_before=3)
+    assert lines_remind_due(today=today, days_before=3) == 0  # queued once, whatever the runs
 
     [reminder] = Notification.objects.filter(kind=NotificationKind.DUE_REMINDER)
     assert reminder.line_id == was_late.pk and reminder.dedupe_key == f"due_reminder:{coming.pk}"
@@ -248,4 +250,44 @@ def test_a_reminder_tier_overdue_is_followed_by_the_advice_risk_managers_wrote()
     assert kinds == {NotificationKind.OVERDUE_REMINDER, NotificationKind.OVERDUE_ADVICE}
     advice = Notification.objects.get(line=line, kind=NotificationKind.OVERDUE_ADVICE)
     current = Guidance.objects.filter(code="OVERDUE").order_by("-version").first()
-    assert current is not None and advice.body == f"【借呗】温馨提示：{current.text_zh}"
+    assert current is not None and linked(advice.body, line.pk) == f"【借呗】温馨提示：{current.text_zh} 详情："
+
+
+def test_a_payment_the_morning_after_the_due_date_in_shanghai_was_late_and_a_missed_day_is_caught_up():
+    today = timezone.localdate()
+    line = make_line()
+    due = today - timedelta(days=40)
+    # 02:00 in Shanghai the day after the due date: still the due date in UTC (the session's zone).
+    paid = datetime.combine(due + timedelta(days=1), datetime.min.time(), tzinfo=SHANGHAI) + timedelta(hours=2)
+    installment(line, due, paid_at=paid)
+    coming = installment(line, today + timedelta(days=2))  # the run three days before was missed
+
+    assert lines_remind_due(today=today, days_before=3) == 1
+    assert Notification.objects.get(kind=NotificationKind.DUE_REMINDER).dedupe_key == f"due_reminder:{coming.pk}"
+
+
+def test_a_later_message_waits_behind_an_earlier_held_one_of_the_same_borrower(monkeypatch):
+    line = make_line()
+    queue(line, [NotificationKind.FREEZE, NotificationKind.LIMIT_CUT, NotificationKind.OVERDUE_REMINDER], NOON)
+    at(monkeypatch, NOON)
+    notifications_send_pending()
+    queue(line, [NotificationKind.CREDIT_EDUCATION], NOON + timedelta(minutes=1))  # held: the budget is spent
+    at(monkeypatch, NOON + timedelta(minutes=1))
+    notifications_send_pending()
+    # An unfreeze is never held for the budget, but it must not overtake the held notice.
+    notifications_queue(
+        [Outgoing(line.pk, NotificationKind.UNFREEZE, "t:unfreeze", {"limit": "1.00", "link": "l"})],
+        at=NOON + timedelta(minutes=2),
+    )
+    at(monkeypatch, NOON + timedelta(minutes=2))
+    notifications_send_pending()
+
+    education = Notification.objects.get(line=line, kind=NotificationKind.CREDIT_EDUCATION)
+    unfreeze = Notification.objects.get(line=line, kind=NotificationKind.UNFREEZE)
+    assert (education.sent_at, education.held_reason) == (None, HeldReason.DAILY_MAX)
+    assert (unfreeze.sent_at, unfreeze.held_reason) == (None, HeldReason.BEHIND)
+    assert education.held_until is not None and unfreeze.held_until == education.held_until
+
+    at(monkeypatch, education.held_until + timedelta(seconds=1))
+    notifications_send_pending()
+    assert SENT[-2:] == [education.pk, unfreeze.pk]

@@ -30,6 +30,7 @@ class HeldReason(models.TextChoices):
 
     QUIET_HOURS = "quiet_hours", _("quiet hours")
     DAILY_MAX = "daily_max", _("daily message budget reached")
+    BEHIND = "behind", _("waiting behind an earlier message")
 
 
 class Notification(models.Model):

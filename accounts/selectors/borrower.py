@@ -76,9 +76,10 @@ class BorrowerStatus:
 
     @property
     def waiting_for_review(self) -> bool:
-        """Frozen, and none of the reasons that froze it holds any more: a person (or a job) lifts a freeze."""
-        freezing = [r for r in self.reasons if r.action == RuleAction.FREEZE]
-        return self.state == "frozen" and bool(freezing) and not any(r.holds for r in freezing)
+        """Frozen (or cut), and none of the reasons that did it holds any more: a person (or a job) lifts it."""
+        action = {"frozen": RuleAction.FREEZE, "cut": RuleAction.CUT}.get(self.state)
+        deciding = [r for r in self.reasons if r.action == action]
+        return bool(deciding) and not any(r.holds for r in deciding)
 
 
 def _day(value: datetime | date) -> str:
@@ -96,19 +97,35 @@ def guidance_current(codes: Iterable[str] | None = None) -> dict[str, Guidance]:
 
 def borrower_status(line: CreditLine) -> BorrowerStatus:
     """The line's state and its reasons: the active signals, and those that froze or cut it and have cleared since.
-    At most six queries whatever the history (signals, the cut, each kind of evidence once, the guidance)."""
+    A fixed number of queries whatever the history (signals, the last change of the amounts, each kind of evidence
+    once, what is overdue now, the guidance)."""
     cut_at = None
     state = {LineStatus.FROZEN.value: "frozen", LineStatus.CLOSED.value: "closed"}.get(line.status, "active")
     signals = list(Signal.objects.filter(line=line).exclude(status=SignalStatus.OVERTURNED).order_by("fired_at", "id"))
     active = [s for s in signals if s.status == SignalStatus.ACTIVE]
-    if state == "active" and any(s.action == RuleAction.CUT for s in active):
-        state = "cut"
-        cut_at = (
-            LineChange.objects.filter(line=line, kind=LineChangeKind.CUT_AVAILABLE)
-            .order_by("-at")
-            .values_list("at", flat=True)
+    if state == "active":
+        # Cut: the line's last change of its amounts was a cut, and it has not been given back since (a cut whose
+        # signal cleared without a restore is still a cut: the borrower is told it no longer holds).
+        last = (
+            LineChange.objects.filter(
+                line=line,
+                kind__in=[
+                    LineChangeKind.CUT_AVAILABLE,
+                    LineChangeKind.RESTORE_AVAILABLE,
+                    LineChangeKind.UNFREEZE,
+                    LineChangeKind.LIMIT_CHANGE,
+                ],
+            )
+            .order_by("-at", "-id")
+            .values_list("kind", "at")
             .first()
         )
+        if (
+            last is not None
+            and last[0] == LineChangeKind.CUT_AVAILABLE
+            and line.available < line.limit - line.outstanding
+        ):
+            state, cut_at = "cut", last[1]
     decided_at = line.frozen_since if state == "frozen" else cut_at
     shown = list(active)
     if decided_at is not None:
@@ -159,93 +176,117 @@ class _Facts:
             "drawdown": Drawdown,
             "income_record": ExternalIncomeRecord,
         }
+        self._overdue: list[Installment] | None = None
         self.rows: dict[str, dict[int, Any]] = {
             kind: {row.pk: row for row in models[kind].objects.filter(pk__in=ids)}
             for kind, ids in wanted.items()
             if kind in models and ids
         }
 
+    def overdue_now(self, line: CreditLine) -> list[Installment]:
+        """The line's installments past their due date and not paid in full, oldest first (one query, once)."""
+        if self._overdue is None:
+            self._overdue = list(
+                Installment.objects.filter(line=line, paid_at__isnull=True, due_date__lt=timezone.localdate()).order_by(
+                    "due_date", "id"
+                )
+            )
+        return self._overdue
+
     def _cited(self, s: Signal, kind: str) -> list[Any]:
         rows = self.rows.get(kind, {})
         return [rows[int(i)] for i in (s.evidence.get("events") or {}).get(kind, []) if int(i) in rows]
 
     def of(self, s: Signal, line: CreditLine) -> tuple[str, Decimal | None]:
+        """The signal in the borrower's own terms, and for an overdue the amount owed."""
+        explain = {
+            RuleCode.MULTI_HEAD.value: self._multi_head,
+            RuleCode.OVERDUE.value: self._overdue_facts,
+            RuleCode.ABNORMAL_USE.value: self._abnormal_use,
+            RuleCode.PROFILE_STALE.value: self._profile_stale,
+        }.get(s.code)
+        return explain(s, line) if explain else (s.code, None)
+
+    def _multi_head(self, s: Signal, line: CreditLine) -> tuple[str, Decimal | None]:
+        inquiries = self._cited(s, "inquiry")
+        if not inquiries:
+            return _("Several applications to other lenders in a short time"), None
+        first = min(i.occurred_at for i in inquiries)
+        return _("%(n)s applications to %(k)s other lenders since %(day)s") % {
+            "n": len(inquiries),
+            "k": len({i.institution for i in inquiries}),
+            "day": _day(first),
+        }, None
+
+    def _overdue_facts(self, s: Signal, line: CreditLine) -> tuple[str, Decimal | None]:
+        if all(i.paid_at is not None for i in self._cited(s, "installment")):
+            return _("The overdue installments have been repaid"), None
+        # What is overdue now, all of it: the signal cites only the installments past its rule's threshold, and
+        # the borrower is told what they owe, not where the threshold lies.
+        unpaid = self.overdue_now(line)
+        owed = sum((i.amount - i.paid_amount for i in unpaid), Decimal("0"))
+        if not unpaid:
+            return _("The overdue installments have been repaid"), None
+        if len(unpaid) == 1:
+            text = _("The installment due %(day)s is unpaid: %(amount)s outstanding") % {
+                "day": _day(unpaid[0].due_date),
+                "amount": money(owed),
+            }
+        else:
+            text = _("%(n)s installments are unpaid, the first due %(day)s: %(amount)s outstanding") % {
+                "n": len(unpaid),
+                "day": _day(unpaid[0].due_date),
+                "amount": money(owed),
+            }
+        references = sorted({i.payment_reference for i in unpaid if i.payment_reference})
+        if references:
+            text += _("; payment reference %(ref)s") % {"ref": ", ".join(references)}
+        return text, owed
+
+    def _abnormal_use(self, s: Signal, line: CreditLine) -> tuple[str, Decimal | None]:
         values = s.evidence.get("values") or {}
-        if s.code == RuleCode.MULTI_HEAD:
-            inquiries = self._cited(s, "inquiry")
-            if not inquiries:
-                return _("Several applications to other lenders in a short time"), None
-            first = min(i.occurred_at for i in inquiries)
-            return _("%(n)s applications to %(k)s other lenders since %(day)s") % {
-                "n": len(inquiries),
-                "k": len({i.institution for i in inquiries}),
-                "day": _day(first),
+        drawn = {d.pk: d for d in self._cited(s, "drawdown")}
+        parts = []
+        for d in values.get("drawdowns") or []:
+            row = drawn.get(int(d["drawdown_id"]))
+            labels = [
+                str(CounterpartyCategory(c).label) for c in d.get("categories", []) if c in CounterpartyCategory.values
+            ]
+            parts.append(
+                _("of the %(amount)s you drew on %(day)s, %(risky)s went to %(where)s soon after")
+                % {
+                    "amount": money(d["amount"]),
+                    "day": _day(row.occurred_at) if row else "—",
+                    "risky": money(d["risky_transfers"]),
+                    "where": _(", ").join(labels) or "—",
+                }
+            )
+        text = _("; ").join(parts) or _("Borrowed money went to investment or gambling accounts")
+        return text[:1].upper() + text[1:], None
+
+    def _profile_stale(self, s: Signal, line: CreditLine) -> tuple[str, Decimal | None]:
+        values = s.evidence.get("values") or {}
+        records = sorted(self._cited(s, "income_record"), key=lambda r: (r.occurred_at, r.pk))
+        record = records[-1] if records else None
+        updated = _day(line.borrower.profile_updated_at)
+        if record is None:
+            return _("Your work or income may have changed; your profile was last updated on %(updated)s") % {
+                "updated": updated
             }, None
-        if s.code == RuleCode.OVERDUE:
-            installments = sorted(self._cited(s, "installment"), key=lambda i: (i.due_date, i.pk))
-            unpaid = [i for i in installments if i.paid_at is None]
-            owed = sum((i.amount - i.paid_amount for i in unpaid), Decimal("0"))
-            if not unpaid:
-                return _("The overdue installments have been repaid"), None
-            if len(unpaid) == 1:
-                text = _("The installment due %(day)s is unpaid: %(amount)s outstanding") % {
-                    "day": _day(unpaid[0].due_date),
-                    "amount": money(owed),
-                }
-            else:
-                text = _("%(n)s installments are unpaid, the first due %(day)s: %(amount)s outstanding") % {
-                    "n": len(unpaid),
-                    "day": _day(unpaid[0].due_date),
-                    "amount": money(owed),
-                }
-            references = sorted({i.payment_reference for i in unpaid if i.payment_reference})
-            if references:
-                text += _("; payment reference %(ref)s") % {"ref": ", ".join(references)}
-            return text, owed
-        if s.code == RuleCode.ABNORMAL_USE:
-            drawn = {d.pk: d for d in self._cited(s, "drawdown")}
-            parts = []
-            for d in values.get("drawdowns") or []:
-                row = drawn.get(int(d["drawdown_id"]))
-                labels = [
-                    str(CounterpartyCategory(c).label)
-                    for c in d.get("categories", [])
-                    if c in CounterpartyCategory.values
-                ]
-                parts.append(
-                    _("of the %(amount)s you drew on %(day)s, %(risky)s went to %(where)s soon after")
-                    % {
-                        "amount": money(d["amount"]),
-                        "day": _day(row.occurred_at) if row else "—",
-                        "risky": money(d["risky_transfers"]),
-                        "where": _(", ").join(labels) or "—",
-                    }
-                )
-            text = _("; ").join(parts) or _("Borrowed money went to investment or gambling accounts")
-            return text[:1].upper() + text[1:], None
-        if s.code == RuleCode.PROFILE_STALE:
-            records = sorted(self._cited(s, "income_record"), key=lambda r: (r.occurred_at, r.pk))
-            record = records[-1] if records else None
-            updated = _day(line.borrower.profile_updated_at)
-            if record is None:
-                return _("Your work or income may have changed; your profile was last updated on %(updated)s") % {
-                    "updated": updated
-                }, None
-            if values.get("employer_changed"):
-                return _("A record from %(day)s shows a new employer; your profile was last updated on %(updated)s") % {
-                    "day": _day(record.occurred_at),
-                    "updated": updated,
-                }, None
-            return _(
-                "A record from %(day)s shows a monthly income of %(income)s, while your profile says %(declared)s;"
-                " your profile was last updated on %(updated)s"
-            ) % {
+        if values.get("employer_changed"):
+            return _("A record from %(day)s shows a new employer; your profile was last updated on %(updated)s") % {
                 "day": _day(record.occurred_at),
-                "income": money(record.monthly_income),
-                "declared": money(values.get("declared_income")),
                 "updated": updated,
             }, None
-        return str(RULE_SHORT_LABELS.get(RuleCode(s.code), s.code)), None
+        return _(
+            "A record from %(day)s shows a monthly income of %(income)s, while your profile says %(declared)s;"
+            " your profile was last updated on %(updated)s"
+        ) % {
+            "day": _day(record.occurred_at),
+            "income": money(record.monthly_income),
+            "declared": money(values.get("declared_income")),
+            "updated": updated,
+        }, None
 
 
 @dataclass
@@ -266,7 +307,9 @@ def borrower_side(line_id: int, *, limit: int = 20) -> list[BorrowerSideItem]:
     )
     for e in events:
         after = e["after"] or {}
-        if e["action"] == STATUS_VIEW:
+        if e["action"] == STATUS_VIEW and after.get("preview"):
+            items.append(BorrowerSideItem(e["at"], _("The link was fetched by a link preview, not read")))
+        elif e["action"] == STATUS_VIEW:
             codes = ", ".join(
                 str(RULE_SHORT_LABELS.get(RuleCode(c), c)) for c in after.get("reasons", []) if c in RuleCode.values
             )

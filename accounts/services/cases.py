@@ -131,14 +131,17 @@ def refresh_exposure_cte(locked: str, line_ids: list[int]) -> str:
     """  # noqa: S608 - table names from the models, values bound
 
 
-def resolve_ctes(line_ids: list[int]) -> str:
+def resolve_ctes(line_ids: list[int], *, keep_proposals: bool = False) -> str:
     """A job's unfreeze resolves the lines' unresolved cases in the statement that unfreezes them (`lines._write`):
     CTEs over `l` (the unfrozen lines among `line_ids`), with the outcome `%(outcome)s`; `RESOLVE_AUDIT` is the
-    source of their audit events. The batch's range lets the planner read the cases through their line index."""
+    source of their audit events. The batch's range lets the planner read the cases through their line index.
+    `keep_proposals`: a case whose proposal waits for a second reviewer stays for them (they reject what no longer
+    applies)."""
+    proposals = f" AND c.status <> '{CaseStatus.AWAITING_APPROVAL.value}'" if keep_proposals else ""
     return f"""
     c_old AS (
         SELECT c.id, c.status FROM {_CASE} c JOIN l ON c.line_id = l.id
-        WHERE {id_range("c.line_id", line_ids)} AND c.status <> 'resolved' ORDER BY c.id FOR UPDATE OF c
+        WHERE {id_range("c.line_id", line_ids)} AND c.status <> 'resolved'{proposals} ORDER BY c.id FOR UPDATE OF c
     ), c AS (
         UPDATE {_CASE} c SET status = 'resolved', outcome = %(outcome)s, resolved_at = %(at)s, updated_at = %(at)s,
             version = c.version + 1

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -154,6 +155,7 @@ def _write(
     overturn: str = "",
     change_reason: str = "",
     resolve_cases: str = "",
+    keep_proposals: bool = False,
 ) -> None:
     """Write line changes and what follows from them in one statement.
 
@@ -215,7 +217,7 @@ def _write(
         )
         audit.append(signals.OVERTURN_AUDIT)
     if resolve_cases:
-        ctes.append(cases.resolve_ctes([u.line_id for u in updates]))
+        ctes.append(cases.resolve_ctes([u.line_id for u in updates], keep_proposals=keep_proposals))
         audit.append(cases.RESOLVE_AUDIT)
         params["outcome"] = resolve_cases
     ctes.append(f"audit AS ({audit_insert(' UNION ALL '.join(audit))})")
@@ -414,6 +416,7 @@ def lines_restore_available(
             overturn="" if after_clear else "cut",
             change_reason=reason,
             resolve_cases="available_restored" if resolve_cases else "",
+            keep_proposals=after_clear,
         )
     return [u.line_id for u in updates]
 
@@ -586,9 +589,10 @@ def lines_remind(*, line_ids: Iterable[int], dedupe_prefix: str, at: datetime | 
 
 
 def lines_remind_due(*, today: date, days_before: int, chunk: int = 5000) -> int:
-    """Remind, `days_before` days ahead, each borrower who was overdue before of an installment falling due: one
-    message per installment ever (its dedupe key), on active lines only. Returns how many were queued (a message
-    already in the outbox counts once, when it was first queued)."""
+    """Remind each borrower who was overdue before (an OVERDUE signal, or an installment paid after its due date in
+    the platform's time zone) of an installment falling due within `days_before` days: one message per installment
+    ever (its dedupe key; a day the scheduler missed is caught up), on active lines only. Returns how many were
+    queued now (those already in the outbox are not queued again)."""
     if days_before <= 0:
         return 0
     due = today + timedelta(days=days_before)
@@ -597,18 +601,17 @@ def lines_remind_due(*, today: date, days_before: int, chunk: int = 5000) -> int
     with connection.cursor() as cur:
         cur.execute(
             f"""
-            SELECT i.id, i.line_id, i.amount - i.paid_amount
+            SELECT i.id, i.line_id, i.amount - i.paid_amount, i.due_date
             FROM {installments} i JOIN {_LINE} l ON l.id = i.line_id
-            WHERE i.paid_at IS NULL AND i.due_date = %(due)s AND l.status = 'active'
+            WHERE i.paid_at IS NULL AND i.due_date > %(today)s AND i.due_date <= %(due)s AND l.status = 'active'
               AND (EXISTS (SELECT 1 FROM {signal_table} s WHERE s.line_id = i.line_id AND s.code = 'OVERDUE')
-                   OR EXISTS (SELECT 1 FROM {installments} p WHERE p.line_id = i.line_id
-                              AND p.due_date < %(today)s AND (p.paid_at IS NULL OR p.paid_at::date > p.due_date)))
+                   OR EXISTS (SELECT 1 FROM {installments} p WHERE p.line_id = i.line_id AND p.due_date < %(today)s
+                              AND (p.paid_at IS NULL OR (p.paid_at AT TIME ZONE %(tz)s)::date > p.due_date)))
             ORDER BY i.id
             """,  # noqa: S608 - table names from the models, values bound
-            {"due": due, "today": today},
+            {"due": due, "today": today, "tz": settings.TIME_ZONE},
         )
         rows = cur.fetchall()
-    due_text = f"{due.month}月{due.day}日"
     queued = 0
     for start in range(0, len(rows), chunk):
         items = [
@@ -616,9 +619,9 @@ def lines_remind_due(*, today: date, days_before: int, chunk: int = 5000) -> int
                 line_id,
                 NotificationKind.DUE_REMINDER,
                 f"due_reminder:{installment_id}",
-                {"amount": money_text(owed), "due": due_text, "link": link_for_borrower(line_id)},
+                {"amount": money_text(owed), "due": f"{day.month}月{day.day}日", "link": link_for_borrower(line_id)},
             )
-            for installment_id, line_id, owed in rows[start : start + chunk]
+            for installment_id, line_id, owed, day in rows[start : start + chunk]
         ]
         with transaction.atomic():
             queued += notifications_queue(items, at=timezone.now())
