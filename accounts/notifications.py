@@ -355,7 +355,7 @@ _SIGNED_LINK = re.compile(r"(/a/(?:more/)?)[^/\s]+/")
 
 
 def without_links(body: str) -> str:
-    """The message with each signed link's token cut out, for logs and development files."""
+    """The message with each signed link's token cut out, for logs."""
     return _SIGNED_LINK.sub(r"\1…/", body)
 
 
@@ -367,7 +367,9 @@ class ConsoleSender:
 
 
 class FileSender:
-    """Appends one JSON line per message to NOTIFICATION_FILE_PATH (phone masked, the link's token cut out)."""
+    """Appends one JSON line per message to NOTIFICATION_FILE_PATH (phone masked): the development stand-in for the
+    borrower's phone, so the message is kept as delivered, link and all (`make run`: open a borrower's page from it).
+    Never a production sender: the file holds working links."""
 
     def send(self, notification: Notification, phone: str) -> None:
         path = Path(settings.NOTIFICATION_FILE_PATH)
@@ -376,7 +378,7 @@ class FileSender:
             "id": notification.pk,
             "to": mask_phone(phone),
             "kind": notification.kind,
-            "body": without_links(notification.body),
+            "body": notification.body,
             "at": timezone.now().isoformat(),
         }
         with path.open("a", encoding="utf-8") as fh:
