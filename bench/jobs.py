@@ -61,6 +61,7 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -117,28 +118,49 @@ QUEUE = f"riskops-jobs-bench-{uuid.uuid4().hex[:8]}"
 
 
 def database_url(name: str) -> str:
-    url = os.environ["DATABASE_URL"]
-    head, _, tail = url.rpartition("/")
-    query = tail.partition("?")[2]
-    return f"{head}/{name}" + (f"?{query}" if query else "")
+    """DATABASE_URL naming another database. Its path, not its last "/": the embedded server's URL carries the socket
+    directory in its query (`postgresql://postgres@/riskops_jobs_bench?host=/.../var/pg`), and the template was
+    looked for under var/riskops_pages."""
+    return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
 
 
 def exists(conn: Any, name: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
-def seed_template(template: str, accounts: int) -> float:
-    """Make the template database the way bench/pages.py does: migrate, then seed_demo with the engine."""
-    print(f"{template} does not exist: seeding {accounts:,} accounts into it (as bench/pages.py does) ...")
+def seeded(template: str) -> bool:
+    """Whether the template holds seeded accounts (a seed that failed half way left an empty database behind, which
+    the next run copied: 0 accounts, and a job refused for an empty selection)."""
     with admin_connection() as conn:
+        if not exists(conn, template):
+            return False
+    with psycopg.connect(database_url(template), autocommit=True) as conn:
+        table = conn.execute("SELECT to_regclass('accounts_creditline')").fetchone()
+        if not table or table[0] is None:
+            return False
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM accounts_creditline WHERE status = 'frozen')").fetchone()
+        return bool(row and row[0])
+
+
+def seed_template(template: str, accounts: int) -> float:
+    """Make the template database the way bench/pages.py does: migrate, then seed_demo with the engine. A seed that
+    fails drops what it made, so the next run seeds again."""
+    print(f"{template} is missing or not seeded: seeding {accounts:,} accounts into it (as bench/pages.py does) ...")
+    with admin_connection() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
     env = {**os.environ, "DATABASE_URL": database_url(template), "CELERY_BROKER_URL": "memory://"}
     started = time.monotonic()
     manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
-    subprocess.run(
-        [*manage, "seed_demo", "--accounts", str(accounts), "--seed", BENCH_SEED, "--reset"], env=env, check=True
-    )
+    try:
+        subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+        subprocess.run(
+            [*manage, "seed_demo", "--accounts", str(accounts), "--seed", BENCH_SEED, "--reset"], env=env, check=True
+        )
+    except BaseException:
+        with admin_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
+        raise
     return time.monotonic() - started
 
 
@@ -537,9 +559,7 @@ def main() -> None:
     print(f"database {name} (copy of {args.template}); broker {broker}, queue {QUEUE}; {os.cpu_count()} cores")
 
     seed_seconds = None
-    with admin_connection() as conn:
-        have_template = exists(conn, args.template)
-    if not have_template:
+    if not seeded(args.template):
         seed_seconds = seed_template(args.template, args.accounts)
     copy_seconds = copy_template(args.template, name)
     print(f"copied {args.template} to {name} in {copy_seconds:.1f} s")
