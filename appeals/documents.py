@@ -477,6 +477,36 @@ def read_uploads(uploads: list, unsafe_names: list[str] | None = None) -> list[t
     return files
 
 
+class StoredFiles:
+    """Files written inside a transaction (an appeal's, a profile update's); removed again if it does not commit."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.paths: list[Path] = []
+
+    def write(self, docs: list[CheckedDocument]) -> list[dict[str, Any]]:
+        """Store each document under a random name; the fields of its row (stored and original name, type, size,
+        hash), for the model that records it."""
+        fields = []
+        for doc in docs:
+            name = store(doc, self.root)
+            self.paths.append(self.root / name)
+            fields.append(
+                {
+                    "stored_name": name,
+                    "original_name": doc.original_name,
+                    "content_type": doc.content_type,
+                    "size": doc.size,
+                    "sha256": doc.sha256,
+                }
+            )
+        return fields
+
+    def discard(self) -> None:
+        for path in self.paths:
+            path.unlink(missing_ok=True)
+
+
 def document_response(path: Path, content_type: str, original_name: str, *, download: bool) -> HttpResponse:
     """A stored document for an operator: its checked type, never sniffed, never run by the browser."""
     content_type = content_type if content_type in EXTENSIONS else "application/octet-stream"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,7 +15,7 @@ from django.utils.translation import gettext as _
 from accounts.engine import evaluate_lines
 from accounts.models import CreditLine, ExternalIncomeRecord, LineStatus, RuleCode, Signal, SignalStatus
 from accounts.selectors.borrower import PROFILE_UPDATE, STATUS_VIEW, BorrowerStatus
-from appeals.documents import check_documents, store
+from appeals.documents import StoredFiles, check_documents
 from appeals.services import documents_root
 from ingest.models import BatchSource, BatchStatus
 from ingest.services import events_ingest
@@ -87,7 +86,7 @@ def profile_update(
     docs = check_documents(files)
     at = timezone.now()
     upstream_id = f"portal-{uuid.uuid4().hex}"
-    written: list[Path] = []
+    stored = StoredFiles(documents_root())
     try:
         with transaction.atomic():
             batch = events_ingest(
@@ -106,22 +105,10 @@ def profile_update(
             )
             if batch.status != BatchStatus.STORED:
                 raise DomainError(_("Your update could not be saved; please check it and try again"))
-            rows = []
-            for doc in docs:
-                name = store(doc, documents_root())
-                written.append(documents_root() / name)
-                rows.append(
-                    ProfileDocument(
-                        line=line,
-                        upstream_id=upstream_id,
-                        stored_name=name,
-                        original_name=doc.original_name,
-                        content_type=doc.content_type,
-                        size=doc.size,
-                        sha256=doc.sha256,
-                        uploaded_at=at,
-                    )
-                )
+            rows = [
+                ProfileDocument(line=line, upstream_id=upstream_id, uploaded_at=at, **fields)
+                for fields in stored.write(docs)
+            ]
             ProfileDocument.objects.bulk_create(rows)
             audit_write(
                 actor=actor,
@@ -143,8 +130,7 @@ def profile_update(
                 ],
             )
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+        stored.discard()
         raise
     result = evaluate_lines([line.pk], actor=Actor.engine())  # the engine reacting to the borrower's new data
     return ProfileUpdated(restored=result.restored > 0, cleared=result.cleared)

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Case, CaseStatus, CreditLine, LineStatus, NotificationKind
 from accounts.notifications import Outgoing, notifications_send_after_commit, outbox_insert, outbox_json
-from appeals.documents import CheckedDocument, check_documents, store
+from appeals.documents import CheckedDocument, StoredFiles, check_documents
 from appeals.links import appeal_link
 from appeals.models import OPEN_STATES, Appeal, AppealDocument, AppealReason, AppealStatus
 from appeals.services.common import appeal_priority, lock_appeal, set_case_marker
@@ -54,35 +54,19 @@ def _fingerprint(account: str, reason: str, statement: str, docs: list[CheckedDo
     return h.hexdigest()
 
 
-class _StoredFiles:
-    """Files written inside a transaction; removed again if the transaction does not commit."""
+class _StoredFiles(StoredFiles):
+    """An appeal's files, written inside its transaction; removed again if the transaction does not commit."""
 
     def __init__(self) -> None:
-        self.paths: list[Path] = []
+        super().__init__(documents_root())
 
-    def write(self, appeal_id: int, docs: list[CheckedDocument], at: datetime, round_no: int) -> list[AppealDocument]:
+    def appeal_rows(
+        self, appeal_id: int, docs: list[CheckedDocument], at: datetime, round_no: int
+    ) -> list[AppealDocument]:
         """Write the files; returns their rows, unsaved."""
-        rows = []
-        for doc in docs:
-            name = store(doc, documents_root())
-            self.paths.append(documents_root() / name)
-            rows.append(
-                AppealDocument(
-                    appeal_id=appeal_id,
-                    stored_name=name,
-                    original_name=doc.original_name,
-                    content_type=doc.content_type,
-                    size=doc.size,
-                    sha256=doc.sha256,
-                    uploaded_at=at,
-                    round=round_no,
-                )
-            )
-        return rows
-
-    def discard(self) -> None:
-        for path in self.paths:
-            path.unlink(missing_ok=True)
+        return [
+            AppealDocument(appeal_id=appeal_id, uploaded_at=at, round=round_no, **fields) for fields in self.write(docs)
+        ]
 
 
 # --- May this account be appealed? One rule.
@@ -286,7 +270,7 @@ def _write(
         request_fingerprint=fingerprint,
         submitted_by_id=actor.user_id,
     )
-    documents = stored.write(appeal.pk, docs, at, 0)
+    documents = stored.appeal_rows(appeal.pk, docs, at, 0)
     params: dict[str, Any] = {
         **actor_params(actor, at),
         "appeal": rows_json([appeal]),
@@ -375,7 +359,7 @@ def appeal_add_documents(*, appeal_id: int, files: list[tuple[str, bytes]], note
                     _("An appeal holds at most %(max)d documents; it has %(n)d")
                     % {"max": MAX_DOCUMENTS_PER_APPEAL, "n": len(rounds)}
                 )
-            AppealDocument.objects.bulk_create(stored.write(appeal.pk, docs, at, max(rounds, default=0) + 1))
+            AppealDocument.objects.bulk_create(stored.appeal_rows(appeal.pk, docs, at, max(rounds, default=0) + 1))
             assert appeal.sla_paused_at is not None
             paused_for = at - appeal.sla_paused_at
             appeal.sla_due_at += paused_for
