@@ -9,13 +9,15 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from accounts.figures import MAX_FIGURE_DAYS
 from accounts.forms import MONEY_FIELD
 from accounts.queue_filters import ASSIGNEE_CHOICES, SLA_CHOICES
 from accounts.validation import ACCOUNT_REF
 from appeals import replies
+from appeals.figures import FIGURE_CHOICES
 from appeals.models import AppealReason, AppealStatus
 from appeals.selectors import InboxFilters
-from riskops.core.forms import IdField, IdsField
+from riskops.core.forms import DayField, IdField, IdsField
 
 OUTCOME_CHOICES = [
     (replies.APPROVE, _("Approve: unfreeze at the full limit")),
@@ -105,6 +107,11 @@ class InboxFilterForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": _("#appeal, account no. or phone last 4"), "autocomplete": "off"}),
     )
 
+    figure = forms.ChoiceField(required=False, choices=[("", "-"), *((f, f) for f in FIGURE_CHOICES)])
+    figure_from = DayField(required=False)
+    figure_to = DayField(required=False)
+    figure_key = forms.ChoiceField(required=False, choices=[("", "-"), ("in_sla", "in_sla"), ("late", "late")])
+
     def __init__(self, *args: Any, operators: Iterable[Any] = (), **kwargs: Any) -> None:
         """`operators`: those an appeal can be assigned to, each a choice of the assignee filter by id."""
         super().__init__(*args, **kwargs)
@@ -123,6 +130,17 @@ class InboxFilterForm(forms.Form):
                 )
             )
         return q
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("figure_from"), data.get("figure_to")
+        if data.get("figure") and not (start and end):
+            raise forms.ValidationError(_("A dashboard figure needs its first and last day"))
+        if start and end and start > end:
+            raise forms.ValidationError(_("The figure's first day is after its last day"))
+        if start and end and (end - start).days + 1 > MAX_FIGURE_DAYS:
+            raise forms.ValidationError(_("A figure spans at most %(days)s days") % {"days": MAX_FIGURE_DAYS})
+        return data
 
     def filters(self) -> InboxFilters:
         """The checked filter; the whole inbox when the form is unbound or not valid."""

@@ -96,6 +96,7 @@ class Appeal(models.Model):
             models.Index(fields=["decided_at", "id"], name="appeal_decided", condition=Q(decided_at__isnull=False)),
             models.Index(fields=["sla_due_at", "id"], name="appeal_deadline"),
             models.Index(fields=["line", "submitted_at"], name="appeal_line_at"),
+            models.Index(fields=["submitted_at"], name="appeal_submitted_at"),  # the dashboard's appeals of today
         ]
         permissions = [("submit_appeal", "Can submit appeals for borrowers (lending-app integration)")]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.hooks import CasePanel
 from accounts.selectors.case import CaseDetail, case_detail
 from accounts.selectors.queue import by_line_search, operators_for_assignment
+from appeals.figures import figure_appeal_ids
 from appeals.models import CLOCK_STATES, OPEN_STATES, Appeal, AppealAlert, AppealRuleOutcome, AppealStatus, RuleOutcome
 
 DECIDED_STATES = [s.value for s in AppealStatus if s not in OPEN_STATES]
@@ -60,6 +61,11 @@ class InboxFilters:
     sla: str = ""  # "", "within", "due_soon", "breached": the clock's state, for appeals whose clock runs
     assignee: str = ""  # "", "me", "unassigned", or an operator's id (the assignee of the appeal's case)
     q: str = ""  # "#<appeal id>", 4 digits (a phone's last 4), or an account number or its beginning
+    # A dashboard figure's appeals (appeals.figures), whatever their status unless one is named.
+    figure: str = ""
+    figure_from: date | None = None
+    figure_to: date | None = None
+    figure_key: str = ""
 
     @property
     def decided(self) -> bool:
@@ -87,7 +93,13 @@ def parse_cursor(raw: str) -> tuple[datetime, int] | None:
 def inbox_queryset(filters: InboxFilters, *, user_id: int | None, now: datetime | None = None) -> QuerySet[Appeal]:
     """The appeals the filter selects, unordered."""
     qs = Appeal.objects.all()
-    if filters.status != "all":
+    if filters.figure and filters.figure_from and filters.figure_to:
+        qs = qs.filter(
+            id__in=figure_appeal_ids(
+                filters.figure, start=filters.figure_from, end=filters.figure_to, key=filters.figure_key
+            )
+        )
+    if filters.status != "all" and not (filters.figure and filters.status == ""):
         qs = qs.filter(status__in=INBOX_STATUSES[filters.status])
     if filters.reason:
         qs = qs.filter(reason=filters.reason)

@@ -277,3 +277,37 @@ class ApiToken(TokenProxy):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.key[:4]}…)"
+
+
+class DailyFigure(models.Model):
+    """A closed day's count of one dashboard figure and key (accounts.figures, appeals.figures), kept by
+    `riskops.dashboard.services.dashboard_refresh`; today's are counted live from the same SQL."""
+
+    day = models.DateField()
+    figure = models.CharField(max_length=20)
+    key = models.CharField(max_length=40, blank=True)
+    n = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("daily figure")
+        verbose_name_plural = _("daily figures")
+        constraints = [models.UniqueConstraint(fields=["day", "figure", "key"], name="one_daily_figure")]
+        permissions = [("view_operator_figures", "Can see the dashboard's decisions per operator")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.figure} {self.key}: {self.n}"
+
+
+class DailyFiguresDay(models.Model):
+    """A closed day whose figures are all in DailyFigure, counted in this time zone at that time."""
+
+    day = models.DateField(primary_key=True)
+    time_zone = models.CharField(max_length=40)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("day of daily figures")
+        verbose_name_plural = _("days of daily figures")
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.time_zone})"

@@ -362,6 +362,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "riskops.tasks.audit_checkpoint",
         "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)),
     },
+    # The dashboard's closed days (riskops.dashboard): counted once, soon after midnight; a missed run catches up.
+    "dashboard-refresh": {
+        "task": "riskops.tasks.dashboard_refresh",
+        "schedule": float(env_int("DASHBOARD_REFRESH_SECONDS", 300, minimum=10)),
+    },
     "reevaluate-all-nightly": {
         "task": "riskops.tasks.job_reevaluate_all",
         "schedule": __import__("celery.schedules", fromlist=["crontab"]).crontab(hour=2, minute=0),
@@ -380,6 +385,9 @@ NOTIFICATION_DAILY_MAX = env_int("NOTIFICATION_DAILY_MAX", 3, minimum=1)
 NOTIFICATION_QUIET_HOURS = env_hours("NOTIFICATION_QUIET_HOURS", "21:00-08:00")
 # Borrowers who were overdue before are reminded this many days before an installment falls due (0: never).
 REMINDER_DAYS_BEFORE_DUE = env_int("REMINDER_DAYS_BEFORE_DUE", 3)
+
+# --- The dashboard keeps the figures of this many closed days (riskops.dashboard); older days are counted live.
+DASHBOARD_DAYS = env_int("DASHBOARD_DAYS", 400, minimum=1)
 
 # --- Risk engine
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 2000, minimum=1)

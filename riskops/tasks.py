@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from riskops.core import audit_chain
+from riskops.dashboard import services as dashboard
 from riskops.jobs import dispatch, requests, runner
 
 
@@ -57,3 +58,9 @@ def audit_checkpoint() -> int | None:
     """Beat, every few minutes: seal, then sign the chain's head (when it moved)."""
     checkpoint = audit_chain.audit_checkpoint()
     return checkpoint.pk if checkpoint else None
+
+
+@shared_task(name="riskops.tasks.dashboard_refresh", acks_late=True, ignore_result=True)
+def dashboard_refresh() -> int:
+    """Beat, every few minutes: count the dashboard's closed days not counted yet (idempotent)."""
+    return dashboard.dashboard_refresh()

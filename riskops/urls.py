@@ -5,17 +5,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.views.queue import home
 from riskops import views
 from riskops.audit_trail.urls import urlpatterns as audit_urls
+from riskops.dashboard.urls import urlpatterns as dashboard_urls
+from riskops.dashboard.views import home
 from riskops.jobs.urls import urlpatterns as jobs_urls
 
 urlpatterns = [
     path("", home, name="home"),
     path("", include("accounts.urls")),
     path("", include("appeals.urls")),
-    # One "riskops" namespace for the project's own pages: the jobs' and the audit page's.
-    path("", include((jobs_urls + audit_urls, "riskops"))),
+    # One "riskops" namespace for the project's own pages: the jobs', the audit page's and the dashboard's.
+    path("", include((jobs_urls + audit_urls + dashboard_urls, "riskops"))),
     path("", include("ingest.urls")),
     path("", include("portal.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),

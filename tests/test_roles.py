@@ -50,6 +50,7 @@ from riskops.core.roles import (
     STAFF,
     SUBMIT_APPEAL,
     VIEW_AUDIT,
+    VIEW_OPERATOR_FIGURES,
     WRITE_GUIDANCE,
     role_may,
 )
@@ -146,7 +147,9 @@ def _appeal_reply(w: World) -> dict[str, Any]:
 #     "audit/export.csv": {"GET": page("riskops.view_audit")},
 # Routes under a prefix of ADMIN_PREFIXES are the admin site's, checked by `test_the_admin_site_lets_in_staff_only`.
 EXPECTED: dict[str, dict[str, Rule]] = {
-    "": {"GET": Rule((EVERYONE,))},  # redirects to the queue
+    "": {"GET": Rule((EVERYONE,))},  # redirects to the dashboard (managers, readers) or the queue
+    "dashboard/": {"GET": page()},
+    "my-work/": {"GET": page()},
     "queue/": {"GET": page()},
     "queue/next/": {"POST": page(DECIDE_CASE)},
     "queue/bulk/": {"POST": page(ASSIGN_CASE, data=_bulk_assign)},
@@ -476,7 +479,7 @@ def test_the_groups_hold_exactly_the_grants() -> None:
 
 def test_every_action_of_the_matrix_names_a_real_check() -> None:
     perms = {roles.DECIDE_CASE, APPROVE_DECISION, ASSIGN_CASE, REVEAL_PII, SUBMIT_APPEAL, INGEST_EVENTS, VIEW_AUDIT}
-    perms.add(WRITE_GUIDANCE)
+    perms |= {WRITE_GUIDANCE, VIEW_OPERATOR_FIGURES}
     assert {a.check for a in ACTIONS} <= perms | {OPERATOR, STAFF}
     assert {a.check for a in ACTIONS} >= perms  # every permission of GRANTS is in the document
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Cast, Least
@@ -91,6 +92,9 @@ class Case(models.Model):
             models.Index(fields=["queue_key", "id"], name="case_queue", condition=UNRESOLVED),
             models.Index(fields=["assignee", "queue_key", "id"], name="case_queue_assignee", condition=UNRESOLVED),
             models.Index(fields=["sla_due_at"], name="case_sla", condition=UNRESOLVED),
+            # The dashboard's inflow and outflow of today, and the median time to a decision over its dates.
+            models.Index(fields=["opened_at"], name="case_opened_at"),
+            models.Index(fields=["resolved_at"], name="case_resolved_at", condition=Q(resolved_at__isnull=False)),
             models.Index(
                 fields=["queue_key", "id"], name="case_queue_appeal", condition=UNRESOLVED & ~Q(appeal_state="")
             ),
@@ -191,7 +195,12 @@ class Decision(models.Model):
                 name="decision_reviewed_iff_reviewed_status",
             ),
         ]
-        indexes = [models.Index(fields=["line", "proposed_at"], name="decision_line_at")]
+        indexes = [
+            models.Index(fields=["line", "proposed_at"], name="decision_line_at"),
+            # The dashboard's decisions per operator of today.
+            BrinIndex(fields=["proposed_at"], name="decision_proposed_at_brin"),
+            models.Index(fields=["reviewed_at"], name="decision_reviewed_at", condition=Q(reviewed_at__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} on case #{self.case_id} ({self.status})"

@@ -14,6 +14,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Right
 from django.utils import timezone
 
+from accounts.figures import figure_case_ids
 from accounts.models import Case, CaseStatus, Signal
 from accounts.queue_filters import QueueFilters
 from riskops.core.roles import DECIDE_CASE, holders
@@ -53,7 +54,16 @@ def parse_cursor(raw: str) -> tuple[int, int] | None:
 def queue_queryset(filters: QueueFilters, *, user_id: int | None, now: datetime | None = None) -> QuerySet[Case]:
     """The cases the filter selects (unresolved ones unless it names a status), unordered."""
     qs = Case.objects.all()
-    qs = qs.filter(status=filters.status) if filters.status else qs.exclude(status=CaseStatus.RESOLVED)
+    if filters.figure:
+        # A dashboard figure's cases: resolved ones too, unless the status filter names one.
+        qs = qs.filter(
+            id__in=figure_case_ids(
+                filters.figure, start=filters.figure_from, end=filters.figure_to, key=filters.figure_key
+            )
+        )
+        qs = qs.filter(status=filters.status) if filters.status else qs
+    else:
+        qs = qs.filter(status=filters.status) if filters.status else qs.exclude(status=CaseStatus.RESOLVED)
     if filters.family:
         qs = qs.filter(signal_codes__contains=[filters.family])
     if filters.appeal:
@@ -91,6 +101,8 @@ def _by_time(qs: QuerySet[Case], filters: QueueFilters, now: datetime) -> QueryS
         qs = qs.filter(sla_due_at__lt=now)
     elif filters.sla == "due_soon":
         qs = qs.filter(sla_due_at__gte=now, sla_due_at__lt=now + timedelta(hours=settings.CASE_DUE_SOON_HOURS))
+    elif filters.sla == "within":
+        qs = qs.filter(sla_due_at__gte=now + timedelta(hours=settings.CASE_DUE_SOON_HOURS))
     tz = timezone.get_current_timezone()
     if filters.opened_from:
         qs = qs.filter(opened_at__gte=datetime.combine(filters.opened_from, datetime.min.time(), tzinfo=tz))
@@ -125,7 +137,8 @@ def queue_page(
 ) -> QueuePage:
     """One page of the queue in priority order (keyset on (queue_key, id)); 3 queries whatever the depth."""
     qs = queue_queryset(filters, user_id=user_id)
-    count = qs.values("pk")[: QUEUE_COUNT_CAP + 1].count()
+    # A dashboard figure's drill-down counts all its cases, to be read against the figure.
+    count = qs.count() if filters.figure else qs.values("pk")[: QUEUE_COUNT_CAP + 1].count()
     page_qs = qs
     if after is not None:
         page_qs = page_qs.filter(
@@ -149,6 +162,8 @@ def queue_page(
     for c in cases:
         c["signals"] = signals[c["id"]]
     next_cursor = f"{cases[-1]['queue_key']}:{cases[-1]['id']}" if has_more and cases else ""
+    if filters.figure:
+        return QueuePage(cases, next_cursor, count, False)
     return QueuePage(cases, next_cursor, min(count, QUEUE_COUNT_CAP), count > QUEUE_COUNT_CAP)
 
 

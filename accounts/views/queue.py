@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import hooks, services
+from accounts.figures import FIGURE_LABELS, key_label
 from accounts.forms import BulkForm
 from accounts.masking import mask_name, mask_phone
 from accounts.models import RULE_SHORT_LABELS, CaseAppealState, CaseStatus, LineStatus, RuleCode, SignalStatus
@@ -27,11 +28,6 @@ from riskops.core.formats import money, sla
 from riskops.core.http import actor, domain_errors, operator_required
 from riskops.core.roles import ASSIGN_CASE, DECIDE_CASE
 from riskops.models import JobKind
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("accounts:queue")
 
 
 @operator_required
@@ -58,8 +54,24 @@ def queue(request: HttpRequest) -> HttpResponse:
             "can_decide": request.user.has_perm(DECIDE_CASE),
             "queue_actions": [(name, label) for name, (label, _run) in hooks.queue_actions.items()],
             "job_kinds": JobKind.choices,
+            "figure_label": figure_label(filters) if filters.figure else "",
+            "figure_fields": FIGURE_FIELDS,
         },
     )
+
+
+FIGURE_FIELDS = ("figure", "figure_from", "figure_to", "figure_key")
+
+
+def figure_label(filters: QueueFilters) -> str:
+    """What a dashboard drill-down shows, in words: the figure, its key and its days."""
+    parts = [str(FIGURE_LABELS.get(filters.figure, filters.figure))]
+    if filters.figure_key:
+        parts.append(key_label(filters.figure, filters.figure_key))
+    if filters.figure_from and filters.figure_to:
+        days = str(filters.figure_from)
+        parts.append(days if filters.figure_from == filters.figure_to else f"{days} – {filters.figure_to}")
+    return " · ".join(parts)
 
 
 def _queue_rows(cases: list[dict[str, Any]]) -> list[SafeString]:

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.explain import explain
@@ -95,6 +95,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             ],
             "rows": rows,
             "query": query,
+            **_figure_context(filters, request.user.pk),
             "next_query": _filter_query(params, after=page.next_cursor) if page.next_cursor else "",
             "prev_query": _filter_query(params, before=page.prev_cursor) if page.prev_cursor else "",
             "narrowed": filters != selectors.InboxFilters(),
@@ -263,3 +264,26 @@ def document(request: HttpRequest, document_id: int) -> HttpResponse:
         changes=[Change("document.view", "appeal_document", doc.pk, doc.appeal.line_id, None, None, "")],
     )
     return document_response(path, doc.content_type, doc.original_name, download=download)
+
+
+APPEAL_FIGURE_LABELS = {
+    "appeal_received": gettext_lazy("appeals received"),
+    "appeal_decided": gettext_lazy("appeals decided"),
+}
+APPEAL_KEY_LABELS = {"in_sla": gettext_lazy("within the SLA"), "late": gettext_lazy("after the SLA")}
+
+
+def _figure_context(filters: selectors.InboxFilters, user_id: int | None) -> dict[str, Any]:
+    """A dashboard drill-down: the figure in words and how many appeals it has (to read against the dashboard)."""
+    if not filters.figure:
+        return {"figure_label": ""}
+    parts = [str(APPEAL_FIGURE_LABELS[filters.figure])]
+    if filters.figure_key:
+        parts.append(str(APPEAL_KEY_LABELS[filters.figure_key]))
+    days = str(filters.figure_from)
+    parts.append(days if filters.figure_from == filters.figure_to else f"{days} – {filters.figure_to}")
+    return {
+        "figure_label": " · ".join(parts),
+        "figure_count": selectors.inbox_queryset(filters, user_id=user_id).count(),
+        "figure_fields": ("figure", "figure_from", "figure_to", "figure_key"),
+    }

@@ -43,12 +43,21 @@ WRITE_GUIDANCE = "accounts.add_guidance"  # a new version of a borrower guidance
 SUBMIT_APPEAL = "appeals.submit_appeal"
 INGEST_EVENTS = "ingest.ingest_events"
 VIEW_AUDIT = "riskops.view_auditevent"  # the audit trail's page and its export
+VIEW_OPERATOR_FIGURES = "riskops.view_operator_figures"  # the dashboard's decisions per operator
 
 # What each role may do beyond reading (codenames of the permissions above). Auditors only read.
 GRANTS = {
     ANALYST: ["decide_case"],
     SENIOR_REVIEWER: ["decide_case", "approve_decision", "assign_case", "reveal_pii"],
-    RISK_MANAGER: ["decide_case", "approve_decision", "assign_case", "reveal_pii", "ingest_events", "add_guidance"],
+    RISK_MANAGER: [
+        "decide_case",
+        "approve_decision",
+        "assign_case",
+        "reveal_pii",
+        "ingest_events",
+        "add_guidance",
+        "view_operator_figures",
+    ],
     AUDITOR: ["view_auditevent"],
     ADMIN: [
         "decide_case",
@@ -58,6 +67,7 @@ GRANTS = {
         "ingest_events",
         "view_auditevent",
         "add_guidance",
+        "view_operator_figures",
     ],
     INTEGRATION: ["submit_appeal", "ingest_events"],
 }
@@ -120,6 +130,11 @@ ACTIONS = [
         "guidance_publish",
     ),
     Action("Read the audit trail and export it (the export is audited)", VIEW_AUDIT, "reads_audit, audit_export"),
+    Action(
+        "See the dashboard's decisions per operator per day (managers' home is the dashboard)",
+        VIEW_OPERATOR_FIGURES,
+        "dashboard_view",
+    ),
     Action("Use the admin panel (/admin/)", STAFF, "may_administer (riskops.admin_site)"),
     Action(
         "Manage operators (roles, active, password) and API tokens in the admin panel (audited)",

@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts import demo
 from accounts.models import CreditLine, Guidance, Rule, RuleSet, Signal
 from riskops.core.audit_chain import audit_maintenance
+from riskops.dashboard.services import dashboard_forget, dashboard_refresh
 
 MAX_ACCOUNTS = 5_000_000
 
@@ -122,6 +123,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {done:,} / {accounts:,} accounts ({time.monotonic() - started:.1f} s)")
 
         with transaction.atomic():
+            # The demo writes history into past days: the dashboard's kept days are counted again at the end.
+            dashboard_forget()
             if reset:
                 reset_demo_data()
             else:
@@ -147,6 +150,7 @@ class Command(BaseCommand):
                 f"(seed {seed}, now {now.isoformat()}) in {loaded:.1f} s"
             )
         if options["no_engine"]:
+            self._dashboard(verbose)
             return
 
         engine_started = time.monotonic()
@@ -177,6 +181,13 @@ class Command(BaseCommand):
             made = seed_demo_appeals(appeals, now=now)
             if verbose:
                 self.stdout.write(f"Appeals: {made:,} demo borrowers appealed with documents")
+        self._dashboard(verbose)
+
+    def _dashboard(self, verbose: bool) -> None:
+        started = time.monotonic()
+        days = dashboard_refresh()
+        if verbose:
+            self.stdout.write(f"Dashboard: counted {days} closed days in {time.monotonic() - started:.1f} s")
 
     def _reviewers(self, now: datetime, verbose: bool) -> None:
         """The appeals' story needs reviewers who were there before it: in development, the demo operators.
