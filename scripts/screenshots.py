@@ -2,8 +2,8 @@
 
 A database of its own (SCREENSHOTS_DATABASE_URL, else `riskops_screenshots` on the embedded PostgreSQL), loaded
 with the demo data afresh each time; the dev server on a free port; Debian's Chromium driven by Playwright. Pages:
-the queue, a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page (as a senior reviewer),
-the audit trail, the borrower guidance and the admin panel's operators and API tokens (as an administrator), the
+the queue, "my work", a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page (as a senior
+reviewer), the dashboard (its first 2400 px), the audit trail, the borrower guidance and the admin panel's operators and API tokens (as an administrator), the
 borrower's status page of a frozen and of a cut line (a phone's width), each in Chinese and English,
 1400 px wide (the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
 """
@@ -54,6 +54,7 @@ def prepare(manage: list[str], env: dict[str, str], accounts: int) -> None:
 
 # Pages an administrator sees (a senior reviewer may not): name -> path.
 ADMIN_PAGES = {
+    "dashboard": "/dashboard/",
     "audit": "/audit/",
     "guidance": "/guidance/",
     "admin-operators": "/admin/auth/user/",
@@ -95,7 +96,7 @@ print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal 
         sys.exit(out.stderr)
     # The last line: Django's shell prints how many objects it imported first.
     frozen, cut, appeal, frozen_link, cut_link = [*out.stdout.strip().splitlines()[-1].split(), "", "", "", "", ""][:5]
-    pages = {"queue": "/queue/", "inbox": "/appeals/", "jobs": "/jobs/"}
+    pages = {"queue": "/queue/", "my-work": "/my-work/", "inbox": "/appeals/", "jobs": "/jobs/"}
     if frozen.isdigit():
         pages["case-frozen"] = f"/cases/{frozen}/"
     if cut.isdigit():
@@ -148,7 +149,9 @@ def shoot(base: str, pages: dict[str, str], out: Path) -> list[Path]:
                     tab.wait_for_load_state("networkidle")
                     if name.startswith("case"):
                         tab.wait_for_selector("#timeline .main-svg", timeout=15_000)
-                    limit = MAX_HEIGHT if name.startswith(("case", "appeal")) else LIST_HEIGHT
+                    if name == "dashboard":
+                        tab.wait_for_selector("#plot-freezes .main-svg", timeout=15_000)
+                    limit = MAX_HEIGHT if name.startswith(("case", "appeal", "dashboard")) else LIST_HEIGHT
                     height = min(limit, tab.evaluate("() => document.documentElement.scrollHeight"))
                     target = out / f"{name}-{short}.png"
                     clip = {"x": 0, "y": 0, "width": 1400, "height": height}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import re
 import shutil
 import socket
 import struct
@@ -295,7 +296,8 @@ def browser_operator(username: str, role: str) -> User:
 
 
 def browser_login(browser: Browser, live_server: LiveServer, username: str) -> Page:
-    """A new browser context (English, a desktop screen) logged in as `username`, on the queue."""
+    """A new browser context (English, a desktop screen) logged in as `username`, on their home: the queue, or for
+    managers and readers the dashboard."""
     context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
     tab.set_default_timeout(15_000)
@@ -303,7 +305,7 @@ def browser_login(browser: Browser, live_server: LiveServer, username: str) -> P
     tab.fill("#id_username", username)
     tab.fill("#id_password", password_of(username))
     tab.click(".login button[type=submit]")
-    tab.wait_for_url(f"{live_server.url}/queue/")
+    tab.wait_for_url(re.compile(re.escape(live_server.url) + r"/(queue|dashboard)/$"))
     return tab
 
 

@@ -34,6 +34,7 @@ def test_console_pages_work_under_the_policy_with_no_violation(browser, live_ser
 
     for path, ready in [
         ("/queue/", "tr.case"),
+        ("/dashboard/", "#plot-freezes .main-svg"),
         ("/appeals/", "main h1"),
         ("/jobs/", "main h1"),
         ("/api/docs/", ".swagger-ui .info"),

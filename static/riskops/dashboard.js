@@ -23,6 +23,11 @@
     var chart = data[name];
     var holder = document.getElementById("plot-" + name);
     if (!chart || !holder) return;
+    if (!chart.series.length || !chart.series.some(function (s) { return s.y.some(function (n) { return n; }); })) {
+      holder.classList.add("empty");
+      holder.textContent = holder.getAttribute("data-empty");
+      return;
+    }
     var kind = section.getAttribute("data-kind");
     var dates = name !== "decision_time" && name !== "tiers";
     var traces = chart.series.map(function (s, i) {

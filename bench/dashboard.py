@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Dashboard benchmark: the managers' dashboard on 1M accounts, kept daily figures against counting every request.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/riskops_pages .venv/bin/python bench/dashboard.py \
+        [--accounts 1000000] [--requests 40] [--reset]
+
+- Data: the pages benchmark's database and seed (`seed_demo --accounts N --seed 42`, engine included: about a
+  fifth of the accounts have a case, freezes spread over the days each account's history ends). A database already
+  holding N accounts is reused; otherwise it is reseeded, which needs --reset unless its name contains "bench" or
+  "pages". The dashboard's closed days are then counted (`dashboard_refresh`, timed) if they are not yet.
+- dashboard: GET /dashboard/ (the last 90 days, every tile and chart, the decisions per operator included) through
+  Django's full stack in this process (test client, a risk manager, DEBUG off), after 3 warm-up requests; p50/p95
+  over --requests requests. dashboard_400d: the same over the longest range, 400 days.
+- direct_count (the naive way, same run): the same page with no kept day (DailyFigure emptied in a transaction that
+  is rolled back at the end), so that each request counts every figure of the 90 days from the base tables.
+- drill_down: the queue of one day's MULTI_HEAD freezes (the chart's busiest day), as a click on its bar opens it.
+- verify: `dashboard_drift` over 400 days (what `manage.py verify_dashboard` runs): seconds and differing figures.
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ensure_database, percentile, setup
+
+setup(default_database="riskops_pages")
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import Group, User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import CreditLine  # noqa: E402
+from riskops.core.roles import ensure_roles  # noqa: E402
+from riskops.dashboard.selectors import counted_days, dashboard_drift  # noqa: E402
+from riskops.dashboard.services import dashboard_refresh  # noqa: E402
+from riskops.models import DailyFigure, DailyFiguresDay  # noqa: E402
+
+TARGET_P95_MS = 300
+TARGET_VS_NAIVE = 10
+
+
+def measure(client: Client, url: Callable[[int], str], n: int) -> dict[str, float]:
+    for i in range(3):
+        assert client.get(url(i)).status_code == 200
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        response = client.get(url(i))
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url(i), response.status_code)
+    return {"p50": round(statistics.median(times), 1), "p95": round(percentile(times, 0.95), 1)}
+
+
+def queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(url)
+    return len(ctx)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--reset", action="store_true")
+    args = parser.parse_args()
+    if args.accounts < 1000 or args.requests < 5:
+        parser.error("--accounts must be at least 1000 and --requests at least 5")
+
+    name = str(settings.DATABASES["default"]["NAME"])
+    ensure_database()
+    have = CreditLine.objects.count()
+    print(f"database {name}; {have:,} accounts")
+    seed_seconds = None
+    if have != args.accounts:
+        if not (args.reset or "bench" in name or "pages" in name):
+            sys.exit(f"database {name} holds {have:,} accounts, not {args.accounts:,}; pass --reset to reseed it")
+        started = time.monotonic()
+        call_command("seed_demo", accounts=str(args.accounts), seed="42", reset=True)
+        seed_seconds = round(time.monotonic() - started, 1)
+    started = time.monotonic()
+    refreshed = dashboard_refresh()
+    refresh_seconds = round(time.monotonic() - started, 1)
+    print(f"dashboard_refresh: {refreshed} closed days counted in {refresh_seconds} s")
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE")
+
+    ensure_roles()
+    manager, _ = User.objects.get_or_create(username="bench-manager")
+    manager.groups.add(Group.objects.get(name="risk_manager"))
+    client = Client()
+    client.force_login(manager)
+
+    today = timezone.localdate()
+    long_range = f"/dashboard/?start={today - timedelta(days=399)}&end={today}"
+    results = {
+        "dashboard": measure(client, lambda i: "/dashboard/", args.requests),
+        "dashboard_400d": measure(client, lambda i: long_range, max(5, args.requests // 2)),
+    }
+    counts = {"dashboard": queries(client, "/dashboard/"), "dashboard_400d": queries(client, long_range)}
+
+    # The drill-down of the freezes chart's busiest MULTI_HEAD day.
+    from riskops.dashboard.selectors import dashboard as board_of
+
+    board = board_of(today - timedelta(days=89), today, user_id=manager.pk, operator_figures=True)
+    multi = next(s for s in board.charts["freezes"]["series"] if s["name"] == "freeze:MULTI_HEAD")
+    busiest = max(range(len(multi["y"])), key=lambda i: multi["y"][i])
+    results["drill_down"] = measure(client, lambda i: multi["links"][busiest], max(5, args.requests // 2))
+    counts["drill_down"] = queries(client, multi["links"][busiest])
+
+    # The naive way: no kept day, every figure counted from the base tables on each request (rolled back after).
+    kept_days = len(counted_days(today - timedelta(days=399), today))
+    with transaction.atomic():
+        DailyFiguresDay.objects.all().delete()
+        DailyFigure.objects.all().delete()
+        results["direct_count"] = measure(client, lambda i: "/dashboard/", max(5, args.requests // 2))
+        counts["direct_count"] = queries(client, "/dashboard/")
+        transaction.set_rollback(True)
+
+    started = time.monotonic()
+    compared, drifts = dashboard_drift(today - timedelta(days=399), today)
+    verify_seconds = round(time.monotonic() - started, 1)
+
+    for page, r in results.items():
+        print(f"{page:15} p50 {r['p50']:8.1f} ms   p95 {r['p95']:8.1f} ms   {counts[page]} queries")
+    print(f"verify: {compared:,} figures over 400 days compared in {verify_seconds} s, {len(drifts)} differ")
+    speedup = round(results["direct_count"]["p95"] / max(results["dashboard"]["p95"], 0.1), 1)
+    figures = {
+        "dashboard_p95_ms": results["dashboard"]["p95"],
+        "direct_count_p95_ms": results["direct_count"]["p95"],
+        "dashboard_vs_direct": speedup,
+        "meets_target": results["dashboard"]["p95"] <= TARGET_P95_MS and speedup >= TARGET_VS_NAIVE,
+        **{f"{page}_p50_ms": r["p50"] for page, r in results.items()},
+        **{f"{page}_p95_ms": r["p95"] for page, r in results.items() if page not in ("dashboard", "direct_count")},
+        **{f"{page}_queries": n for page, n in counts.items()},
+        "accounts": have if seed_seconds is None else args.accounts,
+        "kept_days": kept_days,
+        "refresh_days": refreshed,
+        "refresh_seconds": refresh_seconds,
+        "verify_seconds": verify_seconds,
+        "verify_figures": compared,
+        "verify_drift": len(drifts),
+        "requests": args.requests,
+        "seed_seconds": seed_seconds,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
