@@ -4,7 +4,7 @@ A daily figure is a query of rows (day, key, member) for what happened in [start
 family, a case opened, a line's freeze lifted... Its count for a day and key is the number of distinct members
 (cases); the dashboard keeps closed days' counts (riskops.dashboard) and counts today from this same SQL, and the
 queue's drill-down lists the members themselves (`figure_case_ids`), so a figure and its queue agree by definition.
-A "sum" figure's rows carry the number itself (day, key, n) and have no drill-down.
+A figure whose members are not cases (line changes: the frozen stock's moves) has no drill-down.
 
 Days are whole days in the platform's time zone (settings.TIME_ZONE); every timestamp used is the time the row was
 written, so a closed day's figures never change afterwards.
@@ -30,8 +30,8 @@ from accounts.models import Case, CreditLine, Decision, LiftCause, LineChange, R
 @dataclass(frozen=True)
 class Figure:
     name: str
-    sql: str  # rows of (day, key, member) or, for a "sum" figure, (day, key, n), for %(start)s <= ts < %(end)s
-    sum: bool = False
+    sql: str  # rows of (day, key, member) for %(start)s <= ts < %(end)s
+    drill: bool = True  # its members are cases (the queue lists them)
 
 
 _LC = LineChange._meta.db_table
@@ -76,13 +76,18 @@ FIGURES: dict[str, Figure] = {
             f" FROM {_LC} lc WHERE lc.kind IN ('unfreeze', 'restore_available')"
             " AND lc.at >= %(start)s AND lc.at < %(end)s) x WHERE member IS NOT NULL",
         ),
-        # Lines that became frozen less those that stopped being frozen: the frozen stock's daily change.
+        # Line changes into "frozen" and out of it: the frozen stock's daily moves.
         Figure(
-            "frozen_net",
-            f"SELECT {_day('lc.at')}, ''::text, sum(CASE WHEN lc.status_after = 'frozen' THEN 1 ELSE -1 END)"
-            f" FROM {_LC} lc WHERE (lc.status_after = 'frozen') <> (lc.status_before = 'frozen')"
-            " AND lc.at >= %(start)s AND lc.at < %(end)s GROUP BY 1",
-            sum=True,
+            "frozen_in",
+            f"SELECT {_day('lc.at')}, ''::text, lc.id FROM {_LC} lc WHERE lc.status_after = 'frozen'"
+            " AND lc.status_before <> 'frozen' AND lc.at >= %(start)s AND lc.at < %(end)s",
+            drill=False,
+        ),
+        Figure(
+            "frozen_out",
+            f"SELECT {_day('lc.at')}, ''::text, lc.id FROM {_LC} lc WHERE lc.status_before = 'frozen'"
+            " AND lc.status_after <> 'frozen' AND lc.at >= %(start)s AND lc.at < %(end)s",
+            drill=False,
         ),
         # The queue's inflow and outflow; the outflow keyed by the time the case took (DECISION_TIME_BUCKETS).
         Figure(
@@ -152,8 +157,15 @@ MEDIAN_DECISION_SECONDS = (
     f" FROM {_C} c WHERE c.resolved_at >= %s AND c.resolved_at < %s"
 )
 
+# How many lines CUT_NOW has, from index-only scans: lines with a cut in force but not frozen or closed (a merge
+# anti-join of signal_active_cut and line_not_active).
+CUT_NOW_COUNT = (
+    f"SELECT count(DISTINCT s.line_id) FROM {_S} s WHERE s.status = 'active' AND s.action = 'cut'"
+    f" AND NOT EXISTS (SELECT 1 FROM {_L} l WHERE l.id = s.line_id AND l.status <> 'active')"
+)
+
 DRILLABLE = {
-    **{n: f for n, f in FIGURES.items() if not f.sum},
+    **{n: f for n, f in FIGURES.items() if f.drill},
     "overturned": OVERTURNED,
     "frozen_at": FROZEN_AT,
 }
@@ -215,8 +227,6 @@ def params(start: date, end: date) -> dict[str, Any]:
 
 def counted(figure: Figure) -> str:
     """A figure's SQL as (day, key, n) rows."""
-    if figure.sum:
-        return figure.sql
     return f"SELECT day, key, count(DISTINCT member) FROM ({figure.sql}) AS m(day, key, member) GROUP BY day, key"
 
 

@@ -9,7 +9,17 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from riskops import admin_operators  # noqa: F401 - operators, roles and API tokens (registers their admins)
 from riskops.admin_base import ReadOnlyAdmin, service_action
 from riskops.core.second_factor import devices_remove
-from riskops.models import AuditCheckpoint, AuditEvent, AuditVerification, Job, JobBatch, JobItem
+from riskops.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditVerification,
+    DailyFigure,
+    DailyFiguresDay,
+    DayMember,
+    Job,
+    JobBatch,
+    JobItem,
+)
 
 
 @admin.register(AuditEvent)
@@ -35,6 +45,28 @@ class AuditCheckpointAdmin(ReadOnlyAdmin):
     list_display = ["id", "at", "chain_seq", "signature"]
     search_fields = ["=id"]
     exclude = ["chain_hash"]
+
+
+@admin.register(DailyFigure)
+class DailyFigureAdmin(ReadOnlyAdmin):
+    """The dashboard's kept closed days (riskops.dashboard; the refresh task writes them)."""
+
+    list_display = ["id", "day", "figure", "key", "n"]
+    sortable_by = ("day",)
+    search_fields = ["=id"]
+
+
+@admin.register(DayMember)
+class DayMemberAdmin(ReadOnlyAdmin):
+    list_display = ["id", "day", "figure", "key", "member"]
+    sortable_by = ("day",)
+    search_fields = ["=id"]
+
+
+@admin.register(DailyFiguresDay)
+class DailyFiguresDayAdmin(ReadOnlyAdmin):
+    list_display = ["day", "time_zone", "computed_at", "until"]
+    sortable_by = ("day",)
 
 
 @admin.register(AuditVerification)

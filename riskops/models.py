@@ -299,11 +299,13 @@ class DailyFigure(models.Model):
 
 
 class DailyFiguresDay(models.Model):
-    """A closed day whose figures are all in DailyFigure, counted in this time zone at that time."""
+    """A day whose figures are in DailyFigure, counted in this time zone at that time: a closed day whole, or today
+    up to `until` (its members in DayMember; what came after is counted live, against them)."""
 
     day = models.DateField(primary_key=True)
     time_zone = models.CharField(max_length=40)
     computed_at = models.DateTimeField()
+    until = models.DateTimeField(null=True, blank=True)  # null: the whole day
 
     class Meta:
         verbose_name = _("day of daily figures")
@@ -311,3 +313,21 @@ class DailyFiguresDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} ({self.time_zone})"
+
+
+class DayMember(models.Model):
+    """One of today's counted members (a case, an appeal, a line change) of a figure and key, up to the day's
+    `DailyFiguresDay.until`: what today's live count is deduplicated against. Only today's are kept."""
+
+    day = models.DateField()
+    figure = models.CharField(max_length=20)
+    key = models.CharField(max_length=40, blank=True)
+    member = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("counted member of today")
+        verbose_name_plural = _("counted members of today")
+        constraints = [models.UniqueConstraint(fields=["day", "figure", "key", "member"], name="one_day_member")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.figure} {self.key}: {self.member}"

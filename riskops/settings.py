@@ -365,7 +365,7 @@ CELERY_BEAT_SCHEDULE = {
     # The dashboard's closed days (riskops.dashboard): counted once, soon after midnight; a missed run catches up.
     "dashboard-refresh": {
         "task": "riskops.tasks.dashboard_refresh",
-        "schedule": float(env_int("DASHBOARD_REFRESH_SECONDS", 300, minimum=10)),
+        "schedule": float(env_int("DASHBOARD_REFRESH_SECONDS", 60, minimum=10)),
     },
     "reevaluate-all-nightly": {
         "task": "riskops.tasks.job_reevaluate_all",
@@ -388,6 +388,9 @@ REMINDER_DAYS_BEFORE_DUE = env_int("REMINDER_DAYS_BEFORE_DUE", 3)
 
 # --- The dashboard keeps the figures of this many closed days (riskops.dashboard); older days are counted live.
 DASHBOARD_DAYS = env_int("DASHBOARD_DAYS", 400, minimum=1)
+# A change may commit this long after its timestamp (the longest write transaction: a job's batch, JOB_BATCH_TIME_LIMIT):
+# what the refresh keeps of today stops this long before it runs, and the page counts live from this long before that.
+DASHBOARD_LATE_COMMIT_SECONDS = env_int("DASHBOARD_LATE_COMMIT_SECONDS", 300, minimum=1)
 
 # --- Risk engine
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 2000, minimum=1)

@@ -37,9 +37,9 @@ from accounts.models import (
 from appeals import services as appeal_services
 from appeals.models import CLOCK_STATES, Appeal, AppealStatus
 from riskops import jobs
-from riskops.dashboard.selectors import counts_direct, daily_counts, dashboard, figure_link, wilson
-from riskops.dashboard.services import dashboard_refresh
-from riskops.models import DailyFigure, DailyFiguresDay
+from riskops.dashboard.selectors import counts_direct, daily_counts, dashboard, figure_link, late_commit, wilson
+from riskops.dashboard.services import dashboard_keep_today, dashboard_refresh
+from riskops.models import DailyFigure, DailyFiguresDay, DayMember
 from tests.factories import make_role_operator
 from tests.helpers import logged_in, op, submit
 
@@ -105,6 +105,10 @@ def check_against_tables(user):
     return board
 
 
+def closed_days_kept() -> dict[tuple[str, Any, str], int]:
+    return {(r.figure, r.day, r.key): r.n for r in DailyFigure.objects.exclude(day=timezone.localdate())}
+
+
 def approve_pending(case: Case, reviewer) -> None:
     """A second reviewer approves what four eyes held back (a large limit's unfreeze)."""
     for decision in Decision.objects.filter(case=case, status="proposed"):
@@ -132,8 +136,12 @@ def open_frozen_cases():
 
 def test_every_figure_equals_a_direct_count_after_decisions_appeals_and_jobs(seeded, manager, senior, senior2):
     before = check_against_tables(manager)
-    kept = {(r.figure, r.day, r.key): r.n for r in DailyFigure.objects.all()}
+    kept = closed_days_kept()
     assert kept, "seed_demo counts the closed days"
+    # Today kept up to now (as if the late-commit margin had passed): what follows is counted against its members.
+    dashboard_keep_today(now=timezone.now() + late_commit())
+    assert DayMember.objects.filter(day=timezone.localdate()).exists()
+    check_against_tables(manager)
 
     # Today: a reviewer unfreezes a case, an appeal is approved, a job re-evaluates lines whose borrower repaid.
     case = open_frozen_cases().first()
@@ -159,27 +167,30 @@ def test_every_figure_equals_a_direct_count_after_decisions_appeals_and_jobs(see
 
     after = check_against_tables(manager)
     # The kept closed days did not move; today's figures did, by what happened.
-    assert {(r.figure, r.day, r.key): r.n for r in DailyFigure.objects.all()} == kept
+    assert closed_days_kept() == kept
     assert tile(after, "frozen_now").value < tile(before, "frozen_now").value
     assert tile(after, "lifts_today").value >= tile(before, "lifts_today").value + 2
     assert tile(after, "lifts_today").note >= tile(before, "lifts_today").note
-    # The approved appeal overturned its case's signals: each rule's count of overturned cases grew by one.
+    # The reviewer's unfreeze and the approved appeal overturned their cases' signals: each rule's count of
+    # overturned cases grew by the cases it had frozen or cut among those two (in the window).
     start, end = window()
     p = params(start, end)
-    keys = {
-        (s.code, str(s.ruleset_version))
-        for s in Signal.objects.filter(
-            case=frozen_case, status=SignalStatus.OVERTURNED, action__in=["freeze", "cut"], fired_at__gte=p["start"]
-        )
-    }
-    assert keys
+    grew: dict[tuple[str, str], set[int]] = {}
+    for s in Signal.objects.filter(
+        case__in=[case, frozen_case],
+        status=SignalStatus.OVERTURNED,
+        action__in=["freeze", "cut"],
+        fired_at__gte=p["start"],
+    ):
+        grew.setdefault((s.code, str(s.ruleset_version)), set()).add(s.case_id or 0)
+    assert grew
     was = {(r.code, r.version): r.k for r in before.rates}
     now = {(r.code, r.version): r.k for r in after.rates}
-    assert {key: now[key] - was.get(key, 0) for key in keys} == dict.fromkeys(keys, 1)
+    assert {key: now[key] - was.get(key, 0) for key in grew} == {key: len(ids) for key, ids in grew.items()}
 
     # The refresh is idempotent: counting the closed days again changes no row.
     dashboard_refresh(rebuild=True)
-    assert {(r.figure, r.day, r.key): r.n for r in DailyFigure.objects.all()} == kept
+    assert closed_days_kept() == kept
     call_command("verify_dashboard", stdout=(out := StringIO()))
     assert "match the base tables" in out.getvalue()
 
@@ -193,6 +204,28 @@ def test_a_kept_day_that_drifts_is_named_by_verify_dashboard(seeded):
     assert f"{row.day} freeze {row.key}: dashboard {row.n + 5}, tables {row.n}" in str(refused.value)
     dashboard_refresh(days=[row.day])
     call_command("verify_dashboard", "--days", "400", stdout=StringIO())
+
+
+def test_today_kept_then_a_late_commit_is_still_counted_once(ruleset, manager):
+    """Today's kept part and what came since add up to the direct count: a change committed after the refresh with
+    a timestamp before the kept instant (within the late-commit margin) is counted, and none twice."""
+    from tests.factories import flag, make_line
+
+    today = timezone.localdate()
+    for _ in range(3):
+        flag(make_line(), "MULTI_HEAD")
+    until = dashboard_keep_today(now=timezone.now() + late_commit())
+    assert DailyFigure.objects.get(day=today, figure="freeze", key="MULTI_HEAD").n == 3
+    assert daily_counts(today, today) == counts_direct(today, today)
+    late = flag(make_line(), "MULTI_HEAD", now=until - timedelta(seconds=30))  # stamped before, committed after
+    flag(make_line(), "OVERDUE")
+    counts = daily_counts(today, today)
+    assert counts == counts_direct(today, today)
+    assert counts[("freeze", today, "MULTI_HEAD")] == 4
+    # The next refresh keeps the late one too; the figures do not move.
+    dashboard_keep_today(now=timezone.now() + late_commit())
+    assert DayMember.objects.filter(day=today, figure="freeze", member=late.pk).exists()
+    assert daily_counts(today, today) == counts
 
 
 @pytest.mark.parametrize("days", ["0", "401", "ten", "-3"])

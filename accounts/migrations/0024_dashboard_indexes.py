@@ -16,6 +16,14 @@ class Migration(migrations.Migration):
 
     operations = [
         AddIndexConcurrently(
+            model_name='creditline',
+            index=models.Index(condition=models.Q(('status', 'active'), _negated=True), fields=['id'], name='line_not_active'),
+        ),
+        AddIndexConcurrently(
+            model_name='case',
+            index=models.Index(condition=models.Q(('status', 'resolved'), _negated=True), fields=['risk_tier', 'sla_due_at'], name='case_open_tier_sla'),
+        ),
+        AddIndexConcurrently(
             model_name='case',
             index=models.Index(fields=['opened_at'], name='case_opened_at'),
         ),
@@ -29,7 +37,7 @@ class Migration(migrations.Migration):
         ),
         AddIndexConcurrently(
             model_name='decision',
-            index=django.contrib.postgres.indexes.BrinIndex(fields=['proposed_at'], name='decision_proposed_at_brin'),
+            index=django.contrib.postgres.indexes.BrinIndex(fields=['proposed_at'], name='decision_proposed_at_brin', autosummarize=True, pages_per_range=32),
         ),
         AddIndexConcurrently(
             model_name='decision',
@@ -37,11 +45,11 @@ class Migration(migrations.Migration):
         ),
         AddIndexConcurrently(
             model_name='linechange',
-            index=django.contrib.postgres.indexes.BrinIndex(fields=['at'], name='linechange_at_brin'),
+            index=django.contrib.postgres.indexes.BrinIndex(fields=['at'], name='linechange_at_brin', autosummarize=True, pages_per_range=32),
         ),
         AddIndexConcurrently(
             model_name='signal',
-            index=django.contrib.postgres.indexes.BrinIndex(fields=['fired_at'], name='signal_fired_at_brin'),
+            index=django.contrib.postgres.indexes.BrinIndex(fields=['fired_at'], name='signal_fired_at_brin', autosummarize=True, pages_per_range=32),
         ),
         AddIndexConcurrently(
             model_name='signal',

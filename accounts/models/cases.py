@@ -95,6 +95,8 @@ class Case(models.Model):
             # The dashboard's inflow and outflow of today, and the median time to a decision over its dates.
             models.Index(fields=["opened_at"], name="case_opened_at"),
             models.Index(fields=["resolved_at"], name="case_resolved_at", condition=Q(resolved_at__isnull=False)),
+            # The dashboard's open cases by SLA state and risk tier, in one pass over this index.
+            models.Index(fields=["risk_tier", "sla_due_at"], name="case_open_tier_sla", condition=UNRESOLVED),
             models.Index(
                 fields=["queue_key", "id"], name="case_queue_appeal", condition=UNRESOLVED & ~Q(appeal_state="")
             ),
@@ -198,7 +200,7 @@ class Decision(models.Model):
         indexes = [
             models.Index(fields=["line", "proposed_at"], name="decision_line_at"),
             # The dashboard's decisions per operator of today.
-            BrinIndex(fields=["proposed_at"], name="decision_proposed_at_brin"),
+            BrinIndex(fields=["proposed_at"], name="decision_proposed_at_brin", autosummarize=True, pages_per_range=32),
             models.Index(fields=["reviewed_at"], name="decision_reviewed_at", condition=Q(reviewed_at__isnull=False)),
         ]
 

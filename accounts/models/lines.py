@@ -90,6 +90,8 @@ class CreditLine(models.Model):
             models.Index(fields=["status"], name="line_status"),
             # The dashboard's exposure frozen, summed from the index alone.
             models.Index(fields=["outstanding"], name="line_frozen_outstanding", condition=Q(status="frozen")),
+            # The dashboard's lines cut now: those with a cut in force, less the frozen or closed (an anti-join).
+            models.Index(fields=["id"], name="line_not_active", condition=~Q(status="active")),
             # The queue's search by an account number's beginning (LIKE 'prefix%' under any collation).
             models.Index(fields=["account_no"], name="line_account_no_prefix", opclasses=["varchar_pattern_ops"]),
         ]
@@ -144,5 +146,5 @@ class LineChange(models.Model):
             models.Index(fields=["line", "at"], name="linechange_line_at"),
             # The dashboard's figures of today (accounts.figures): rows are written in time order, so a block
             # range summary finds a day's changes at a fraction of a B-tree's cost to keep.
-            BrinIndex(fields=["at"], name="linechange_at_brin"),
+            BrinIndex(fields=["at"], name="linechange_at_brin", autosummarize=True, pages_per_range=32),
         ]

@@ -132,7 +132,7 @@ class Signal(models.Model):
             models.Index(fields=["line", "status"], name="signal_line_status"),
             # The dashboard (accounts.figures): today's signals by time, the few overturned ones by the day they
             # fired (the overturn rate), and the lines a signal cuts now.
-            BrinIndex(fields=["fired_at"], name="signal_fired_at_brin"),
+            BrinIndex(fields=["fired_at"], name="signal_fired_at_brin", autosummarize=True, pages_per_range=32),
             models.Index(fields=["fired_at"], name="signal_overturned", condition=Q(status="overturned")),
             models.Index(fields=["line"], name="signal_active_cut", condition=Q(status="active", action="cut")),
         ]

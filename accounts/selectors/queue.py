@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Model, Q, QuerySet
+from django.db.models import BooleanField, Count, Model, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Right
 from django.utils import timezone
@@ -95,14 +95,30 @@ def by_line_search(qs: QuerySet[_M], q: str, *, line: str = "line__") -> QuerySe
     return qs.filter(Q(**{f"{line}account_no__startswith": q}) | Q(**{f"{line}account_no__startswith": q.upper()}))
 
 
+def sla_states(now: datetime) -> dict[str, Q]:
+    """The queue's SLA filter: each state's condition on an unresolved case."""
+    soon = now + timedelta(hours=settings.CASE_DUE_SOON_HOURS)
+    return {
+        "breached": Q(sla_due_at__lt=now),
+        "due_soon": Q(sla_due_at__gte=now, sla_due_at__lt=soon),
+        "within": Q(sla_due_at__gte=soon),
+    }
+
+
+def open_case_counts(now: datetime | None = None) -> dict[str, int]:
+    """The whole queue's unresolved cases by SLA state and by risk tier ("tier1".."tier4"), in one pass over an
+    index (the dashboard's figures, which link to the queue filtered by the same conditions)."""
+    states = sla_states(now or timezone.now())
+    return Case.objects.exclude(status=CaseStatus.RESOLVED).aggregate(
+        **{sla: Count("risk_tier", filter=q) for sla, q in states.items()},
+        **{f"tier{t}": Count("risk_tier", filter=Q(risk_tier=t)) for t in (1, 2, 3, 4)},
+    )
+
+
 def _by_time(qs: QuerySet[Case], filters: QueueFilters, now: datetime) -> QuerySet[Case]:
     """The SLA state and the opening dates (whole days in the operator's time zone)."""
-    if filters.sla == "breached":
-        qs = qs.filter(sla_due_at__lt=now)
-    elif filters.sla == "due_soon":
-        qs = qs.filter(sla_due_at__gte=now, sla_due_at__lt=now + timedelta(hours=settings.CASE_DUE_SOON_HOURS))
-    elif filters.sla == "within":
-        qs = qs.filter(sla_due_at__gte=now + timedelta(hours=settings.CASE_DUE_SOON_HOURS))
+    if filters.sla:
+        qs = qs.filter(sla_states(now)[filters.sla])
     tz = timezone.get_current_timezone()
     if filters.opened_from:
         qs = qs.filter(opened_at__gte=datetime.combine(filters.opened_from, datetime.min.time(), tzinfo=tz))

@@ -10,25 +10,25 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Sum
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
 from accounts import figures as case_figures
-from accounts.models import Case, CaseStatus, CreditLine, LineStatus, RuleCode
-from accounts.queue_filters import QueueFilters
-from accounts.selectors.queue import queue_queryset
+from accounts.models import CreditLine, LineStatus, RuleCode
+from accounts.selectors.queue import open_case_counts
 from appeals import figures as appeal_figures
 from appeals.selectors import InboxFilters, inbox_queryset
-from riskops.models import DailyFigure, DailyFiguresDay
+from riskops.models import DailyFigure, DailyFiguresDay, DayMember
 
 Counts = dict[tuple[str, date, str], int]  # (figure, day, key) -> n
 
@@ -37,25 +37,66 @@ APPEAL_FIGURES = set(appeal_figures.FIGURES)
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
 
+def _figure_sql(f: case_figures.Figure, template: str) -> str:
+    return template.format(name=f.name, sql=f.sql, members=DayMember._meta.db_table)
+
+
+def _count(sql: str, values: dict[str, Any]) -> Counts:
+    """Run a union of (figure, day, key, n) rows, without JIT (its compilation costs more than these queries)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL jit = off")
+        cur.execute(sql, values)
+        return {(name, day, key): int(n) for name, day, key, n in cur.fetchall() if n}
+
+
 def counts_direct(start: date, end: date, names: Iterable[str] | None = None) -> Counts:
     """The figures of days start..end counted from the base tables, in one query (the naive way, and the truth)."""
     chosen = [ALL_FIGURES[n] for n in (names or ALL_FIGURES)]
     sql = " UNION ALL ".join(
-        f"SELECT '{f.name}', day, key, n FROM ({case_figures.counted(f)}) AS f_{f.name}(day, key, n)"  # noqa: S608 - SQL of the figures' modules
+        _figure_sql(
+            f, "SELECT '{name}', day, key, count(DISTINCT member) FROM ({sql}) AS m(day, key, member) GROUP BY day, key"
+        )
         for f in chosen
     )
-    with connection.cursor() as cur:
-        cur.execute(sql, case_figures.params(start, end))
-        return {(name, day, key): int(n) for name, day, key, n in cur.fetchall() if n}
+    return _count(sql, case_figures.params(start, end))
+
+
+def counts_since(since: datetime, today: date) -> Counts:
+    """Today's figures from `since` on, each member counted unless today's kept members (DayMember) have it."""
+    sql = " UNION ALL ".join(
+        _figure_sql(
+            f,
+            "SELECT '{name}', day, key, count(DISTINCT member) FROM ({sql}) AS m(day, key, member)"
+            " WHERE NOT EXISTS (SELECT 1 FROM {members} dm WHERE dm.day = m.day AND dm.figure = '{name}'"
+            " AND dm.key = m.key AND dm.member = m.member) GROUP BY day, key",
+        )
+        for f in ALL_FIGURES.values()
+    )
+    return _count(sql, {**case_figures.params(today, today), "start": since})
 
 
 def counted_days(start: date, end: date) -> set[date]:
-    """The days of start..end whose figures are kept (counted in the platform's present time zone)."""
+    """The days of start..end whose figures are kept whole (counted in the platform's present time zone)."""
     return set(
-        DailyFiguresDay.objects.filter(day__range=(start, end), time_zone=settings.TIME_ZONE).values_list(
-            "day", flat=True
-        )
+        DailyFiguresDay.objects.filter(
+            day__range=(start, end), time_zone=settings.TIME_ZONE, until__isnull=True
+        ).values_list("day", flat=True)
     )
+
+
+def today_kept_until(today: date) -> datetime | None:
+    """Until when today's figures are kept (DailyFigure, their members in DayMember), if they are."""
+    return (
+        DailyFiguresDay.objects.filter(day=today, time_zone=settings.TIME_ZONE, until__isnull=False)
+        .values_list("until", flat=True)
+        .first()
+    )
+
+
+def late_commit() -> timedelta:
+    """How long after its timestamp a change may still commit (the longest write transaction): what is kept of
+    today stops this long before the refresh, and today's live count starts this long before that."""
+    return timedelta(seconds=settings.DASHBOARD_LATE_COMMIT_SECONDS)
 
 
 def spans(days: Iterable[date], *, longest: int) -> Iterator[tuple[date, date]]:
@@ -71,15 +112,22 @@ def spans(days: Iterable[date], *, longest: int) -> Iterator[tuple[date, date]]:
 
 
 def daily_counts(start: date, end: date) -> Counts:
-    """The figures of days start..end: kept days read from DailyFigure, the others (today...) counted live."""
+    """The figures of days start..end: kept days read from DailyFigure; today's kept part plus what came since,
+    counted live against its kept members; any other day counted live."""
     have = counted_days(start, end)
+    today = timezone.localdate()
+    until = today_kept_until(today) if start <= today <= end and today not in have else None
+    kept = have | ({today} if until else set())
     counts: Counts = {
         (f, d, k): n
         for f, d, k, n in DailyFigure.objects.filter(day__range=(start, end)).values_list("figure", "day", "key", "n")
-        if d in have
+        if d in kept
     }
+    if until:
+        for key, n in counts_since(until - late_commit(), today).items():
+            counts[key] = counts.get(key, 0) + n
     every = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    for first, last in spans((d for d in every if d not in have), longest=case_figures.MAX_FIGURE_DAYS + 1):
+    for first, last in spans((d for d in every if d not in kept), longest=case_figures.MAX_FIGURE_DAYS + 1):
         counts.update(counts_direct(first, last))
     return counts
 
@@ -87,23 +135,33 @@ def daily_counts(start: date, end: date) -> Counts:
 # --- Links: every number's cases or appeals.
 
 
-def _link(url: str, params: dict[str, Any]) -> str:
+def _link(name: str, params: dict[str, Any]) -> str:
+    url = _reversed(name, get_script_prefix())
     query = urlencode({k: v for k, v in params.items() if v not in ("", None)})
     return f"{url}?{query}" if query else url
 
 
+@lru_cache(maxsize=16)
+def _reversed(name: str, _prefix: str) -> str:
+    """The address of a page (the dashboard links a thousand times to the same two)."""
+    return reverse(name)
+
+
 def queue_link(**params: Any) -> str:
-    return _link(reverse("accounts:queue"), params)
+    return _link("accounts:queue", params)
 
 
 def inbox_link(**params: Any) -> str:
-    return _link(reverse("appeals:inbox"), params)
+    return _link("appeals:inbox", params)
 
 
 def figure_link(figure: str, first: date, last: date, key: str = "") -> str:
     """The queue (or for an appeal figure the inbox) showing exactly the cases or appeals a figure counts."""
-    values = {"figure": figure, "figure_from": first, "figure_to": last, "figure_key": key}
-    return inbox_link(**values) if figure in APPEAL_FIGURES else queue_link(**values)
+    # Written out (a chart has a thousand of them): a figure's name, ISO days and a key of [A-Za-z0-9_:] need no
+    # escaping but the key's ":".
+    base = _reversed("appeals:inbox" if figure in APPEAL_FIGURES else "accounts:queue", get_script_prefix())
+    link = f"{base}?figure={figure}&figure_from={first.isoformat()}&figure_to={last.isoformat()}"
+    return link + f"&figure_key={quote(key)}" if key else link
 
 
 # --- The dashboard.
@@ -176,7 +234,8 @@ def dashboard(start: date, end: date, *, user_id: int | None, operator_figures: 
             n for d, keys in by[figure].items() if first <= d <= last for k, n in keys.items() if key in (None, k)
         )
 
-    now_tiles = _now_tiles(user_id)
+    tiers, now_tiles = _now_tiles(user_id)
+    frozen_now = next(t.value for t in now_tiles if t.label == "frozen_now")
     lift_today = total("lift", today, today)
     tiles = [
         *now_tiles,
@@ -194,11 +253,11 @@ def dashboard(start: date, end: date, *, user_id: int | None, operator_figures: 
     ]
     charts = {
         "freezes": _stacked(by["freeze"], days, "freeze", [c.value for c in RuleCode]),
-        "stock": _stock(by["frozen_net"], days, today),
+        "stock": _stock(by["frozen_in"], by["frozen_out"], days, today, frozen_now),
         "flow": _series(days, [("opened", by["opened"], ""), ("resolved", by["resolved"], "")]),
         "appeals": _appeals(by, days),
         "decision_time": _buckets(by["resolved"], start, end),
-        "tiers": _tiers(),
+        "tiers": tiers,
     }
     if operator_figures:
         charts["operators"] = _operators(by["decisions"], days)
@@ -214,19 +273,26 @@ def dashboard(start: date, end: date, *, user_id: int | None, operator_figures: 
     )
 
 
-def _now_tiles(user_id: int | None) -> list[Tile]:
-    frozen = CreditLine.objects.filter(status=LineStatus.FROZEN).aggregate(n=Count("id"), exposure=Sum("outstanding"))
-    cut_ids = case_figures.figure_case_ids("cut_now", start=None, end=None)
-    open_by_sla = {
-        sla: queue_queryset(QueueFilters(sla=sla), user_id=user_id).count()
-        for sla in ("breached", "due_soon", "within")
-    }
-    appeals_waiting = inbox_queryset(InboxFilters(), user_id=user_id).count()
-    appeals_breached = inbox_queryset(InboxFilters(sla="breached"), user_id=user_id).count()
-    return [
+def _now_tiles(user_id: int | None) -> tuple[dict[str, Any], list[Tile]]:
+    # Counts over a few hundred thousand index entries each: one process is faster than a parallel plan's start.
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        cur.execute("SET LOCAL jit = off")
+        # count(*): the partial index alone answers (no row's id to read).
+        frozen = CreditLine.objects.filter(status=LineStatus.FROZEN).aggregate(
+            n=Count("*"), exposure=Sum("outstanding")
+        )
+        cur.execute(case_figures.CUT_NOW_COUNT)
+        cut = int(cur.fetchone()[0])
+        open_cases = open_case_counts()
+        open_by_sla = {sla: open_cases[sla] for sla in ("breached", "due_soon", "within")}
+        appeals_waiting = inbox_queryset(InboxFilters(), user_id=user_id).count()
+        appeals_breached = inbox_queryset(InboxFilters(sla="breached"), user_id=user_id).count()
+        tiers = _tiers(open_cases)
+    return tiers, [
         Tile("frozen_now", frozen["n"], queue_link(figure="frozen_now")),
         Tile("exposure_frozen", frozen["exposure"] or Decimal("0"), queue_link(figure="frozen_now")),
-        Tile("cut_now", Case.objects.filter(id__in=cut_ids).count(), queue_link(figure="cut_now")),
+        Tile("cut_now", cut, queue_link(figure="cut_now")),
         *(Tile(f"open_{sla}", n, queue_link(sla=sla)) for sla, n in open_by_sla.items()),
         Tile("appeals_waiting", appeals_waiting, inbox_link()),
         Tile("appeals_breached", appeals_breached, inbox_link(sla="breached")),
@@ -252,16 +318,17 @@ def _stacked(per_day: dict[date, dict[str, int]], days: list[date], figure: str,
     return _series(days, [(figure, per_day, key) for key in keys])
 
 
-def _stock(net: dict[date, dict[str, int]], days: list[date], today: date) -> dict[str, Any]:
-    """Lines frozen at the end of each day: frozen now less the net changes of every later day (today's too)."""
-    now = CreditLine.objects.filter(status=LineStatus.FROZEN).count()
+def _stock(
+    into: dict[date, dict[str, int]], out: dict[date, dict[str, int]], days: list[date], today: date, now: int
+) -> dict[str, Any]:
+    """Lines frozen at the end of each day: frozen now less the net moves of every later day (today's too)."""
     later = 0
     y: dict[date, int] = {}
     day = today
     while day >= days[0]:
         if day <= days[-1]:
             y[day] = now - later
-        later += net.get(day, {}).get("", 0)
+        later += into.get(day, {}).get("", 0) - out.get(day, {}).get("", 0)
         day -= timedelta(days=1)
     return {
         "x": [d.isoformat() for d in days],
@@ -302,14 +369,13 @@ def _buckets(per_day: dict[date, dict[str, int]], start: date, end: date) -> dic
     }
 
 
-def _tiers() -> dict[str, Any]:
-    n = dict(
-        Case.objects.exclude(status=CaseStatus.RESOLVED).values_list("risk_tier").annotate(n=Count("id")).order_by()
-    )
+def _tiers(open_cases: dict[str, int]) -> dict[str, Any]:
     tiers = [1, 2, 3, 4]
     return {
         "x": [f"T{t}" for t in tiers],
-        "series": [{"name": "open", "y": [n.get(t, 0) for t in tiers], "links": [queue_link(tier=t) for t in tiers]}],
+        "series": [
+            {"name": "open", "y": [open_cases[f"tier{t}"] for t in tiers], "links": [queue_link(tier=t) for t in tiers]}
+        ],
     }
 
 

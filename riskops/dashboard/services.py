@@ -1,17 +1,19 @@
-"""Keeping the dashboard's closed days: each day's figures counted once from the base tables, in one transaction."""
+"""Keeping the dashboard's figures: each closed day's counted once from the base tables, in one transaction; today's
+up to a few minutes ago, with the members counted (DayMember), so that the page counts only what came since."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from riskops.dashboard.selectors import counted_days, counts_direct, spans
-from riskops.models import DailyFigure, DailyFiguresDay
+from accounts.figures import day_start, params
+from riskops.dashboard.selectors import ALL_FIGURES, counted_days, counts_direct, late_commit, spans
+from riskops.models import DailyFigure, DailyFiguresDay, DayMember
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,8 @@ _LOCK = 7_316_042
 
 
 def dashboard_refresh(*, days: Iterable[date] | None = None, rebuild: bool = False) -> int:
-    """Count closed days into DailyFigure; returns how many days were counted.
+    """Count closed days into DailyFigure, then keep today's up to now less the late-commit margin; returns how
+    many closed days were counted.
 
     By default: every closed day of the last DASHBOARD_DAYS not counted yet (in this time zone), and yesterday
     again (a change written just before midnight may commit after it). `rebuild`: every closed day of the window.
@@ -45,7 +48,7 @@ def dashboard_refresh(*, days: Iterable[date] | None = None, rebuild: bool = Fal
             DailyFigure.objects.bulk_create(
                 [DailyFigure(day=d, figure=f, key=k, n=n) for (f, d, k), n in counts.items() if n], batch_size=5000
             )
-            DailyFiguresDay.objects.filter(day__range=(start, end)).delete()
+            DailyFiguresDay.objects.filter(day__range=(start, end)).delete()  # today's kept part is not in a span
             at = timezone.now()
             n_days = (end - start).days + 1
             DailyFiguresDay.objects.bulk_create(
@@ -57,7 +60,54 @@ def dashboard_refresh(*, days: Iterable[date] | None = None, rebuild: bool = Fal
             done += n_days
     if done:
         log.info("dashboard: counted %d closed days", done)
+    dashboard_keep_today()
     return done
+
+
+def dashboard_keep_today(now: datetime | None = None) -> datetime:
+    """Keep today's figures up to `now` less the late-commit margin: the members of what happened since the last
+    time (and within the margin before it, for changes committed late) go into DayMember, and today's DailyFigure
+    rows become their counts. Returns the instant kept up to."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    first = day_start(today)
+    until = max(first, now - late_commit())
+    members = DayMember._meta.db_table
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        DayMember.objects.exclude(day=today).delete()
+        DailyFiguresDay.objects.filter(until__isnull=False).exclude(day=today).delete()
+        mark = DailyFiguresDay.objects.filter(day=today).first()
+        if mark is None or mark.time_zone != settings.TIME_ZONE or mark.until is None:
+            DayMember.objects.filter(day=today).delete()
+            since = first
+        else:
+            since = max(first, mark.until - late_commit())
+        if until > since:
+            insert = " UNION ALL ".join(
+                f"SELECT day, '{f.name}', key, member FROM ({f.sql}) AS m(day, key, member)"  # noqa: S608 - the figures' SQL
+                " WHERE member IS NOT NULL"
+                for f in ALL_FIGURES.values()
+            )
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL jit = off")
+                cur.execute(
+                    f"INSERT INTO {members} (day, figure, key, member) {insert}"
+                    " ON CONFLICT (day, figure, key, member) DO NOTHING",
+                    {**params(today, today), "start": since, "end": until},
+                )
+        DailyFigure.objects.filter(day=today).delete()
+        with connection.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {DailyFigure._meta.db_table} (day, figure, key, n)"  # noqa: S608 - table names
+                f" SELECT day, figure, key, count(*) FROM {members} WHERE day = %s GROUP BY day, figure, key",
+                [today],
+            )
+        DailyFiguresDay.objects.update_or_create(
+            day=today, defaults={"time_zone": settings.TIME_ZONE, "computed_at": now, "until": until}
+        )
+    return until
 
 
 def dashboard_forget() -> None:
@@ -66,3 +116,4 @@ def dashboard_forget() -> None:
     with transaction.atomic():
         DailyFiguresDay.objects.all().delete()
         DailyFigure.objects.all().delete()
+        DayMember.objects.all().delete()

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
@@ -56,10 +58,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "form": form,
             "board": board,
             "tiles": {t.label: t for t in board.tiles},
+            "exposure_frozen": money(next(t.value for t in board.tiles if t.label == "exposure_frozen")),
             "charts": charts,
             "tables": {name: _table(chart) for name, chart in charts.items()},
             "rates": rates,
-            "chart_data": {**charts, "overturn": rates},
+            "chart_data": {**{name: _for_script(chart) for name, chart in charts.items()}, "overturn": rates},
             "compliance_pct": round(100 * charts["appeals"]["compliance"], 1) if charts["appeals"]["decided"] else None,
             "query": f"start={start}&end={end}",
         },
@@ -94,9 +97,34 @@ def _worded(name: str, chart: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _table(chart: dict[str, Any]) -> list[tuple[str, list[tuple[int, str]]]]:
-    """A chart's numbers as the rows of its table: (category, [(n, link) per series])."""
-    return [(label, [(s["y"][i], s["links"][i]) for s in chart["series"]]) for i, label in enumerate(chart["labels"])]
+def _table(chart: dict[str, Any]) -> SafeString:
+    """A chart's numbers as its table's rows, HTML built here (a template loop, or format_html per cell, costs more
+    than the rest of the page): a row per category, a cell per series, each number linking to what it counts.
+    Labels and links are escaped; the numbers are ints."""
+    rows = []
+    series = [(s["y"], [escape(link) for link in s["links"]]) for s in chart["series"]]
+    for i, label in enumerate(chart["labels"]):
+        cells = "".join(
+            f'<td><a href="{links[i]}">{int(y[i])}</a></td>' if y[i] else "<td>0</td>" for y, links in series
+        )
+        rows.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
+    return mark_safe("".join(rows))  # noqa: S308  # nosec B308 B703 - labels and links escaped, numbers ints
+
+
+def _for_script(chart: dict[str, Any]) -> dict[str, Any]:
+    """A chart as the page's script reads it: a series of days carries its link with "{day}" for the day (the
+    same link for every point but the day) rather than a link per point."""
+    out = {**chart, "series": []}
+    for s in chart["series"]:
+        s = dict(s)
+        day = chart["x"][0] if chart["x"] else ""
+        if len(day) == 10 and all(day in link for link in s["links"][:1]):
+            pattern = s["links"][0].replace(day, "{day}")
+            if [pattern.replace("{day}", x) for x in chart["x"]] == s["links"]:
+                s["pattern"] = pattern
+                del s["links"]
+        out["series"].append(s)
+    return out
 
 
 def _rate_row(rate: selectors.Rate, start: Any, end: Any) -> dict[str, Any]:

@@ -9,11 +9,29 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name='DayMember',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField()),
+                ('figure', models.CharField(max_length=20)),
+                ('key', models.CharField(blank=True, max_length=40)),
+                ('member', models.BigIntegerField()),
+            ],
+            options={
+                'verbose_name': 'counted member of today',
+                'verbose_name_plural': 'counted members of today',
+                'constraints': [
+                    models.UniqueConstraint(fields=('day', 'figure', 'key', 'member'), name='one_day_member')
+                ],
+            },
+        ),
+        migrations.CreateModel(
             name='DailyFiguresDay',
             fields=[
                 ('day', models.DateField(primary_key=True, serialize=False)),
                 ('time_zone', models.CharField(max_length=40)),
                 ('computed_at', models.DateTimeField()),
+                ('until', models.DateTimeField(blank=True, null=True)),
             ],
             options={
                 'verbose_name': 'day of daily figures',

@@ -31,7 +31,8 @@
     var kind = section.getAttribute("data-kind");
     var dates = name !== "decision_time" && name !== "tiers";
     var traces = chart.series.map(function (s, i) {
-      var trace = { name: s.label, x: chart.labels, y: s.y, customdata: s.links,
+      var links = s.links || chart.x.map(function (day) { return s.pattern.split("{day}").join(day); });
+      var trace = { name: s.label, x: chart.labels, y: s.y, customdata: links,
                     marker: { color: palette[i % palette.length] },
                     hovertemplate: (dates ? "%{x|%Y-%m-%d}" : "%{x}") + "<br>%{y}<extra>" + s.label + "</extra>" };
       if (kind === "line") { trace.type = "scatter"; trace.mode = "lines+markers"; } else { trace.type = "bar"; }
