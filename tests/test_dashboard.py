@@ -425,3 +425,16 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(seeded, manager, django_a
     client.get("/dashboard/")
     with django_assert_max_num_queries(24):
         assert client.get("/dashboard/").status_code == 200
+
+
+def test_the_refresh_counts_yesterday_again_only_until_its_late_commits_are_in(ruleset):
+    from accounts.figures import day_start
+
+    today = timezone.localdate()
+    if timezone.now() < day_start(today) + late_commit():
+        pytest.skip("within the late-commit margin after midnight, yesterday is counted again on every refresh")
+    assert dashboard_refresh() == 400  # every closed day of DASHBOARD_DAYS, once
+    assert dashboard_refresh() == 0  # nothing new: yesterday was counted after its margin
+    DailyFiguresDay.objects.filter(day=today - timedelta(days=1)).update(computed_at=day_start(today))
+    assert dashboard_refresh() == 1  # counted before its late commits could be in: again
+    assert dashboard_refresh() == 0

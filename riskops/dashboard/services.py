@@ -26,7 +26,8 @@ def dashboard_refresh(*, days: Iterable[date] | None = None, rebuild: bool = Fal
     many closed days were counted.
 
     By default: every closed day of the last DASHBOARD_DAYS not counted yet (in this time zone), and yesterday
-    again (a change written just before midnight may commit after it). `rebuild`: every closed day of the window.
+    again while its count is younger than midnight plus the late-commit margin (a change stamped just before
+    midnight may commit after it). `rebuild`: every closed day of the window.
     `days`: those days (closed ones only). Idempotent: a day's rows are replaced in the transaction that counts it.
     """
     today = timezone.localdate()
@@ -37,7 +38,12 @@ def dashboard_refresh(*, days: Iterable[date] | None = None, rebuild: bool = Fal
         wanted = window
     else:
         have = counted_days(window[0], window[-1])
-        wanted = sorted({d for d in window if d not in have} | {today - timedelta(days=1)})
+        settled = day_start(today) + late_commit()
+        yesterday = today - timedelta(days=1)
+        recount = not DailyFiguresDay.objects.filter(
+            day=yesterday, until__isnull=True, computed_at__gte=settled
+        ).exists()
+        wanted = sorted({d for d in window if d not in have} | ({yesterday} if recount else set()))
     done = 0
     for start, end in spans(wanted, longest=31):
         with transaction.atomic():
