@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,60 @@ def ensure_database() -> None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def timings(call: Callable[[int], object], n: int) -> dict[str, float]:
+    """`call(i)` n times: the 50th and 95th percentiles of its wall-clock time, in ms."""
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50": round(statistics.median(times), 1), "p95": round(percentile(times, 0.95), 1)}
+
+
+def measure(client: Any, urls: Callable[[int], str], n: int) -> dict[str, float]:
+    """A page through Django's full stack (the test client): 3 warm-up requests, then `timings` over n."""
+    for i in range(3):
+        assert client.get(urls(i)).status_code == 200
+
+    def get(i: int) -> None:
+        response = client.get(urls(i))
+        assert response.status_code == 200, (urls(i), response.status_code)
+
+    return timings(get, n)
+
+
+def queries(client: Any, url: str) -> int:
+    """How many queries one request of the page costs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(url)
+    return len(ctx)
+
+
+def seeded_book(accounts: int, *, reset: bool) -> tuple[int, float | None]:
+    """The pages benchmarks' book (`seed_demo --accounts N --seed 42`, engine included) in the current database:
+    reused when it holds N accounts, else reseeded (which needs `reset` unless the database's name contains "bench"
+    or "pages"). Returns the accounts and the seconds seeding took (None when reused)."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from accounts.models import CreditLine
+
+    name = str(settings.DATABASES["default"]["NAME"])
+    ensure_database()
+    have = CreditLine.objects.count()
+    print(f"database {name}; {have:,} accounts")
+    if have == accounts:
+        return have, None
+    if not (reset or "bench" in name or "pages" in name):
+        sys.exit(f"database {name} holds {have:,} accounts, not {accounts:,}; pass --reset to reseed it")
+    started = time.monotonic()
+    call_command("seed_demo", accounts=str(accounts), seed="42", reset=True)
+    return accounts, round(time.monotonic() - started, 1)
 
 
 def group_pids(leader: int) -> list[int]:

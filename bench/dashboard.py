@@ -30,27 +30,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ensure_database, percentile, setup
+from bench.common import measure, queries, seeded_book, setup, timings
 
 setup(default_database="riskops_pages")
 
-from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from accounts.models import CreditLine  # noqa: E402
 from riskops.core.roles import ensure_roles  # noqa: E402
 from riskops.dashboard.selectors import counted_days, counts_direct, daily_counts, dashboard_drift  # noqa: E402
 from riskops.dashboard.services import dashboard_refresh  # noqa: E402
@@ -58,24 +52,6 @@ from riskops.models import DailyFigure, DailyFiguresDay, DayMember  # noqa: E402
 
 TARGET_P95_MS = 300
 TARGET_VS_NAIVE = 10
-
-
-def measure(client: Client, url: Callable[[int], str], n: int) -> dict[str, float]:
-    for i in range(3):
-        assert client.get(url(i)).status_code == 200
-    times = []
-    for i in range(n):
-        started = time.perf_counter()
-        response = client.get(url(i))
-        times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (url(i), response.status_code)
-    return {"p50": round(statistics.median(times), 1), "p95": round(percentile(times, 0.95), 1)}
-
-
-def queries(client: Client, url: str) -> int:
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(url)
-    return len(ctx)
 
 
 def main() -> None:
@@ -87,17 +63,7 @@ def main() -> None:
     if args.accounts < 1000 or args.requests < 5:
         parser.error("--accounts must be at least 1000 and --requests at least 5")
 
-    name = str(settings.DATABASES["default"]["NAME"])
-    ensure_database()
-    have = CreditLine.objects.count()
-    print(f"database {name}; {have:,} accounts")
-    seed_seconds = None
-    if have != args.accounts:
-        if not (args.reset or "bench" in name or "pages" in name):
-            sys.exit(f"database {name} holds {have:,} accounts, not {args.accounts:,}; pass --reset to reseed it")
-        started = time.monotonic()
-        call_command("seed_demo", accounts=str(args.accounts), seed="42", reset=True)
-        seed_seconds = round(time.monotonic() - started, 1)
+    have, seed_seconds = seeded_book(args.accounts, reset=args.reset)
     started = time.monotonic()
     refreshed = dashboard_refresh()
     refresh_seconds = round(time.monotonic() - started, 1)
@@ -134,26 +100,13 @@ def main() -> None:
     # days removes: counts over index-only scans, in both ways alike.
     from riskops.dashboard.selectors import now_tiles
 
-    times = []
-    for _ in range(max(5, args.requests // 2)):
-        started = time.perf_counter()
-        now_tiles(manager.pk)
-        times.append((time.perf_counter() - started) * 1000)
-    now_floor = {"p50": round(statistics.median(times), 1), "p95": round(percentile(times, 0.95), 1)}
+    now_floor = timings(lambda i: now_tiles(manager.pk), max(5, args.requests // 2))
 
     # The daily figures alone, the part kept: read (kept days, today's kept part and what came since) against
     # counted from the base tables, over the page's 90 days.
-    def timed(fn: Callable[[], object]) -> dict[str, float]:
-        times = []
-        for _ in range(max(5, args.requests // 2)):
-            started = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - started) * 1000)
-        return {"p50": round(statistics.median(times), 1), "p95": round(percentile(times, 0.95), 1)}
-
     first_day = today - timedelta(days=89)
-    figures_kept = timed(lambda: daily_counts(first_day, today))
-    figures_direct = timed(lambda: counts_direct(first_day, today))
+    figures_kept = timings(lambda i: daily_counts(first_day, today), max(5, args.requests // 2))
+    figures_direct = timings(lambda i: counts_direct(first_day, today), max(5, args.requests // 2))
 
     # The naive way: no kept day, every figure counted from the base tables on each request (rolled back after).
     kept_days = len(counted_days(today - timedelta(days=399), today))

@@ -34,32 +34,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ensure_database, percentile, setup
+from bench.common import measure, percentile, queries, seeded_book, setup
 
 setup(default_database="riskops_pages")
 
-from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import Case, CreditLine  # noqa: E402
 from riskops.core.roles import ensure_roles  # noqa: E402
-
-
-def measure(client: Client, urls: Callable[[int], str], n: int) -> dict[str, float]:
-    for i in range(3):
-        assert client.get(urls(i)).status_code == 200
-    times = []
-    for i in range(n):
-        url = urls(i)
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-    return {"p50": round(statistics.median(times), 1), "p95": round(percentile(times, 0.95), 1)}
 
 
 def search_queries(numbers: list[str], n: int) -> dict[str, dict[str, float]]:
@@ -83,12 +67,6 @@ def search_queries(numbers: list[str], n: int) -> dict[str, dict[str, float]]:
     return figures
 
 
-def queries(client: Client, url: str) -> int:
-    with CaptureQueriesContext(connection) as ctx:
-        client.get(url)
-    return len(ctx)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=1_000_000)
@@ -98,17 +76,7 @@ def main() -> None:
     if args.accounts < 1000 or args.requests < 5:
         parser.error("--accounts must be at least 1000 and --requests at least 5")
 
-    name = str(settings.DATABASES["default"]["NAME"])
-    ensure_database()
-    have = CreditLine.objects.count()
-    print(f"database {name}; {have:,} accounts")
-    seed_seconds = None
-    if have != args.accounts:
-        if not (args.reset or "bench" in name or "pages" in name):
-            sys.exit(f"database {name} holds {have:,} accounts, not {args.accounts:,}; pass --reset to reseed it")
-        started = time.monotonic()
-        call_command("seed_demo", accounts=str(args.accounts), seed="42", reset=True)
-        seed_seconds = round(time.monotonic() - started, 1)
+    have, seed_seconds = seeded_book(args.accounts, reset=args.reset)
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
 

@@ -252,7 +252,7 @@ def dashboard(start: date, end: date, *, user_id: int | None, operator_figures: 
         Tile("outflow", total("resolved", start, end), figure_link("resolved", start, end)),
     ]
     charts = {
-        "freezes": _stacked(by["freeze"], days, "freeze", [c.value for c in RuleCode]),
+        "freezes": _series(days, [("freeze", by["freeze"], code.value) for code in RuleCode]),
         "stock": _stock(by["frozen_in"], by["frozen_out"], days, today, frozen_now),
         "flow": _series(days, [("opened", by["opened"], ""), ("resolved", by["resolved"], "")]),
         "appeals": _appeals(by, days),
@@ -314,10 +314,6 @@ def _series(days: list[date], parts: list[tuple[str, dict[date, dict[str, int]],
             for figure, per_day, key in parts
         ],
     }
-
-
-def _stacked(per_day: dict[date, dict[str, int]], days: list[date], figure: str, keys: list[str]) -> dict[str, Any]:
-    return _series(days, [(figure, per_day, key) for key in keys])
 
 
 def _stock(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import csv
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.figures import BUCKET_LABELS, FIGURE_LABELS, key_label
 from accounts.models import Case, CaseStatus, RuleCode
+from accounts.selectors.queue import sla_states
 from riskops.core.formats import money, sla
 from riskops.core.http import operator_required
 from riskops.core.roles import DECIDE_CASE, VIEW_OPERATOR_FIGURES
@@ -48,6 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     charts = {name: _worded(name, chart) for name, chart in board.charts.items()}
     rates = [_rate_row(r, start, end) for r in board.rates]
+    tiles = {t.label: t for t in board.tiles}
     chart = request.GET.get("csv")
     if chart:
         return _csv(chart, charts, board)
@@ -57,8 +58,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "board": board,
-            "tiles": {t.label: t for t in board.tiles},
-            "exposure_frozen": money(next(t.value for t in board.tiles if t.label == "exposure_frozen")),
+            "tiles": tiles,
+            "exposure_frozen": money(tiles["exposure_frozen"].value),
             "charts": charts,
             "tables": {name: _table(chart) for name, chart in charts.items()},
             "rates": rates,
@@ -114,17 +115,13 @@ def _table(chart: dict[str, Any]) -> SafeString:
 def _for_script(chart: dict[str, Any]) -> dict[str, Any]:
     """A chart as the page's script reads it: a series of days carries its link with "{day}" for the day (the
     same link for every point but the day) rather than a link per point."""
-    out = {**chart, "series": []}
+    series = []
     for s in chart["series"]:
-        s = dict(s)
-        day = chart["x"][0] if chart["x"] else ""
-        if len(day) == 10 and all(day in link for link in s["links"][:1]):
-            pattern = s["links"][0].replace(day, "{day}")
-            if [pattern.replace("{day}", x) for x in chart["x"]] == s["links"]:
-                s["pattern"] = pattern
-                del s["links"]
-        out["series"].append(s)
-    return out
+        pattern = s["links"][0].replace(chart["x"][0], "{day}") if s["links"] else ""
+        if "{day}" in pattern and [pattern.replace("{day}", x) for x in chart["x"]] == s["links"]:
+            s = {**{k: v for k, v in s.items() if k != "links"}, "pattern": pattern}
+        series.append(s)
+    return {**chart, "series": series}
 
 
 def _rate_row(rate: selectors.Rate, start: Any, end: Any) -> dict[str, Any]:
@@ -179,12 +176,12 @@ def my_work(request: HttpRequest) -> HttpResponse:
     uid = request.user.pk
     mine = Case.objects.exclude(status=CaseStatus.RESOLVED).filter(assignee_id=uid)
     now = timezone.now()
-    soon = now + timedelta(hours=settings.CASE_DUE_SOON_HOURS)
-    counts = {
-        "open": mine.count(),
-        "breached": mine.filter(sla_due_at__lt=now).count(),
-        "due_soon": mine.filter(sla_due_at__gte=now, sla_due_at__lt=soon).count(),
-    }
+    states = sla_states(now)  # the queue's own SLA filter, which the links below open
+    counts = mine.aggregate(
+        open=Count("pk"),
+        breached=Count("pk", filter=states["breached"]),
+        due_soon=Count("pk", filter=states["due_soon"]),
+    )
     done = selectors.counts_direct(today, today, ["decisions"]).get(("decisions", today, str(uid)), 0)
     links = {
         "open": selectors.queue_link(assignee="me"),
