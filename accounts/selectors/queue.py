@@ -107,12 +107,29 @@ def sla_states(now: datetime) -> dict[str, Q]:
 
 def open_case_counts(now: datetime | None = None) -> dict[str, int]:
     """The whole queue's unresolved cases by SLA state and by risk tier ("tier1".."tier4"), in one pass over an
-    index (the dashboard's figures, which link to the queue filtered by the same conditions)."""
+    index (the dashboard's figures, which link to the queue filtered by the same conditions).
+
+    Grouped by tier (the index's order) with two counts per tier, the cases due before now and before the due-soon
+    boundary; the states are their differences, which is `sla_states`' three conditions (a case always has a due
+    time). Seven filtered counts per case cost twice as long."""
     states = sla_states(now or timezone.now())
-    return Case.objects.exclude(status=CaseStatus.RESOLVED).aggregate(
-        **{sla: Count("risk_tier", filter=q) for sla, q in states.items()},
-        **{f"tier{t}": Count("risk_tier", filter=Q(risk_tier=t)) for t in (1, 2, 3, 4)},
+    rows = (
+        Case.objects.exclude(status=CaseStatus.RESOLVED)
+        .values("risk_tier")
+        .annotate(
+            n=Count("*"),
+            before_now=Count("risk_tier", filter=states["breached"]),
+            before_soon=Count("risk_tier", filter=~states["within"]),
+        )
+        .order_by()
     )
+    counts = {"breached": 0, "due_soon": 0, "within": 0, **{f"tier{t}": 0 for t in (1, 2, 3, 4)}}
+    for row in rows:
+        counts[f"tier{row['risk_tier']}"] = row["n"]
+        counts["breached"] += row["before_now"]
+        counts["due_soon"] += row["before_soon"] - row["before_now"]
+        counts["within"] += row["n"] - row["before_soon"]
+    return counts
 
 
 def _by_time(qs: QuerySet[Case], filters: QueueFilters, now: datetime) -> QuerySet[Case]:

@@ -280,7 +280,13 @@ def now_tiles(user_id: int | None) -> tuple[dict[str, Any], list[Tile]]:
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         cur.execute("SET LOCAL jit = off")
-        # count(*): the partial index alone answers (no row's id to read).
+        # The frozen lines' count and exposure from their partial index alone (an index-only scan, 2x faster): the
+        # planner, costing a bitmap scan of the status index as cheaper, reads 15,000 heap pages instead.
+        cur.execute("SET LOCAL enable_bitmapscan = off")
+        # Each statement planned for its values: psycopg prepares what the connection ran 5 times, and PostgreSQL's
+        # plan for any value (generic) cannot tell the status is 'frozen' or not 'resolved', so it cannot use the
+        # partial indexes (twice as long, in every long-lived connection).
+        cur.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         frozen = CreditLine.objects.filter(status=LineStatus.FROZEN).aggregate(
             n=Count("*"), exposure=Sum("outstanding")
         )
