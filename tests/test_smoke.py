@@ -107,6 +107,9 @@ def test_make_run_serves_the_console_with_demo_data_and_a_real_worker(tmp_path: 
         RISKOPS_VAR_DIR=str(tmp_path / "var"),
         NOTIFICATION_SENDER="accounts.notifications.FileSender",
         NOTIFICATION_FILE_PATH=str(notifications),
+        # The freeze messages below go out at any hour (the outbox holds them 21:00-08:00 in the borrower's zone,
+        # which tests/test_outbox_budget.py covers).
+        NOTIFICATION_QUIET_HOURS="off",
     )
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(
