@@ -10,13 +10,14 @@ from riskops.audit_trail.urls import urlpatterns as audit_urls
 from riskops.dashboard.urls import urlpatterns as dashboard_urls
 from riskops.dashboard.views import home
 from riskops.jobs.urls import urlpatterns as jobs_urls
+from riskops.tuning.urls import urlpatterns as tuning_urls
 
 urlpatterns = [
     path("", home, name="home"),
     path("", include("accounts.urls")),
     path("", include("appeals.urls")),
-    # One "riskops" namespace for the project's own pages: the jobs', the audit page's and the dashboard's.
-    path("", include((jobs_urls + audit_urls + dashboard_urls, "riskops"))),
+    # One "riskops" namespace for the project's own pages: the jobs', the audit page's, the dashboard's, the rules'.
+    path("", include((jobs_urls + audit_urls + dashboard_urls + tuning_urls, "riskops"))),
     path("", include("ingest.urls")),
     path("", include("portal.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),

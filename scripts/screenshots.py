@@ -3,7 +3,7 @@
 A database of its own (SCREENSHOTS_DATABASE_URL, else `riskops_screenshots` on the embedded PostgreSQL), loaded
 with the demo data afresh each time; the dev server on a free port; Debian's Chromium driven by Playwright. Pages:
 the queue, "my work", a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page (as a senior
-reviewer), the dashboard (its first 2400 px), the audit trail, the borrower guidance and the admin panel's operators and API tokens (as an administrator), the
+reviewer), the dashboard (its first 2400 px), the audit trail, the borrower guidance, the rules and a draft of them and the admin panel's operators and API tokens (as an administrator), the
 borrower's status page of a frozen and of a cut line (a phone's width), each in Chinese and English,
 1400 px wide (the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
 """
@@ -57,6 +57,7 @@ ADMIN_PAGES = {
     "dashboard": "/dashboard/",
     "audit": "/audit/",
     "guidance": "/guidance/",
+    "rules": "/rules/",
     "admin-operators": "/admin/auth/user/",
     "admin-tokens": "/admin/riskops/apitoken/",
 }
@@ -89,13 +90,26 @@ from urllib.parse import urlparse
 from appeals.links import appeal_link
 def link(case):
     return urlparse(appeal_link(case.line_id)).path if case else "-"
-print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal else "-", link(frozen), link(cut))
+# A draft of the rules (seed_demo keeps rulesets: earlier drafts go first), MULTI_HEAD's threshold raised.
+from accounts.models import RuleSet
+from accounts.services.rulesets import rule_change, ruleset_discard, ruleset_draft
+manager = Actor.operator(User.objects.get(username="risk_manager"))
+for old in RuleSet.objects.filter(activated_at__isnull=True):
+    ruleset_discard(ruleset_id=old.pk, actor=manager)
+draft = ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=manager, note="fewer multi-head freezes")
+rule = draft.rules.get(code="MULTI_HEAD")
+rule_change(rule_id=rule.pk, actor=manager, params={**rule.params, "min_inquiries": 6}, severity=rule.severity,
+            action=rule.action, enabled=True, restore_on_clear=None)
+print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal else "-", link(frozen), link(cut),
+      draft.version)
 """
     out = subprocess.run([*manage, "shell", "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit(out.stderr)
     # The last line: Django's shell prints how many objects it imported first.
-    frozen, cut, appeal, frozen_link, cut_link = [*out.stdout.strip().splitlines()[-1].split(), "", "", "", "", ""][:5]
+    frozen, cut, appeal, frozen_link, cut_link, draft = [*out.stdout.strip().splitlines()[-1].split(), *[""] * 6][:6]
+    if draft.isdigit():
+        ADMIN_PAGES["rules-draft"] = f"/rules/v{draft}/"
     pages = {"queue": "/queue/", "my-work": "/my-work/", "inbox": "/appeals/", "jobs": "/jobs/"}
     if frozen.isdigit():
         pages["case-frozen"] = f"/cases/{frozen}/"

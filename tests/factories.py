@@ -128,10 +128,44 @@ def default_ruleset():
     active = RuleSet.objects.filter(is_active=True).first()
     if active is not None:
         return active
-    ruleset = RuleSet.objects.create(version=1, is_active=True, note="DESIGN.md defaults", created_at=NOW)
+    # Written as a draft, then activated: an active version's rules cannot be added (migration 0025's trigger).
+    ruleset = RuleSet.objects.create(version=1, note="DESIGN.md defaults", created_at=NOW)
     for r in DEFAULT_RULES:
         Rule.objects.create(ruleset=ruleset, **r)
+    RuleSet.objects.filter(pk=ruleset.pk).update(is_active=True, activated_at=NOW)
+    ruleset.refresh_from_db()
     return ruleset
+
+
+def live_version(changes: dict[str, dict]) -> object:
+    """A new active version of the rules: the active one's rules with `changes` (per rule code, the fields to set,
+    params merged), as activating a draft makes it; the previous version is kept, inactive."""
+    from accounts.models import Rule, RuleSet
+
+    current = default_ruleset()
+    at = timezone.now()
+    draft = RuleSet.objects.create(
+        version=(RuleSet.objects.order_by("-version").values_list("version", flat=True).first() or 0) + 1,
+        note="test",
+        created_at=at,
+        based_on=current,
+    )
+    for rule in Rule.objects.filter(ruleset=current).order_by("id"):
+        fields = dict(changes.get(rule.code, {}))
+        params = {**rule.params, **fields.pop("params", {})}
+        Rule.objects.create(
+            ruleset=draft,
+            code=rule.code,
+            params=params,
+            severity=fields.pop("severity", rule.severity),
+            action=fields.pop("action", rule.action),
+            enabled=fields.pop("enabled", rule.enabled),
+            restore_on_clear=fields.pop("restore_on_clear", rule.restore_on_clear),
+        )
+    RuleSet.objects.filter(pk=current.pk).update(is_active=False)
+    RuleSet.objects.filter(pk=draft.pk).update(is_active=True, activated_at=at)
+    draft.refresh_from_db()
+    return draft
 
 
 def make_operator(username: str | None = None, password: str | None = None) -> User:

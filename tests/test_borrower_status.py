@@ -27,7 +27,6 @@ from accounts.models import (
     Notification,
     NotificationKind,
     ProfileUpdate,
-    Rule,
     Signal,
     SignalStatus,
 )
@@ -40,6 +39,7 @@ from tests.factories import (
     income_record,
     inquiry,
     installment,
+    live_version,
     make_line,
     make_role_operator,
 )
@@ -220,7 +220,7 @@ def test_a_profile_update_with_an_income_document_clears_stale_profile_and_resto
 
 
 def test_the_cut_stays_when_the_rule_does_not_restore_on_clear():
-    Rule.objects.filter(ruleset__is_active=True, code="PROFILE_STALE").update(restore_on_clear=False)
+    live_version({"PROFILE_STALE": {"restore_on_clear": False}})
     line = flagged("PROFILE_STALE")
 
     assert profile_post(line, [("payslip.png", png())]).status_code == 302
@@ -232,7 +232,7 @@ def test_the_cut_stays_when_the_rule_does_not_restore_on_clear():
 
 
 def test_a_freeze_is_never_lifted_by_a_cleared_reason_even_when_the_rule_restores_cuts():
-    Rule.objects.filter(ruleset__is_active=True, code="MULTI_HEAD").update(restore_on_clear=True)
+    live_version({"MULTI_HEAD": {"restore_on_clear": True}})
     line = flagged("MULTI_HEAD")
     Signal.objects.filter(line=line).update(fired_at=now() - timedelta(days=60))
     evaluate_lines([line.pk], now=now() + timedelta(days=40))  # the inquiries have left the window
@@ -470,7 +470,7 @@ def test_a_link_preview_is_audited_as_such_not_as_the_borrower_reading():
 
 
 def test_a_cut_whose_reason_cleared_without_a_restore_is_still_shown_as_a_cut_that_a_person_reviews():
-    Rule.objects.filter(ruleset__is_active=True, code="PROFILE_STALE").update(restore_on_clear=False)
+    live_version({"PROFILE_STALE": {"restore_on_clear": False}})
     line = flagged("PROFILE_STALE")
     assert profile_post(line, [("payslip.png", png())]).status_code == 302
 

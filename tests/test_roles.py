@@ -27,7 +27,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from accounts import services as case_services
-from accounts.models import Case, CreditInquiry, Decision
+from accounts.models import Case, CreditInquiry, Decision, RuleSet
+from accounts.services.rulesets import ruleset_draft
 from appeals import services as appeal_services
 from appeals.models import Appeal, AppealDocument
 from ingest.services import events_ingest
@@ -49,6 +50,7 @@ from riskops.core.roles import (
     SENIOR_REVIEWER,
     STAFF,
     SUBMIT_APPEAL,
+    TUNE_RULES,
     VIEW_AUDIT,
     VIEW_OPERATOR_FIGURES,
     WRITE_GUIDANCE,
@@ -137,6 +139,15 @@ def _guidance(_w: World) -> dict[str, Any]:
     return {"MULTI_HEAD-text_zh": "请暂停向其他平台申请借款。", "MULTI_HEAD-text_en": "Please stop applying elsewhere."}
 
 
+def _draft(_w: World) -> dict[str, Any]:
+    return {"source": "1", "note": "a test draft"}
+
+
+def _rule_edit(_w: World) -> dict[str, Any]:
+    fields = {"p_window_days": "30", "p_min_inquiries": "6", "p_min_institutions": "3", "severity": "high"}
+    return {f"MULTI_HEAD-{k}": v for k, v in {**fields, "action": "freeze", "enabled": "on"}.items()}
+
+
 def _appeal_reply(w: World) -> dict[str, Any]:
     return {"outcome": "reject", "reply": "我们已复核，维持冻结。", "version": str(w.appeal.version)}
 
@@ -163,6 +174,11 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "events/<str:kind>/<int:event_id>/": {"GET": page()},
     "guidance/": {"GET": page()},
     "guidance/<str:code>/": {"POST": page(WRITE_GUIDANCE, data=_guidance)},
+    "rules/": {"GET": page()},
+    "rules/drafts/": {"POST": page(TUNE_RULES, data=_draft)},
+    "rules/v<int:version>/": {"GET": page()},
+    "rules/v<int:version>/rules/<str:code>/": {"POST": page(TUNE_RULES, data=_rule_edit)},
+    "rules/v<int:version>/discard/": {"POST": page(TUNE_RULES)},
     "decisions/<int:decision_id>/approve/": {"POST": page(APPROVE_DECISION)},
     "decisions/<int:decision_id>/reject/": {"POST": page(APPROVE_DECISION)},
     "appeals/": {"GET": page()},
@@ -334,6 +350,7 @@ def world(ruleset: Any, settings: Any) -> World:
         "event_id": w.event.pk,
         "token": "not-a-valid-token",
         "code": "MULTI_HEAD",
+        "version": ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=op(users[RISK_MANAGER])).version,
         "profile_document_id": profile_document(w.case.line_id),
         "import_job_id": Job.objects.create(
             kind="import",
@@ -479,7 +496,7 @@ def test_the_groups_hold_exactly_the_grants() -> None:
 
 def test_every_action_of_the_matrix_names_a_real_check() -> None:
     perms = {roles.DECIDE_CASE, APPROVE_DECISION, ASSIGN_CASE, REVEAL_PII, SUBMIT_APPEAL, INGEST_EVENTS, VIEW_AUDIT}
-    perms |= {WRITE_GUIDANCE, VIEW_OPERATOR_FIGURES}
+    perms |= {WRITE_GUIDANCE, VIEW_OPERATOR_FIGURES, TUNE_RULES}
     assert {a.check for a in ACTIONS} <= perms | {OPERATOR, STAFF}
     assert {a.check for a in ACTIONS} >= perms  # every permission of GRANTS is in the document
 

@@ -41,22 +41,45 @@ class RuleAction(models.TextChoices):
 
 
 class RuleSet(models.Model):
-    """A versioned set of rule parameters; exactly one is active."""
+    """A versioned set of rule parameters; exactly one is active.
+
+    A risk manager copies a version into a draft and edits its rules (`accounts.services.rulesets`); a draft goes
+    live by activation, never by an edit. A version that was ever active is immutable: the database refuses any
+    change to it or its rules (a trigger, migration 0025) but the active flag, which the next activation clears.
+    """
 
     version = models.PositiveIntegerField(unique=True)
     is_active = models.BooleanField(default=False)
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    based_on = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
 
     class Meta:
         verbose_name = _("ruleset")
         verbose_name_plural = _("rulesets")
+        permissions = [("tune_rules", "Can draft rule changes and approve their activation")]
         constraints = [
-            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_ruleset")
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_ruleset"),
+            models.CheckConstraint(
+                condition=Q(is_active=False) | Q(activated_at__isnull=False), name="active_ruleset_was_activated"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"v{self.version}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.activated_at is None
 
 
 class Rule(models.Model):

@@ -44,6 +44,7 @@ SUBMIT_APPEAL = "appeals.submit_appeal"
 INGEST_EVENTS = "ingest.ingest_events"
 VIEW_AUDIT = "riskops.view_auditevent"  # the audit trail's page and its export
 VIEW_OPERATOR_FIGURES = "riskops.view_operator_figures"  # the dashboard's decisions per operator
+TUNE_RULES = "accounts.tune_rules"  # draft rule changes; approve another manager's draft going live
 
 # What each role may do beyond reading (codenames of the permissions above). Auditors only read.
 GRANTS = {
@@ -57,6 +58,7 @@ GRANTS = {
         "ingest_events",
         "add_guidance",
         "view_operator_figures",
+        "tune_rules",
     ],
     AUDITOR: ["view_auditevent"],
     ADMIN: [
@@ -68,6 +70,7 @@ GRANTS = {
         "view_auditevent",
         "add_guidance",
         "view_operator_figures",
+        "tune_rules",
     ],
     INTEGRATION: ["submit_appeal", "ingest_events"],
 }
@@ -134,6 +137,11 @@ ACTIONS = [
         "See the dashboard's decisions per operator per day (managers' home is the dashboard)",
         VIEW_OPERATOR_FIGURES,
         "dashboard_view",
+    ),
+    Action(
+        "Draft rule changes (a copy of a version, validated parameters, compared with any version)",
+        TUNE_RULES,
+        "ruleset_draft, rule_change, ruleset_discard",
     ),
     Action("Use the admin panel (/admin/)", STAFF, "may_administer (riskops.admin_site)"),
     Action(

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from riskops.tuning import views
+
+# In the project's "riskops" namespace (riskops/urls.py includes these with the jobs' patterns).
+urlpatterns = [
+    path("rules/", views.rules, name="rules"),
+    path("rules/drafts/", views.draft_create, name="draft_create"),
+    path("rules/v<int:version>/", views.ruleset, name="ruleset"),
+    path("rules/v<int:version>/rules/<str:code>/", views.rule_edit, name="rule_edit"),
+    path("rules/v<int:version>/discard/", views.draft_discard, name="draft_discard"),
+]

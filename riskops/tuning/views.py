@@ -1,0 +1,148 @@
+"""The rules page and a version's page: every operator reads them; risk managers draft changes
+(accounts.services.rulesets)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import RuleSet
+from accounts.rule_params import ParamsInvalid
+from accounts.selectors.rules import ruleset_diff, versions
+from accounts.services.rulesets import require_may_tune, rule_change, ruleset_discard, ruleset_draft
+from riskops.core.errors import DomainError
+from riskops.core.http import actor, domain_errors, operator_required
+from riskops.core.roles import TUNE_RULES, may
+from riskops.tuning import selectors
+from riskops.tuning.forms import CompareForm, DraftForm, RuleForm
+
+
+def _version(number: int) -> RuleSet:
+    ruleset = RuleSet.objects.select_related("created_by", "activated_by", "based_on").filter(version=number).first()
+    if ruleset is None:
+        raise Http404(_("No such version"))
+    return ruleset
+
+
+def _version_url(ruleset: RuleSet) -> str:
+    return reverse("riskops:ruleset", args=[ruleset.version])
+
+
+@operator_required
+@require_GET
+def rules(request: HttpRequest) -> HttpResponse:
+    active = RuleSet.objects.select_related("created_by", "activated_by").filter(is_active=True).first()
+    start, rows = selectors.rule_rows(active) if active else (None, [])
+    return render(
+        request,
+        "riskops/rules.html",
+        {
+            "active": active,
+            "start": start,
+            "rows": rows,
+            "versions": versions(),
+            "draft_form": DraftForm(initial={"source": active.version if active else None}),
+            "may_tune": may(actor(request), TUNE_RULES),
+            "days": selectors.DAYS,
+        },
+    )
+
+
+def _ruleset_page(
+    request: HttpRequest, ruleset: RuleSet, forms_by_code: dict[str, RuleForm] | None = None, status: int = 200
+) -> HttpResponse:
+    compare = CompareForm(request.GET or None)
+    other = None
+    if compare.is_valid():
+        other = compare.cleaned_data["other"]
+    elif not request.GET:
+        other = ruleset.based_on or RuleSet.objects.filter(is_active=True).exclude(pk=ruleset.pk).first()
+        compare = CompareForm(initial={"other": other.version if other else None})
+    elif "other" in request.GET:
+        status = 400
+    _start, rows = selectors.rule_rows(ruleset)
+    editable = ruleset.is_draft and may(actor(request), TUNE_RULES)
+    forms_by_code = forms_by_code or {}
+    for row in rows:
+        row.form = (forms_by_code.get(row.rule.code) or RuleForm(rule=row.rule)) if editable else None
+    return render(
+        request,
+        "riskops/ruleset.html",
+        {
+            "ruleset": ruleset,
+            "rows": rows,
+            "editable": editable,
+            "compare": compare,
+            "other": other,
+            "diff": ruleset_diff(other, ruleset) if other else [],
+            "days": selectors.DAYS,
+        },
+        status=status,
+    )
+
+
+@operator_required
+@require_GET
+def ruleset(request: HttpRequest, version: int) -> HttpResponse:
+    return _ruleset_page(request, _version(version))
+
+
+@operator_required
+@require_POST
+@domain_errors(lambda request: reverse("riskops:rules"))
+def draft_create(request: HttpRequest) -> HttpResponse:
+    require_may_tune(actor(request))
+    form = DraftForm(request.POST)
+    if not form.is_valid():
+        raise DomainError(" ".join(str(e) for errors in form.errors.values() for e in errors))
+    draft = ruleset_draft(source=form.cleaned_data["source"], actor=actor(request), note=form.cleaned_data["note"])
+    messages.success(
+        request,
+        _("Draft version %(v)s holds a copy of version %(source)s: change its rules below.")
+        % {"v": draft.version, "source": form.cleaned_data["source"].version},
+    )
+    return redirect(_version_url(draft))
+
+
+@operator_required
+@require_POST
+@domain_errors(lambda request, version, code: reverse("riskops:ruleset", args=[version]))
+def rule_edit(request: HttpRequest, version: int, code: str) -> HttpResponse:
+    require_may_tune(actor(request))
+    ruleset = _version(version)
+    rule = ruleset.rules.filter(code=code).first()
+    if rule is None:
+        raise Http404(_("No such rule"))
+    form = RuleForm(request.POST, rule=rule)
+    if not form.is_valid():
+        return _ruleset_page(request, ruleset, {code: form}, status=400)
+    try:
+        rule_change(
+            rule_id=rule.pk,
+            actor=actor(request),
+            params=form.params(),
+            severity=form.cleaned_data["severity"],
+            action=form.cleaned_data["action"],
+            enabled=form.cleaned_data["enabled"],
+            restore_on_clear=form.restore(),
+        )
+    except ParamsInvalid as exc:
+        for key, message in exc.errors.items():
+            field = f"p_{key}" if f"p_{key}" in form.fields else key if key in form.fields else None
+            form.add_error(field, message)
+        return _ruleset_page(request, ruleset, {code: form}, status=400)
+    messages.success(request, _("%(code)s of draft version %(v)s saved.") % {"code": code, "v": version})
+    return redirect(f"{_version_url(ruleset)}#rule-{code}")
+
+
+@operator_required
+@require_POST
+@domain_errors(lambda request, version: reverse("riskops:ruleset", args=[version]))
+def draft_discard(request: HttpRequest, version: int) -> HttpResponse:
+    number = ruleset_discard(ruleset_id=_version(version).pk, actor=actor(request))
+    messages.success(request, _("Draft version %(v)s discarded.") % {"v": number})
+    return redirect("riskops:rules")

@@ -1,0 +1,374 @@
+"""Rule tuning (issue 17), drafts and versions: a live version never changes (the database refuses it), a draft is a
+copy whose rules are changed through a validated form (types, ranges, no unknown keys), any two versions compare
+parameter by parameter, and only risk managers draft. Every change is audited."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from accounts.engine import evaluate_lines
+from accounts.models import Rule, RuleSet, Signal, SignalStatus
+from accounts.rule_params import ParamsInvalid, clean_params
+from accounts.rule_queries import active_rules
+from accounts.selectors.rules import Difference, ruleset_diff
+from accounts.services.rulesets import rule_change, rule_fields, ruleset_discard, ruleset_draft
+from riskops.core.errors import DomainError, NotAllowed
+from riskops.models import AuditEvent
+from tests.factories import flag, make_line, make_role_operator
+from tests.helpers import logged_in, messages_of, op, page
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("ruleset")]
+
+MULTI_HEAD = {"window_days": 30, "min_inquiries": 4, "min_institutions": 3}
+
+
+@pytest.fixture
+def manager():
+    return make_role_operator("risk_manager", "mia")
+
+
+@pytest.fixture
+def manager2():
+    return make_role_operator("risk_manager", "max")
+
+
+def flagged_line(code: str):
+    line = make_line()
+    flag(line, code)
+    return line
+
+
+def live() -> RuleSet:
+    return RuleSet.objects.get(is_active=True)
+
+
+def change(draft: RuleSet, manager, code: str = "MULTI_HEAD", **params) -> Rule:
+    rule = draft.rules.get(code=code)
+    return rule_change(
+        rule_id=rule.pk,
+        actor=op(manager),
+        params={**rule.params, **params},
+        severity=rule.severity,
+        action=rule.action,
+        enabled=rule.enabled,
+        restore_on_clear=rule.restore_on_clear,
+    )
+
+
+# --- A live version never changes.
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda v: Rule.objects.filter(ruleset=v, code="MULTI_HEAD").update(params={**MULTI_HEAD, "min_inquiries": 9}),
+        lambda v: Rule.objects.filter(ruleset=v, code="MULTI_HEAD").update(enabled=False),
+        lambda v: Rule.objects.filter(ruleset=v, code="OVERDUE").delete(),
+        lambda v: Rule.objects.create(ruleset=v, code="MULTI_HEAD", params={}, severity="low", action="freeze"),
+        lambda v: RuleSet.objects.filter(pk=v.pk).update(note="edited"),
+        lambda v: RuleSet.objects.filter(pk=v.pk).update(version=99),
+    ],
+    ids=["params", "enabled", "delete-rule", "add-rule", "note", "number"],
+)
+def test_the_database_refuses_any_change_to_a_live_version(write):
+    version = live()
+    before = {r.code: rule_fields(r) for r in version.rules.all()}
+    with pytest.raises(IntegrityError, match=r"ruleset v1 was active"), transaction.atomic():
+        write(version)
+    assert {r.code: rule_fields(r) for r in version.rules.all()} == before
+    assert (live().note, live().version) == (version.note, 1)
+
+
+def test_a_retired_version_cannot_go_live_again_in_place(manager):
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    RuleSet.objects.filter(pk=live().pk).update(is_active=False)  # what an activation does to the old version
+    RuleSet.objects.filter(pk=draft.pk).update(is_active=True, activated_at=draft.created_at)
+    with transaction.atomic():
+        RuleSet.objects.filter(pk=draft.pk).update(is_active=False)
+        with pytest.raises(IntegrityError, match="ruleset v1 was active"), transaction.atomic():
+            RuleSet.objects.filter(version=1).update(is_active=True)
+        transaction.set_rollback(True)
+    assert live().version == draft.version
+
+
+def test_an_active_version_must_have_gone_live():
+    at = live().created_at
+    RuleSet.objects.filter(is_active=True).update(is_active=False)
+    with pytest.raises(IntegrityError, match="active_ruleset_was_activated"), transaction.atomic():
+        RuleSet.objects.create(version=5, is_active=True, created_at=at)
+
+
+def test_the_service_refuses_to_change_a_live_rule_and_changes_nothing(manager):
+    with pytest.raises(DomainError, match="Version 1 has been live and cannot change: copy it into a draft"):
+        change(live(), manager, min_inquiries=6)
+    assert live().rules.get(code="MULTI_HEAD").params == MULTI_HEAD
+    assert not AuditEvent.objects.filter(action="rule.change").exists()
+
+
+# --- Drafts.
+
+
+def test_a_draft_is_a_copy_that_changes_nothing_live(manager):
+    line = flagged_line("MULTI_HEAD")
+    draft = ruleset_draft(source=live(), actor=op(manager), note="fewer multi-head freezes")
+
+    assert (draft.version, draft.is_active, draft.is_draft, draft.based_on_id) == (2, False, True, live().pk)
+    assert {r.code: rule_fields(r) for r in draft.rules.all()} == {r.code: rule_fields(r) for r in live().rules.all()}
+    change(draft, manager, min_inquiries=40)
+    assert active_rules()["MULTI_HEAD"].params == MULTI_HEAD  # the engine still applies version 1
+    evaluate_lines([line.pk])
+    assert Signal.objects.filter(line=line, code="MULTI_HEAD", status=SignalStatus.ACTIVE).exists()
+    event = AuditEvent.objects.get(action="ruleset.draft")
+    assert (event.object_id, event.before, (event.after or {})["version"], (event.after or {})["note"]) == (
+        draft.pk,
+        {"version": 1},
+        2,
+        "fewer multi-head freezes",
+    )
+
+
+def test_a_rule_change_is_audited_with_before_and_after_and_a_repeat_changes_nothing(manager):
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    change(draft, manager, min_inquiries=6)
+    change(draft, manager, min_inquiries=6)
+    events = list(AuditEvent.objects.filter(action="rule.change"))
+    assert len(events) == 1
+    assert (
+        (events[0].before or {})["params"]["min_inquiries"],
+        (events[0].after or {})["params"]["min_inquiries"],
+    ) == (
+        4,
+        6,
+    )
+    assert draft.rules.get(code="MULTI_HEAD").params == {**MULTI_HEAD, "min_inquiries": 6}
+
+
+@pytest.mark.parametrize(
+    ("code", "params", "errors"),
+    [
+        ("MULTI_HEAD", {**MULTI_HEAD, "min_inqueries": 5}, {"min_inqueries": "unknown parameter"}),
+        ("MULTI_HEAD", {"window_days": 30, "min_inquiries": 4}, {"min_institutions": "missing"}),
+        ("MULTI_HEAD", {**MULTI_HEAD, "min_inquiries": 0}, {"min_inquiries": "from 1 to 1000"}),
+        ("MULTI_HEAD", {**MULTI_HEAD, "min_inquiries": "four"}, {"min_inquiries": "a whole number"}),
+        ("MULTI_HEAD", {**MULTI_HEAD, "min_inquiries": 4.5}, {"min_inquiries": "a whole number"}),
+        ("MULTI_HEAD", {**MULTI_HEAD, "min_inquiries": True}, {"min_inquiries": "a whole number"}),
+        (
+            "MULTI_HEAD",
+            {**MULTI_HEAD, "min_institutions": 5},
+            {"min_institutions": "cannot exceed the inquiries (each inquiry is from one institution)"},
+        ),
+        (
+            "OVERDUE",
+            {"min_days_past_due": 30, "reminder_min_days_past_due": 31},
+            {"reminder_min_days_past_due": "cannot exceed the days past due to freeze"},
+        ),
+        (
+            "ABNORMAL_USE",
+            {"window_days": 7, "min_share": "1.5", "categories": ["crypto"], "lookback_days": 90},
+            {"min_share": "from 0.01 to 1"},
+        ),
+        (
+            "ABNORMAL_USE",
+            {"window_days": 7, "min_share": "0.5", "categories": ["crypto", "lottery"], "lookback_days": 90},
+            {"categories": "unknown categories: lottery"},
+        ),
+        (
+            "ABNORMAL_USE",
+            {"window_days": 7, "min_share": "0.5", "categories": [], "lookback_days": 90},
+            {"categories": "at least one category"},
+        ),
+        (
+            "PROFILE_STALE",
+            {"min_income_drop": "0.12345", "grace_days": 60, "lookback_days": 365, "cut_ratio": "0.5"},
+            {"min_income_drop": "a number with at most 4 decimals"},
+        ),
+        (
+            "PROFILE_STALE",
+            {"min_income_drop": "0.3", "grace_days": 60, "lookback_days": 60, "cut_ratio": "NaN"},
+            {"cut_ratio": "a number with at most 4 decimals"},
+        ),
+    ],
+)
+def test_bad_parameters_are_refused_each_with_its_message_and_nothing_changes(manager, code, params, errors):
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    rule = draft.rules.get(code=code)
+    before = rule_fields(rule)
+    with pytest.raises(ParamsInvalid) as refused:
+        rule_change(
+            rule_id=rule.pk,
+            actor=op(manager),
+            params=params,
+            severity=rule.severity,
+            action=rule.action,
+            enabled=True,
+            restore_on_clear=None,
+        )
+    assert refused.value.errors == errors
+    assert rule_fields(Rule.objects.get(pk=rule.pk)) == before
+
+
+def test_parameters_are_stored_in_their_type():
+    assert clean_params(
+        "ABNORMAL_USE",
+        {"window_days": "10", "min_share": "0.50", "categories": ["gambling", "crypto", "crypto"], "lookback_days": 90},
+    ) == {
+        "window_days": 10,
+        "min_share": "0.5",
+        "categories": ["crypto", "gambling"],
+        "lookback_days": 90,
+    }
+
+
+def test_a_reminder_is_not_an_action_a_rule_takes(manager):
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    rule = draft.rules.get(code="MULTI_HEAD")
+    with pytest.raises(ParamsInvalid) as refused:
+        rule_change(
+            rule_id=rule.pk,
+            actor=op(manager),
+            params=rule.params,
+            severity="urgent",
+            action="remind",
+            enabled=True,
+            restore_on_clear=None,
+        )
+    assert refused.value.errors == {"severity": "not a severity", "action": "not an action a rule takes"}
+
+
+def test_only_risk_managers_draft_and_change_rules(analyst, manager):
+    with pytest.raises(NotAllowed, match="Your role cannot change the rules"):
+        ruleset_draft(source=live(), actor=op(analyst))
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    with pytest.raises(NotAllowed):
+        change(draft, analyst, min_inquiries=6)
+    assert RuleSet.objects.count() == 2
+    response = logged_in(analyst).post("/rules/drafts/", {"source": "1"})
+    assert response.status_code == 403
+    assert RuleSet.objects.count() == 2
+
+
+def test_a_draft_can_be_discarded_and_a_live_version_cannot(manager):
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    assert ruleset_discard(ruleset_id=draft.pk, actor=op(manager)) == 2
+    assert list(RuleSet.objects.values_list("version", flat=True)) == [1]
+    with pytest.raises(DomainError, match="Version 1 has been live: it is kept"):
+        ruleset_discard(ruleset_id=live().pk, actor=op(manager))
+    assert AuditEvent.objects.filter(action="ruleset.discard").count() == 1
+
+
+# --- Comparing versions.
+
+
+def test_the_diff_lists_exactly_what_changed(manager):
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    change(draft, manager, min_inquiries=6)
+    rule = draft.rules.get(code="OVERDUE")
+    rule_change(
+        rule_id=rule.pk,
+        actor=op(manager),
+        params=rule.params,
+        severity="medium",
+        action="cut",
+        enabled=False,
+        restore_on_clear=None,
+    )
+    assert ruleset_diff(live(), draft) == [
+        Difference("MULTI_HEAD", "min_inquiries", 4, 6),
+        Difference("OVERDUE", "severity", "high", "medium"),
+        Difference("OVERDUE", "action", "freeze", "cut"),
+        Difference("OVERDUE", "enabled", True, False),
+    ]
+    assert ruleset_diff(live(), live()) == []
+
+
+# --- The pages.
+
+
+def test_the_rules_page_shows_each_live_rule_with_what_it_fires_on_now(analyst):
+    flagged_line("MULTI_HEAD")
+    flagged_line("MULTI_HEAD")
+    body = page(logged_in(analyst).get("/rules/"))
+    holding = Signal.objects.filter(status=SignalStatus.ACTIVE, code="MULTI_HEAD").count()
+    assert holding == 2
+    row = body[body.index('data-rule="MULTI_HEAD"') :]
+    row = row[: row.index("</tr>")]
+    assert f'<td class="holding">{holding}</td>' in row
+    assert "<dt>inquiries at least</dt><dd>4</dd>" in row
+    assert "Draft a change" not in body  # analysts read only
+    assert 'data-version="1"' in body and "live" in body
+
+
+def test_a_manager_drafts_edits_and_compares_through_the_pages(manager):
+    client = logged_in(manager)
+    response = client.post("/rules/drafts/", {"source": "1", "note": "fewer multi-head freezes"}, follow=True)
+    assert response.redirect_chain == [("/rules/v2/", 302)]
+    assert messages_of(response) == ["Draft version 2 holds a copy of version 1: change its rules below."]
+    assert "Save this rule" in page(response)
+    form = {
+        "MULTI_HEAD-p_window_days": "30",
+        "MULTI_HEAD-p_min_inquiries": "6",
+        "MULTI_HEAD-p_min_institutions": "3",
+        "MULTI_HEAD-severity": "high",
+        "MULTI_HEAD-action": "freeze",
+        "MULTI_HEAD-enabled": "on",
+        "MULTI_HEAD-restore_on_clear": "",
+    }
+    response = client.post("/rules/v2/rules/MULTI_HEAD/", form, follow=True)
+    assert messages_of(response) == ["MULTI_HEAD of draft version 2 saved."]
+    body = page(client.get("/rules/v2/?other=1"))
+    diff = body[body.index('id="table-diff"') :]
+    diff = diff[: diff.index("</table>")]
+    assert diff.count("<tr data-rule") == 1
+    assert '<td class="before">4</td><td class="after">6</td>' in diff
+
+
+def test_a_bad_value_in_the_form_is_shown_beside_its_field_and_changes_nothing(manager):
+    client = logged_in(manager)
+    client.post("/rules/drafts/", {"source": "1"})
+    form = {
+        "MULTI_HEAD-p_window_days": "30",
+        "MULTI_HEAD-p_min_inquiries": "",
+        "MULTI_HEAD-p_min_institutions": "3000",
+        "MULTI_HEAD-severity": "high",
+        "MULTI_HEAD-action": "freeze",
+        "MULTI_HEAD-enabled": "on",
+    }
+    response = client.post("/rules/v2/rules/MULTI_HEAD/", form)
+    assert response.status_code == 400
+    body = page(response)
+    assert 'id="id_MULTI_HEAD-p_min_inquiries"' in body
+    inquiries = body[body.index('id="id_MULTI_HEAD-p_min_inquiries"') :]
+    assert inquiries.index("missing") < inquiries.index('id="id_MULTI_HEAD-p_min_institutions"')
+    assert "from 1 to 1000" in body
+    assert RuleSet.objects.get(version=2).rules.get(code="MULTI_HEAD").params == MULTI_HEAD
+
+
+def test_a_live_version_has_no_form_and_a_post_to_it_is_refused(manager):
+    client = logged_in(manager)
+    assert "Save this rule" not in page(client.get("/rules/v1/"))
+    form = {
+        "MULTI_HEAD-p_window_days": "30",
+        "MULTI_HEAD-p_min_inquiries": "9",
+        "MULTI_HEAD-p_min_institutions": "3",
+        "MULTI_HEAD-severity": "high",
+        "MULTI_HEAD-action": "freeze",
+        "MULTI_HEAD-enabled": "on",
+    }
+    response = client.post("/rules/v1/rules/MULTI_HEAD/", form, follow=True)
+    assert messages_of(response) == ["Version 1 has been live and cannot change: copy it into a draft"]
+    assert live().rules.get(code="MULTI_HEAD").params == MULTI_HEAD
+
+
+@pytest.mark.parametrize(("url", "status"), [("/rules/v9/", 404), ("/rules/v1/?other=9", 400)])
+def test_a_missing_version_is_a_clear_error(analyst, url, status):
+    assert logged_in(analyst).get(url).status_code == status
+
+
+def test_the_rules_page_costs_a_fixed_number_of_queries(manager, django_assert_max_num_queries):
+    client = logged_in(manager)
+    for _ in range(3):
+        ruleset_draft(source=live(), actor=op(manager))
+    client.get("/rules/")
+    with django_assert_max_num_queries(16):
+        assert client.get("/rules/").status_code == 200
