@@ -40,7 +40,7 @@ from accounts.rule_queries import FINDERS, Finding, active_rules
 from accounts.selectors.borrower import guidance_current
 from accounts.services import cases, lines, signals
 from riskops.core.audit import Actor
-from riskops.core.sql import around_batch, batch_params, id_range, in_batch
+from riskops.core.sql import around_batch, batch_params, id_range, in_batch, not_indexed
 
 Key = tuple[int, str, str]  # a signal or finding: (line, rule code, severity)
 
@@ -92,18 +92,13 @@ def evaluate_lines(
     now = now or timezone.now()
     actor = actor or Actor.engine()
     result = EvaluationResult()
-    requested = sorted(set(line_ids))
-    if not requested:
-        return result
     # Read and evaluated outside a transaction: each statement sees what is committed, and whatever changes is
     # locked and read again below before it is applied.
-    batch = _read(requested)
-    result.evaluated = len(batch.open_lines)
-    if not batch.open_lines:
+    read = _read_and_diff(line_ids, rules, now)
+    if read is None:
         return result
-    rules = rules if rules is not None else active_rules()
-    found = _find(rules, batch.open_lines, now, batch.active)
-    diff = _diff(found, batch.active, batch.suppressed)
+    batch, rules, found, diff = read
+    result.evaluated = len(batch.open_lines)
     changed = diff.lines | batch.stale_exposure
     if changed:
         with transaction.atomic():
@@ -394,6 +389,86 @@ def _apply_policy(created: list, rules: dict[str, Rule], actor: Actor, now: date
         reason="risk signals fired",
     )
     result.cases_opened = len(opened["opened"])
+
+
+def _read_and_diff(
+    line_ids: Iterable[int], rules: dict[str, Rule] | None, now: datetime
+) -> tuple[_Batch, dict[str, Rule], _Found, _Diff] | None:
+    """The batch's open lines read, the rules' findings on them, and how those differ from the signals they hold;
+    None when the batch holds no open line (then not even the rules are read)."""
+    requested = sorted(set(line_ids))
+    batch = _read(requested) if requested else None
+    if batch is None or not batch.open_lines:
+        return None
+    rules = rules if rules is not None else active_rules()
+    found = _find(rules, batch.open_lines, now, batch.active)
+    return batch, rules, found, _diff(found, batch.active, batch.suppressed)
+
+
+@dataclass
+class Projection:
+    """What evaluating a batch with some rules would change, without changing anything: per line, the rule codes
+    whose freezing finding would fire and the active freezing signals that would clear (`project_lines`)."""
+
+    evaluated: int = 0
+    would_freeze: dict[int, list[str]] = field(default_factory=dict)
+    would_clear_freeze: dict[int, list[str]] = field(default_factory=dict)
+    freezing_left: set[int] = field(default_factory=set)  # lines keeping an active freezing signal
+
+
+def project_lines(line_ids: Iterable[int], *, rules: dict[str, Rule], now: datetime | None = None) -> Projection:
+    """The same read, rule queries and diff as `evaluate_lines` (so the same accounts, findings and suppressions),
+    applying nothing: no lock, no write. A single account is a batch of one."""
+    projection = Projection()
+    read = _read_and_diff(line_ids, rules, now or timezone.now())
+    if read is None:
+        return projection
+    batch, _rules, _found, diff = read
+    projection.evaluated = len(batch.open_lines)
+    for f in diff.new:
+        if f.action == RuleAction.FREEZE:
+            projection.would_freeze.setdefault(f.line_id, []).append(f.code)
+    freezing = _freezing_signals(list(batch.active.values()))
+    for key, sid in batch.active.items():
+        if sid not in freezing:
+            continue
+        if key in diff.to_clear:
+            projection.would_clear_freeze.setdefault(key[0], []).append(key[1])
+        else:
+            projection.freezing_left.add(key[0])
+    return projection
+
+
+def _freezing_signals(signal_ids: list[int]) -> set[int]:
+    """Which of these active signals freeze (the batch's read does not carry their action)."""
+    if not signal_ids:
+        return set()
+    return set(Signal.objects.filter(pk__in=signal_ids, action=RuleAction.FREEZE).values_list("pk", flat=True))
+
+
+def frozen_by_signal(line_ids: list[int], *, lifted: bool = False) -> set[int]:
+    """Frozen lines whose last freeze came from a signal: those re-evaluation may lift (a freeze a person made, no
+    signal behind it, is a person's to lift). `lifted`: only those with no active freezing signal left, which a
+    re-evaluate-and-unfreeze job lifts (people's holds aside)."""
+    if not line_ids:
+        return set()
+    left = (
+        " AND NOT EXISTS (SELECT 1 FROM accounts_signal s"
+        " WHERE s.line_id = l.id AND s.status = 'active' AND s.action = 'freeze')"
+        if lifted
+        else ""
+    )
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT l.id FROM accounts_creditline l
+            WHERE {in_batch("l.id", line_ids)} AND {not_indexed("l.status")} = 'frozen'
+              AND (SELECT c.signal_id FROM accounts_linechange c WHERE c.line_id = l.id AND c.kind = 'freeze'
+                   ORDER BY c.at DESC, c.id DESC LIMIT 1) IS NOT NULL {left}
+            """,  # noqa: S608 - table names from the models, values bound
+            batch_params(line_ids),
+        )
+        return {r[0] for r in cur.fetchall()}
 
 
 def evaluate_all(

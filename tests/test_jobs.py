@@ -1229,6 +1229,24 @@ def test_a_bad_selection_through_the_api_is_a_400_with_the_reason_and_makes_no_j
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("kind", ["import", "simulate"])
+def test_a_job_that_needs_its_own_page_cannot_be_asked_for_on_a_selection(analyst, kind):
+    """An import needs its file, a simulation its draft: asked for on a selection they would fail every account."""
+    line = make_line()
+
+    response = token_client(analyst).post(
+        API, {"kind": kind, "selection_kind": "ids", "account_nos": [line.account_no]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == f'kind: "{kind}" is not a valid choice.'
+    form = {"kind": kind, "selection_kind": "ids", "line_id": line.pk, "next": "/queue/"}
+    followed = logged_in(analyst).post("/jobs/new/", form, headers=EN, follow=True)
+    assert f"Select a valid choice. {kind} is not one of the available choices." in page(followed)
+    with pytest.raises(DomainError, match=f"unknown job kind '{kind}'"):
+        jobs.job_request(kind=kind, selection_kind="ids", selection={"line_ids": [line.pk]}, actor=op(analyst))
+    assert not Job.objects.exists()
+
+
 def test_the_integration_user_and_auditors_cannot_start_jobs_through_the_api(integration, auditor, analyst):
     job = request("reevaluate", [make_line()], analyst)
     body = {"kind": "reevaluate", "selection_kind": "all"}

@@ -27,7 +27,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from accounts import services as case_services
-from accounts.models import Case, CreditInquiry, Decision, RuleSet
+from accounts.models import Case, CreditInquiry, Decision, RuleSet, Simulation
 from accounts.services.rulesets import ruleset_draft
 from appeals import services as appeal_services
 from appeals.models import Appeal, AppealDocument
@@ -179,6 +179,9 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "rules/v<int:version>/": {"GET": page()},
     "rules/v<int:version>/rules/<str:code>/": {"POST": page(TUNE_RULES, data=_rule_edit)},
     "rules/v<int:version>/discard/": {"POST": page(TUNE_RULES)},
+    "rules/v<int:version>/simulate/": {"POST": page(TUNE_RULES)},
+    "rules/simulations/<int:simulation_id>/": {"GET": page()},
+    "rules/simulations/<int:simulation_id>/<str:outcome>.csv": {"GET": page()},
     "decisions/<int:decision_id>/approve/": {"POST": page(APPROVE_DECISION)},
     "decisions/<int:decision_id>/reject/": {"POST": page(APPROVE_DECISION)},
     "appeals/": {"GET": page()},
@@ -339,6 +342,7 @@ def world(ruleset: Any, settings: Any) -> World:
         batch_id=batch.pk,
         event=CreditInquiry.objects.filter(line=case.line).first(),  # type: ignore[arg-type]
     )
+    draft = ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=op(users[RISK_MANAGER]))
     w.kwargs = {
         "case_id": w.case.pk,
         "decision_id": w.decision.pk,
@@ -350,7 +354,11 @@ def world(ruleset: Any, settings: Any) -> World:
         "event_id": w.event.pk,
         "token": "not-a-valid-token",
         "code": "MULTI_HEAD",
-        "version": ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=op(users[RISK_MANAGER])).version,
+        "version": draft.version,
+        "simulation_id": Simulation.objects.create(
+            ruleset=draft, live_version=1, job_id=job.pk, requested_at=job.requested_at
+        ).pk,
+        "outcome": "release",
         "profile_document_id": profile_document(w.case.line_id),
         "import_job_id": Job.objects.create(
             kind="import",

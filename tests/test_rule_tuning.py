@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from accounts.engine import evaluate_lines
-from accounts.models import Rule, RuleSet, Signal, SignalStatus
+from accounts.models import Rule, RuleSet, Signal, SignalStatus, Simulation
 from accounts.rule_params import ParamsInvalid, clean_params
 from accounts.rule_queries import active_rules
 from accounts.selectors.rules import Difference, ruleset_diff
@@ -372,3 +372,117 @@ def test_the_rules_page_costs_a_fixed_number_of_queries(manager, django_assert_m
     client.get("/rules/")
     with django_assert_max_num_queries(16):
         assert client.get("/rules/").status_code == 200
+
+
+# --- Simulating a draft on today's book.
+
+
+def test_a_simulation_still_running_says_so_and_polls(manager):
+    from riskops.tuning.services import simulation_request
+
+    make_line()
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    simulation = simulation_request(version=draft.version, actor=op(manager))  # its batches wait for the commit
+    client = logged_in(manager)
+    body = page(client.get(f"/rules/simulations/{simulation.pk}/"))
+    assert f'hx-get="/rules/simulations/{simulation.pk}/" hx-trigger="every 2s"' in body
+    assert "Still running: the figures fill in as its batches finish." in body
+    partial = page(client.get(f"/rules/simulations/{simulation.pk}/", headers={"HX-Request": "true"}))
+    assert partial.startswith('<div id="simulation-report"') and "<html" not in partial
+
+
+def book():
+    """Accounts of known fate: A frozen by MULTI_HEAD on 5 inquiries, D frozen by MULTI_HEAD and OVERDUE, C frozen
+    by OVERDUE alone, E 25 days past due (a reminder), F untouched."""
+    a, d, c, e, f = (make_line() for _ in range(5))
+    flag(a, "MULTI_HEAD")
+    flag(d, "MULTI_HEAD", "OVERDUE")
+    flag(c, "OVERDUE")
+    flag(e, "OVERDUE", overdue_days=25)
+    return a, d, c, e, f
+
+
+def state() -> dict[str, object]:
+    """Everything a simulation must not change."""
+    from accounts.models import Case, CreditLine, LineChange, Notification
+
+    return {
+        "lines": sorted(CreditLine.objects.values_list("id", "status", "limit", "available", "outstanding")),
+        "signals": sorted(Signal.objects.values_list("id", "status", "code", "severity")),
+        "cases": sorted(Case.objects.values_list("id", "status", "severity_rank")),
+        "changes": LineChange.objects.count(),
+        "notifications": Notification.objects.count(),
+        "audit": AuditEvent.objects.exclude(action__startswith="job.").count(),
+    }
+
+
+def draft_fewer_multi_head_more_overdue(manager) -> RuleSet:
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    change(draft, manager, min_inquiries=6)
+    change(draft, manager, code="OVERDUE", min_days_past_due=20)
+    return draft
+
+
+def test_a_simulation_changes_no_account_and_its_figures_equal_an_activation(
+    manager, django_capture_on_commit_callbacks
+):
+    from accounts.engine import evaluate_all, frozen_by_signal
+    from accounts.models import CreditLine, SimulationLine
+    from riskops.models import Job
+    from riskops.tuning.services import simulation_request
+
+    a, _d, _c, e, _f = book()
+    draft = draft_fewer_multi_head_more_overdue(manager)
+    before = state()
+
+    with django_capture_on_commit_callbacks(execute=True):  # the job's batches run as the request commits
+        simulation = simulation_request(version=draft.version, actor=op(manager))
+
+    assert state() == before  # nothing but the report and the job
+    assert Job.objects.get(pk=simulation.job_id).status == "succeeded"
+    simulation.refresh_from_db()
+    assert simulation.evaluated == CreditLine.objects.exclude(status="closed").count()
+    simulated = {
+        (o, line_id): codes for o, line_id, codes in SimulationLine.objects.values_list("outcome", "line_id", "codes")
+    }
+    assert simulated == {("freeze", e.pk): "OVERDUE", ("release", a.pk): "MULTI_HEAD"}
+
+    # The same draft activated on this data, then the engine over every account at the simulation's instant.
+    all_ids = list(CreditLine.objects.values_list("id", flat=True))
+    frozen_before = set(CreditLine.objects.filter(status="frozen").values_list("id", flat=True))
+    lifted_before = frozen_by_signal(all_ids, lifted=True)
+    RuleSet.objects.filter(pk=live().pk).update(is_active=False)
+    RuleSet.objects.filter(pk=draft.pk).update(is_active=True, activated_at=simulation.requested_at)
+    evaluate_all(now=simulation.requested_at)
+    frozen_after = set(CreditLine.objects.filter(status="frozen").values_list("id", flat=True))
+    lifted_after = frozen_by_signal(all_ids, lifted=True)
+    assert frozen_after - frozen_before == {line for o, line in simulated if o == "freeze"}
+    assert lifted_after - lifted_before == {line for o, line in simulated if o == "release"}
+
+
+def test_the_simulation_report_and_its_lists(manager, analyst, django_capture_on_commit_callbacks):
+    from accounts.models import Case
+    from tests.helpers import submit
+
+    a, _d, _c, e, _f = book()
+    submit(Case.objects.get(line=a))  # the released one's appeal history is shown beside it
+    draft = draft_fewer_multi_head_more_overdue(manager)
+    client = logged_in(manager)
+    with django_capture_on_commit_callbacks(execute=True):  # the job's batches run as the request commits
+        response = client.post(f"/rules/v{draft.version}/simulate/")
+    assert response.status_code == 302
+    simulation_id = response["Location"].rstrip("/").split("/")[-1]
+    body = page(client.get(response["Location"]))
+    assert "hx-trigger" not in body  # the job is done: the report stops polling
+    assert '<div class="tile" data-figure="freeze"><span class="n">1</span>' in body
+    assert '<div class="tile" data-figure="release"><span class="n">1</span>' in body
+    assert e.account_no in body and a.account_no in body
+    released = body[body.index('id="sample-release"') :]
+    assert released.index(a.account_no) < released.index("in review") < released.index("</section>")
+    csv = client.get(f"/rules/simulations/{simulation_id}/release.csv").content.decode("utf-8-sig").splitlines()
+    assert csv[0] == "account_no,rule_families,exposure,latest_case_id"
+    assert [row.split(",")[0] for row in csv[1:]] == [a.account_no]
+    assert logged_in(analyst).post(f"/rules/v{draft.version}/simulate/").status_code == 403
+    job_id = Simulation.objects.get(pk=simulation_id).job_id
+    assert f'href="/rules/simulations/{simulation_id}/" id="job-simulation"' in page(client.get(f"/jobs/{job_id}/"))
+    assert logged_in(analyst).get(f"/rules/simulations/{simulation_id}/nothing.csv").status_code == 404

@@ -40,6 +40,9 @@ from accounts.models.rules import (
     Severity,
     Signal,
     SignalStatus,
+    Simulation,
+    SimulationLine,
+    SimulationOutcome,
     Suppression,
 )
 
@@ -84,6 +87,9 @@ __all__ = [
     "Severity",
     "Signal",
     "SignalStatus",
+    "Simulation",
+    "SimulationLine",
+    "SimulationOutcome",
     "Suppression",
     "TouchedLine",
     "Transfer",

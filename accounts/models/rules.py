@@ -187,3 +187,44 @@ class Suppression(models.Model):
         verbose_name = _("suppression")
         verbose_name_plural = _("suppressions")
         indexes = [models.Index(fields=["line", "code"], name="suppression_line_code")]
+
+
+class SimulationOutcome(models.TextChoices):
+    FREEZE = "freeze", _("newly frozen")
+    RELEASE = "release", _("newly released")
+
+
+class Simulation(models.Model):
+    """A draft evaluated over every account's current data, changing none (`accounts.engine.project_lines`), by a
+    job's batches: what activating it would freeze and release, compared with the live version."""
+
+    ruleset = models.ForeignKey(RuleSet, on_delete=models.CASCADE, related_name="simulations")
+    live_version = models.PositiveIntegerField()  # what it is compared with: the version live when it was asked
+    job_id = models.BigIntegerField(unique=True)  # the job running it (riskops.Job; accounts never imports riskops)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    requested_at = models.DateTimeField()  # the instant every batch evaluates the rules at ("now")
+    evaluated = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("simulation")
+        verbose_name_plural = _("simulations")
+
+    def __str__(self) -> str:
+        return f"simulation #{self.pk} of v{self.ruleset.version}"
+
+
+class SimulationLine(models.Model):
+    """An account whose state activating the draft would change: newly frozen or newly released."""
+
+    simulation = models.ForeignKey(Simulation, on_delete=models.CASCADE, related_name="lines")
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="+", db_index=False)
+    outcome = models.CharField(max_length=10, choices=SimulationOutcome.choices)
+    codes = models.CharField(max_length=100)  # the rule families behind it, comma-separated
+    exposure = models.DecimalField(max_digits=14, decimal_places=2)  # outstanding principal when simulated
+
+    class Meta:
+        verbose_name = _("simulated account")
+        verbose_name_plural = _("simulated accounts")
+        constraints = [models.UniqueConstraint(fields=["simulation", "outcome", "line"], name="simulation_line_once")]

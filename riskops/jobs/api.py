@@ -14,11 +14,11 @@ from accounts.models import CreditLine
 from riskops.core.api import ERRORS, OperatorApi
 from riskops.core.http import actor as request_actor
 from riskops.jobs import requests
-from riskops.models import Job, JobKind, JobSelection
+from riskops.models import SELECTION_KINDS, Job, JobSelection
 
 
 class JobInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=JobKind.values)
+    kind = serializers.ChoiceField(choices=[str(k) for k in SELECTION_KINDS])
     selection_kind = serializers.ChoiceField(choices=JobSelection.values)
     account_nos = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100_000)
     filter = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)

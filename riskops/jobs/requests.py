@@ -34,7 +34,16 @@ from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, INGEST_EVENTS, may
 from riskops.core.sql import id_array
 from riskops.jobs.dispatch import jobs_dispatch
 from riskops.jobs.selectors import import_errors
-from riskops.models import JOB_ACTIVE, Job, JobBatch, JobBatchStatus, JobKind, JobSelection, JobStatus
+from riskops.models import (
+    JOB_ACTIVE,
+    SELECTION_KINDS,
+    Job,
+    JobBatch,
+    JobBatchStatus,
+    JobKind,
+    JobSelection,
+    JobStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +108,21 @@ def _count_frozen(sql: str, params: list[Any]) -> int:
 
 
 def job_request(*, kind: str, selection_kind: str, selection: dict[str, Any], actor: Actor, reason: str = "") -> Job:
-    """Ask for a job. It starts at once unless it needs a second reviewer's approval."""
+    """Ask for a job over a selection of accounts. It starts at once unless it needs a second reviewer's approval."""
+    if kind not in SELECTION_KINDS:
+        raise DomainError(_("unknown job kind %(kind)r") % {"kind": kind})
+    return _request(kind=kind, selection_kind=selection_kind, selection=selection, actor=actor, reason=reason)
+
+
+def job_request_simulation(*, actor: Actor, reason: str) -> Job:
+    """A simulation's job over every account (`riskops.tuning.services.simulation_request` records what it is of,
+    in the same transaction, before its batches start)."""
+    return _request(kind=JobKind.SIMULATE, selection_kind=JobSelection.ALL, selection={}, actor=actor, reason=reason)
+
+
+def _request(*, kind: str, selection_kind: str, selection: dict[str, Any], actor: Actor, reason: str) -> Job:
     if actor.user is not None:
         require(actor, DECIDE_CASE, _("Your role cannot start jobs"))
-    if kind not in JobKind.values:
-        raise DomainError(_("unknown job kind %(kind)r") % {"kind": kind})
     selection = _check_selection(selection_kind, selection)
     if selection_kind == JobSelection.FILTER and actor.user_id is not None:
         selection["_user_id"] = actor.user_id  # "assigned to me" means the requester

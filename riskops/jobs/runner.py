@@ -23,14 +23,14 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
 from accounts import engine
-from accounts.models import CreditLine, LineChange, Signal
 from accounts.services.lines import HELD_APPEAL, HELD_PROPOSAL, lines_remind, lines_unfreeze
+from accounts.services.simulations import simulation_run_batch
 from appeals.models import OPEN_STATES, Appeal
 from ingest.files import read_chunk
 from ingest.models import BatchMode, BatchSource
 from ingest.services import events_ingest
 from riskops.core.audit import Actor
-from riskops.core.sql import batch_params, in_batch, not_indexed, to_json
+from riskops.core.sql import to_json
 from riskops.jobs.requests import UNFREEZING_KINDS, audit_job, lock_job
 from riskops.models import Job, JobBatch, JobBatchStatus, JobItem, JobItemOutcome, JobKind, JobStatus
 
@@ -145,6 +145,8 @@ def _run(job: Job, ids: list[int]) -> Outcomes:
         outcomes.update(failed)
     if job.kind == JobKind.BULK_REMIND:
         changed |= set(lines_remind(line_ids=ids, dedupe_prefix=f"job:{job.pk}"))
+    if job.kind == JobKind.SIMULATE:
+        simulation_run_batch(job_id=job.pk, line_ids=ids)  # changes no account: every one is left unchanged
     for line_id in changed:
         if outcomes[line_id][0] != JobItemOutcome.FAILED:
             outcomes[line_id] = (JobItemOutcome.CHANGED, "", {})
@@ -153,7 +155,7 @@ def _run(job: Job, ids: list[int]) -> Outcomes:
 
 def _unfreeze(job: Job, ids: list[int], actor: Actor, *, only_cleared: bool) -> tuple[set[int], Outcomes]:
     """Unfreeze the batch's frozen lines through the one unfreeze, leaving to a person those a person must decide."""
-    candidates = sorted(_freezes_lifted_by_evidence(ids)) if only_cleared else ids
+    candidates = sorted(engine.frozen_by_signal(ids, lifted=True)) if only_cleared else ids
     result = lines_unfreeze(
         line_ids=candidates,
         actor=actor,
@@ -194,28 +196,6 @@ def _held_messages(held: dict[int, tuple[str, Decimal]]) -> Outcomes:
             )
         failed[line_id] = (JobItemOutcome.FAILED, *reason)
     return failed
-
-
-def _freezes_lifted_by_evidence(line_ids: list[int]) -> set[int]:
-    """Frozen lines whose last freeze came from a signal and that have no active freezing signal left.
-
-    A freeze a person made (no signal behind it) is a person's to lift: re-evaluation never lifts it.
-    """
-    if not line_ids:
-        return set()
-    with connection.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT l.id FROM {CreditLine._meta.db_table} l
-            WHERE {in_batch("l.id", line_ids)} AND {not_indexed("l.status")} = 'frozen'
-              AND (SELECT c.signal_id FROM {LineChange._meta.db_table} c WHERE c.line_id = l.id AND c.kind = 'freeze'
-                   ORDER BY c.at DESC, c.id DESC LIMIT 1) IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM {Signal._meta.db_table} s
-                              WHERE s.line_id = l.id AND s.status = 'active' AND s.action = 'freeze')
-            """,  # noqa: S608 - table names from the models, values bound
-            batch_params(line_ids),
-        )
-        return {r[0] for r in cur.fetchall()}
 
 
 def _record(job: Job, batch: JobBatch, outcomes: Outcomes, at: datetime) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Case
+from accounts.models import Case, Simulation
 from ingest.parsing import KIND_LABELS, KINDS
 from riskops.core.http import actor, domain_errors, forbidden, operator_required, safe_next
 from riskops.core.roles import APPROVE_DECISION, INGEST_EVENTS
@@ -74,6 +74,9 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
         "job": job,
         "failures": failures,
         "import_errors": import_errors(job.pk, limit=200) if job.kind == JobKind.IMPORT else [],
+        "simulation_id": Simulation.objects.filter(job_id=job.pk).values_list("pk", flat=True).first()
+        if job.kind == JobKind.SIMULATE
+        else None,
         "can_approve": request.user.has_perm(APPROVE_DECISION) and job.requested_by_id != request.user.pk,
         "can_cancel": job.status in JOB_ACTIVE
         and (job.requested_by_id == request.user.pk or request.user.has_perm(APPROVE_DECISION)),

@@ -3,16 +3,22 @@ how often a person overturned it (the dashboard's kept figures and overturn rate
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import Count, OuterRef, Subquery, Sum
 from django.utils import timezone
 
-from accounts.models import Rule, RuleSet
+from accounts.models import Case, Rule, RuleSet, Simulation, SimulationLine, SimulationOutcome
 from accounts.rule_params import PARAMS
 from accounts.selectors.rules import active_signal_counts, rules_of
+from appeals.models import Appeal, AppealStatus
 from riskops.dashboard.selectors import Rate, daily_counts, figure_link, overturn_rates
+from riskops.models import Job, JobStatus
 
 DAYS = 90  # the days the rules page's figures are over
 
@@ -53,3 +59,81 @@ def rule_rows(ruleset: RuleSet, *, today: date | None = None) -> tuple[date, lis
             )
         )
     return start, rows
+
+
+SAMPLE = 20  # sample accounts shown per outcome
+
+
+@dataclass
+class Report:
+    simulation: Simulation
+    job: Job | None
+    counts: dict[str, int]  # outcome -> accounts
+    exposure: dict[str, Decimal]  # outcome -> outstanding principal
+    by_family: list[tuple[str, str, int]]  # (outcome, code, accounts)
+    samples: dict[str, list[dict[str, Any]]]  # outcome -> rows (account, codes, exposure, case, its appeals' states)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    @property
+    def unchanged(self) -> int:
+        return self.simulation.evaluated - sum(self.counts.values())
+
+
+def simulation_report(simulation: Simulation) -> Report:
+    lines = SimulationLine.objects.filter(simulation=simulation)
+    counts = dict.fromkeys(SimulationOutcome.values, 0)
+    exposure = {o: Decimal("0") for o in SimulationOutcome.values}
+    for row in lines.values("outcome").annotate(n=Count("*"), exposure=Sum("exposure")).order_by():
+        counts[row["outcome"]], exposure[row["outcome"]] = row["n"], row["exposure"] or Decimal("0")
+    families: dict[tuple[str, str], int] = defaultdict(int)
+    for outcome, codes, n in lines.values_list("outcome", "codes").annotate(n=Count("*")).order_by():
+        for code in codes.split(","):
+            families[(outcome, code)] += n
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for outcome in SimulationOutcome.values:
+        picked = list(lines.filter(outcome=outcome).select_related("line").order_by("-exposure", "line_id")[:SAMPLE])
+        ids = [p.line_id for p in picked]
+        cases = dict(
+            Case.objects.filter(line_id__in=ids)
+            .order_by("line_id", "-id")
+            .distinct("line_id")
+            .values_list("line_id", "id")
+        )
+        appeals: dict[int, list[str]] = defaultdict(list)
+        for line_id, status in (
+            Appeal.objects.filter(line_id__in=ids).order_by("line_id", "-id").values_list("line_id", "status")
+        ):
+            appeals[line_id].append(str(AppealStatus(status).label))
+        samples[outcome] = [
+            {
+                "account_no": p.line.account_no,
+                "codes": p.codes.split(","),
+                "exposure": p.exposure,
+                "case_id": cases.get(p.line_id),
+                "appeals": appeals.get(p.line_id, []),
+            }
+            for p in picked
+        ]
+    return Report(
+        simulation=simulation,
+        job=Job.objects.filter(pk=simulation.job_id).first(),
+        counts=counts,
+        exposure=exposure,
+        by_family=sorted((o, c, n) for (o, c), n in families.items()),
+        samples=samples,
+    )
+
+
+def simulation_rows(simulation: Simulation, outcome: str) -> Iterator[tuple[str, str, Decimal, int | None]]:
+    """Every account of one outcome, for the CSV: account, families, exposure, latest case."""
+    latest = Case.objects.filter(line_id=OuterRef("line_id")).order_by("-id").values("id")[:1]
+    rows = (
+        SimulationLine.objects.filter(simulation=simulation, outcome=outcome)
+        .annotate(case_id=Subquery(latest))
+        .order_by("line_id")
+        .values_list("line__account_no", "codes", "exposure", "case_id")
+    )
+    yield from rows.iterator(chunk_size=5000)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -10,7 +12,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import RuleSet
+from accounts.models import RuleSet, Simulation, SimulationOutcome
 from accounts.rule_params import ParamsInvalid
 from accounts.selectors.rules import ruleset_diff, versions
 from accounts.services.rulesets import require_may_tune, rule_change, ruleset_discard, ruleset_draft
@@ -19,6 +21,7 @@ from riskops.core.http import actor, domain_errors, operator_required
 from riskops.core.roles import TUNE_RULES, may
 from riskops.tuning import selectors
 from riskops.tuning.forms import CompareForm, DraftForm, RuleForm
+from riskops.tuning.services import simulation_request
 
 
 def _version(number: int) -> RuleSet:
@@ -80,6 +83,8 @@ def _ruleset_page(
             "other": other,
             "diff": ruleset_diff(other, ruleset) if other else [],
             "days": selectors.DAYS,
+            "may_tune": may(actor(request), TUNE_RULES),
+            "simulations": ruleset.simulations.order_by("-pk")[:5],
         },
         status=status,
     )
@@ -146,3 +151,47 @@ def draft_discard(request: HttpRequest, version: int) -> HttpResponse:
     number = ruleset_discard(ruleset_id=_version(version).pk, actor=actor(request))
     messages.success(request, _("Draft version %(v)s discarded.") % {"v": number})
     return redirect("riskops:rules")
+
+
+@operator_required
+@require_POST
+@domain_errors(lambda request, version: reverse("riskops:ruleset", args=[version]))
+def simulate(request: HttpRequest, version: int) -> HttpResponse:
+    simulation = simulation_request(version=version, actor=actor(request))
+    messages.success(
+        request,
+        _("Simulating version %(v)s over every account (job #%(job)s): the figures fill in as its batches finish.")
+        % {"v": version, "job": simulation.job_id},
+    )
+    return redirect("riskops:simulation", simulation.pk)
+
+
+def _simulation(simulation_id: int) -> Simulation:
+    simulation = Simulation.objects.select_related("ruleset", "requested_by").filter(pk=simulation_id).first()
+    if simulation is None:
+        raise Http404(_("No such simulation"))
+    return simulation
+
+
+@operator_required
+@require_GET
+def simulation(request: HttpRequest, simulation_id: int) -> HttpResponse:
+    report = selectors.simulation_report(_simulation(simulation_id))
+    template = "riskops/_simulation_report.html" if request.htmx else "riskops/simulation.html"  # type: ignore[attr-defined]
+    return render(request, template, {"report": report, "outcomes": SimulationOutcome.choices})
+
+
+@operator_required
+@require_GET
+def simulation_csv(request: HttpRequest, simulation_id: int, outcome: str) -> HttpResponse:
+    if outcome not in SimulationOutcome.values:
+        raise Http404(_("No such list"))
+    sim = _simulation(simulation_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="simulation-{sim.pk}-{outcome}.csv"'
+    response.write("\ufeff")  # spreadsheets read the file as UTF-8
+    out = csv.writer(response)
+    out.writerow(["account_no", "rule_families", "exposure", "latest_case_id"])
+    for account_no, codes, exposure, case_id in selectors.simulation_rows(sim, outcome):
+        out.writerow([account_no, codes.replace(",", " "), f"{exposure:.2f}", case_id or ""])
+    return response
