@@ -3,10 +3,10 @@
 A database of its own (SCREENSHOTS_DATABASE_URL, else `riskops_screenshots` on the embedded PostgreSQL), loaded
 with the demo data afresh each time; the dev server on a free port; Debian's Chromium driven by Playwright. Pages:
 the queue, "my work", a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page (as a senior
-reviewer), the dashboard (its first 2400 px), the audit trail, the borrower guidance, the rules, a draft of them and
-its simulation and the admin panel's operators and API tokens (as an administrator), the borrower's status page of a
-frozen and of a cut line (a phone's width), each in Chinese and English, 1400 px wide (the first 2400 px of a case
-page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
+reviewer), the dashboard (its first 2400 px), the audit trail, the borrower guidance, the rules, a draft of them,
+its simulation and its approval page, and the admin panel's operators and API tokens (as an administrator), the
+borrower's status page of a frozen and of a cut line (a phone's width), each in Chinese and English, 1400 px wide
+(the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal 
     frozen, cut, appeal, frozen_link, cut_link, draft, simulation = last
     if draft.isdigit():
         ADMIN_PAGES["rules-draft"] = f"/rules/v{draft}/"
+        ADMIN_PAGES["rules-activate"] = f"/rules/v{draft}/activate/"  # the admin did not make it: may approve it
     if simulation.isdigit():
         ADMIN_PAGES["rules-simulation"] = f"/rules/simulations/{simulation}/"
     pages = {"queue": "/queue/", "my-work": "/my-work/", "inbox": "/appeals/", "jobs": "/jobs/"}

@@ -135,6 +135,10 @@ def _api_job(w: World) -> dict[str, Any]:
     return {"kind": "reevaluate", "selection_kind": "ids", "account_nos": [w.case.line.account_no]}
 
 
+def _activate(w: World) -> dict[str, Any]:
+    return {"simulation": str(w.kwargs["simulation_id"]), "reason": ""}
+
+
 def _guidance(_w: World) -> dict[str, Any]:
     return {"MULTI_HEAD-text_zh": "请暂停向其他平台申请借款。", "MULTI_HEAD-text_en": "Please stop applying elsewhere."}
 
@@ -180,6 +184,7 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "rules/v<int:version>/rules/<str:code>/": {"POST": page(TUNE_RULES, data=_rule_edit)},
     "rules/v<int:version>/discard/": {"POST": page(TUNE_RULES)},
     "rules/v<int:version>/simulate/": {"POST": page(TUNE_RULES)},
+    "rules/v<int:version>/activate/": {"GET": page(), "POST": page(TUNE_RULES, data=_activate)},
     "rules/simulations/<int:simulation_id>/": {"GET": page()},
     "rules/simulations/<int:simulation_id>/<str:outcome>.csv": {"GET": page()},
     "decisions/<int:decision_id>/approve/": {"POST": page(APPROVE_DECISION)},
@@ -342,7 +347,9 @@ def world(ruleset: Any, settings: Any) -> World:
         batch_id=batch.pk,
         event=CreditInquiry.objects.filter(line=case.line).first(),  # type: ignore[arg-type]
     )
-    draft = ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=op(users[RISK_MANAGER]))
+    # Made by a risk manager who is not under test: the one under test may approve its activation.
+    drafter = make_role_operator(RISK_MANAGER, "drafter")
+    draft = ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=op(drafter))
     w.kwargs = {
         "case_id": w.case.pk,
         "decision_id": w.decision.pk,

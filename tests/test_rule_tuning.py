@@ -486,3 +486,164 @@ def test_the_simulation_report_and_its_lists(manager, analyst, django_capture_on
     job_id = Simulation.objects.get(pk=simulation_id).job_id
     assert f'href="/rules/simulations/{simulation_id}/" id="job-simulation"' in page(client.get(f"/jobs/{job_id}/"))
     assert logged_in(analyst).get(f"/rules/simulations/{simulation_id}/nothing.csv").status_code == 404
+
+
+# --- Activating a draft: a second risk manager, fresh evidence, a bounded blast radius.
+
+
+def simulated(manager, django_capture_on_commit_callbacks) -> tuple[RuleSet, Simulation]:
+    """Draft v2 (MULTI_HEAD at 6 inquiries, OVERDUE freezing at 20 days) simulated on book(): 1 newly frozen (E),
+    1 newly released (A)."""
+    from riskops.tuning.services import simulation_request
+
+    draft = draft_fewer_multi_head_more_overdue(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        simulation = simulation_request(version=draft.version, actor=op(manager))
+    return draft, simulation
+
+
+def activate(user, draft: RuleSet, simulation: Simulation, **kw):
+    from riskops.tuning.services import ruleset_activate
+
+    return ruleset_activate(version=draft.version, actor=op(user), simulation_id=simulation.pk, **kw)
+
+
+def test_the_author_cannot_activate_a_second_manager_can(manager, manager2, django_capture_on_commit_callbacks):
+    book()
+    draft, simulation = simulated(manager, django_capture_on_commit_callbacks)
+    author = logged_in(manager)
+    review = page(author.get(f"/rules/v{draft.version}/activate/"))
+    assert "You made or changed this draft: another risk manager must approve its activation." in review
+    assert 'id="activate"' not in review
+    with pytest.raises(NotAllowed, match="You made or changed version 2: another risk manager must approve"):
+        activate(manager, draft, simulation)
+    # Changing one of its rules makes one an author too.
+    other = ruleset_draft(source=live(), actor=op(manager))
+    change(other, manager2, min_inquiries=7)
+    with pytest.raises(NotAllowed):
+        activate(manager2, other, simulation)
+    assert live().version == 1
+
+    review = page(logged_in(manager2).get(f"/rules/v{draft.version}/activate/"))
+    assert '<tr data-rule="MULTI_HEAD" data-field="min_inquiries">' in review
+    assert '<div class="tile" data-figure="freeze"><span class="n">1</span>' in review
+    assert '<div class="tile" data-figure="release"><span class="n">1</span>' in review
+    assert 'id="evidence-fresh"' in review and 'id="activate"' in review
+    response = logged_in(manager2).post(
+        f"/rules/v{draft.version}/activate/", {"simulation": simulation.pk, "reason": ""}, follow=True
+    )
+    assert messages_of(response) == ["Version 2 is live (it replaced version 1)."]
+    now_live = live()
+    assert (now_live.version, now_live.activated_by, now_live.activated_at is not None) == (2, manager2, True)
+    assert not RuleSet.objects.get(version=1).is_active
+    event = AuditEvent.objects.get(action="ruleset.activate")
+    assert (event.actor_user, event.before, event.after) == (
+        manager2,
+        {"live": 1},
+        {
+            "live": 2,
+            "simulation": simulation.pk,
+            "newly_frozen": 1,
+            "newly_released": 1,
+            "exposure": f"{sum(line.exposure for line in simulation.lines.all()):.2f}",
+            "over_blast_radius": False,
+            "reason": "",
+        },
+    )
+    with pytest.raises(DomainError, match="Version 2 has been live: only a draft can be activated"):
+        activate(manager2, draft, simulation)
+
+
+def test_activation_needs_a_simulation_of_the_draft_as_it_is_fresh_and_the_latest(
+    manager, manager2, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from riskops.core.errors import ConflictError
+
+    book()
+    draft = draft_fewer_multi_head_more_overdue(manager)
+    with pytest.raises(DomainError, match="Version 2 has not been simulated: simulate it first"):
+        activate(manager2, draft, Simulation(pk=0))
+    simulation = simulated_again(manager, draft, django_capture_on_commit_callbacks)
+
+    change(draft, manager, min_inquiries=7)
+    with pytest.raises(DomainError, match=f"Version 2 changed after simulation #{simulation.pk}: simulate it again."):
+        activate(manager2, draft, simulation)
+    newer = simulated_again(manager, draft, django_capture_on_commit_callbacks)
+    with pytest.raises(ConflictError, match=f"Simulation #{newer.pk} is newer than the one you reviewed"):
+        activate(manager2, draft, simulation)
+
+    Simulation.objects.filter(pk=newer.pk).update(requested_at=newer.requested_at - timedelta(minutes=61))
+    message = f"Simulation #{newer.pk} ran on the data of 61 minutes ago, more than the 60 allowed: simulate again."
+    with pytest.raises(DomainError, match=message):
+        activate(manager2, draft, newer)
+    assert message in page(logged_in(manager2).get("/rules/v2/activate/"))
+    settings.RULES_EVIDENCE_MAX_AGE_MINUTES = 90
+    activate(manager2, draft, newer)
+    assert live().version == 2
+
+
+def simulated_again(manager, draft: RuleSet, django_capture_on_commit_callbacks) -> Simulation:
+    from riskops.tuning.services import simulation_request
+
+    with django_capture_on_commit_callbacks(execute=True):
+        return simulation_request(version=draft.version, actor=op(manager))
+
+
+def test_above_the_blast_radius_the_approver_types_why(manager, manager2, settings, django_capture_on_commit_callbacks):
+    book()
+    draft, simulation = simulated(manager, django_capture_on_commit_callbacks)
+    settings.RULES_BLAST_RADIUS_ACCOUNTS = 1  # two accounts change
+    assert 'id="over-radius"' in page(logged_in(manager2).get("/rules/v2/activate/"))
+    response = logged_in(manager2).post(
+        "/rules/v2/activate/", {"simulation": simulation.pk, "reason": "ok"}, follow=True
+    )
+    assert messages_of(response) == [
+        "Activating version 2 changes 2 accounts "
+        f"(¥{sum(line.exposure for line in simulation.lines.all()):,.2f}), above the blast radius of 1 accounts or "
+        "¥1,000,000: type why, in at least 10 characters"
+    ]
+    assert live().version == 1
+    activate(manager2, draft, simulation, reason="the bureau's new feed doubles inquiries")
+    after = AuditEvent.objects.get(action="ruleset.activate").after
+    assert after is not None and after["over_blast_radius"] is True
+    assert live().version == 2
+
+
+def test_activation_then_the_re_evaluation_of_the_accounts_it_names(
+    manager, manager2, django_capture_on_commit_callbacks
+):
+    from accounts.models import CreditLine
+    from riskops.models import Job
+
+    a, d, c, e, f = book()
+    _draft, simulation = simulated(manager, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = logged_in(manager2).post(
+            "/rules/v2/activate/", {"simulation": simulation.pk, "reason": "", "reevaluate": "on"}
+        )
+    job = Job.objects.get(kind="reevaluate_unfreeze")
+    assert response["Location"] == f"/jobs/{job.pk}/"
+    assert (job.status, job.selection) == ("succeeded", {"line_ids": sorted([a.pk, e.pk])})
+    status = dict(CreditLine.objects.values_list("pk", "status"))
+    assert (status[a.pk], status[e.pk], status[d.pk], status[c.pk], status[f.pk]) == (
+        "active",
+        "frozen",
+        "frozen",
+        "frozen",
+        "active",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_approvers_at_once_activate_it_once(manager, manager2, django_capture_on_commit_callbacks):
+    from tests.helpers import in_threads
+
+    book()
+    draft, simulation = simulated(manager, django_capture_on_commit_callbacks)
+    third = make_role_operator("risk_manager", "ray")
+    results = in_threads(lambda: activate(manager2, draft, simulation), lambda: activate(third, draft, simulation))
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and "Version 2 has been live" in str(refused[0])
+    assert AuditEvent.objects.filter(action="ruleset.activate").count() == 1

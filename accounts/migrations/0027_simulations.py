@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 ('live_version', models.PositiveIntegerField()),
                 ('job_id', models.BigIntegerField(unique=True)),
                 ('requested_at', models.DateTimeField()),
+                ('rules_digest', models.CharField(max_length=64)),
                 ('evaluated', models.PositiveIntegerField(default=0)),
                 ('requested_by', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('ruleset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='simulations', to='accounts.ruleset')),

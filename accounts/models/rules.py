@@ -205,6 +205,7 @@ class Simulation(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     requested_at = models.DateTimeField()  # the instant every batch evaluates the rules at ("now")
+    rules_digest = models.CharField(max_length=64)  # what the version held (accounts.selectors.rules.rules_digest)
     evaluated = models.PositiveIntegerField(default=0)
 
     class Meta:

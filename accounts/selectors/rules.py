@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,12 @@ def ruleset_diff(before: RuleSet, after: RuleSet) -> list[Difference]:
             if getattr(a, name) != getattr(b, name):
                 diff.append(Difference(code, name, getattr(a, name), getattr(b, name)))
     return diff
+
+
+def rules_digest(ruleset: RuleSet) -> str:
+    """A fingerprint of what a version holds (every rule's fields): what was simulated is what is activated."""
+    fields = {r.code: [r.params, r.severity, r.action, r.enabled, r.restore_on_clear] for r in ruleset.rules.all()}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def active_signal_counts() -> dict[str, int]:

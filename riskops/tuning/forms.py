@@ -1,4 +1,4 @@
-"""The rules page's forms: a draft from a version, one rule of a draft, a comparison."""
+"""The rules pages' forms: a draft from a version, one rule of a draft, a comparison, an activation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import CounterpartyCategory, Rule, RuleAction, RuleSet, Severity
 from accounts.rule_params import PARAMS
 from accounts.services.rulesets import MAX_NOTE
+from riskops.core.forms import IdField
 
 
 class DraftForm(forms.Form):
@@ -22,6 +23,19 @@ class DraftForm(forms.Form):
 class CompareForm(forms.Form):
     other = forms.ModelChoiceField(
         label=_("Compare with version"), queryset=RuleSet.objects.order_by("-version"), to_field_name="version"
+    )
+
+
+class ActivateForm(forms.Form):
+    """The approval of a draft: the simulation the approver reviewed, the reason (typed above the blast radius),
+    and whether the accounts it names are re-evaluated at once."""
+
+    simulation = IdField(widget=forms.HiddenInput)
+    reason = forms.CharField(label=_("Why"), max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reevaluate = forms.BooleanField(
+        label=_("Then re-evaluate the accounts it names (and unfreeze those no freezing signal holds)"),
+        required=False,
+        initial=True,
     )
 
 

@@ -1,24 +1,29 @@
-"""The rules page's figures: each rule of a version with what it fires on now, what it froze over the last days and
-how often a person overturned it (the dashboard's kept figures and overturn rates)."""
+"""Rule tuning's reads: each rule of a version with what it fires on now, what it froze over the last days and how
+often a person overturned it (the dashboard's kept figures and overturn rates); a simulation's report; what an
+approver of a draft reviews (its diff, its evidence and whether that is fresh, its blast radius)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Case, Rule, RuleSet, Simulation, SimulationLine, SimulationOutcome
 from accounts.rule_params import PARAMS
-from accounts.selectors.rules import active_signal_counts, rules_of
+from accounts.selectors.rules import Difference, active_signal_counts, rules_digest, rules_of, ruleset_diff
 from appeals.models import Appeal, AppealStatus
+from riskops.core.audit import Actor
+from riskops.core.roles import TUNE_RULES, may
 from riskops.dashboard.selectors import Rate, daily_counts, figure_link, overturn_rates
-from riskops.models import Job, JobStatus
+from riskops.models import AuditEvent, Job, JobStatus
 
 DAYS = 90  # the days the rules page's figures are over
 
@@ -137,3 +142,115 @@ def simulation_rows(simulation: Simulation, outcome: str) -> Iterator[tuple[str,
         .values_list("line__account_no", "codes", "exposure", "case_id")
     )
     yield from rows.iterator(chunk_size=5000)
+
+
+@dataclass
+class Impact:
+    """What the simulation says activating the version does."""
+
+    freeze: int
+    release: int
+    exposure: Decimal  # outstanding principal of the accounts newly frozen or released
+
+    @property
+    def accounts(self) -> int:
+        return self.freeze + self.release
+
+    @property
+    def over_radius(self) -> bool:
+        return self.accounts > settings.RULES_BLAST_RADIUS_ACCOUNTS or self.exposure > settings.RULES_BLAST_RADIUS_YUAN
+
+
+def impact_of(simulation: Simulation) -> Impact:
+    counts = dict.fromkeys(("freeze", "release"), 0)
+    exposure = Decimal("0")
+    for row in (
+        SimulationLine.objects.filter(simulation=simulation)
+        .values("outcome")
+        .annotate(n=Count("*"), e=Sum("exposure"))
+        .order_by()
+    ):
+        counts[row["outcome"]] = row["n"]
+        exposure += row["e"] or 0
+    return Impact(counts["freeze"], counts["release"], exposure)
+
+
+def authors_of(ruleset: RuleSet) -> set[int]:
+    """Who made the version or changed one of its rules: none of them may approve it."""
+    rule_ids = list(Rule.objects.filter(ruleset=ruleset).values_list("pk", flat=True))
+    changed = AuditEvent.objects.filter(action="rule.change", object_type="rule", object_id__in=rule_ids)
+    users = set(changed.exclude(actor_user=None).values_list("actor_user_id", flat=True))
+    return users | ({ruleset.created_by_id} if ruleset.created_by_id else set())
+
+
+def latest_simulation(ruleset: RuleSet) -> Simulation | None:
+    return Simulation.objects.filter(ruleset=ruleset).order_by("-pk").first()
+
+
+def evidence_problems(ruleset: RuleSet, simulation: Simulation | None, live: RuleSet, now: datetime) -> list[str]:
+    """Why the simulation cannot back the activation of `ruleset` now (none: it can)."""
+    if simulation is None:
+        return [_("Version %(v)s has not been simulated: simulate it first.") % {"v": ruleset.version}]
+    problems = []
+    job = Job.objects.filter(pk=simulation.job_id).values_list("status", flat=True).first()
+    if job != JobStatus.SUCCEEDED:
+        problems.append(_("Simulation #%(id)s has not finished.") % {"id": simulation.pk})
+    if simulation.rules_digest != rules_digest(ruleset):
+        problems.append(
+            _("Version %(v)s changed after simulation #%(id)s: simulate it again.")
+            % {"v": ruleset.version, "id": simulation.pk}
+        )
+    if simulation.live_version != live.version:
+        problems.append(
+            _("Simulation #%(id)s compared with version %(was)s; version %(now)s is live now: simulate again.")
+            % {"id": simulation.pk, "was": simulation.live_version, "now": live.version}
+        )
+    age = now - simulation.requested_at
+    if age > timedelta(minutes=settings.RULES_EVIDENCE_MAX_AGE_MINUTES):
+        problems.append(
+            _(
+                "Simulation #%(id)s ran on the data of %(minutes)s minutes ago, more than the %(max)s allowed: "
+                "simulate again."
+            )
+            % {
+                "id": simulation.pk,
+                "minutes": int(age.total_seconds() // 60),
+                "max": settings.RULES_EVIDENCE_MAX_AGE_MINUTES,
+            }
+        )
+    return problems
+
+
+@dataclass
+class ActivationReview:
+    ruleset: RuleSet
+    live: RuleSet
+    diff: list[Difference]
+    simulation: Simulation | None
+    report: Report | None
+    impact: Impact | None
+    problems: list[str]  # why its evidence cannot back an activation now
+    authored: bool  # the viewer made or changed it: another risk manager approves
+    may_approve: bool
+
+    @property
+    def radius(self) -> tuple[int, int]:
+        return settings.RULES_BLAST_RADIUS_ACCOUNTS, settings.RULES_BLAST_RADIUS_YUAN
+
+
+def activation_review(ruleset: RuleSet, actor: Actor) -> ActivationReview:
+    live = RuleSet.objects.get(is_active=True)
+    simulation = latest_simulation(ruleset)
+    problems = evidence_problems(ruleset, simulation, live, timezone.now()) if ruleset.is_draft else []
+    authored = actor.user_id in authors_of(ruleset)
+    return ActivationReview(
+        ruleset=ruleset,
+        live=live,
+        diff=ruleset_diff(live, ruleset),
+        simulation=simulation,
+        report=simulation_report(simulation) if simulation else None,
+        impact=impact_of(simulation) if simulation else None,
+        problems=problems,
+        authored=authored,
+        may_approve=ruleset.is_draft and not authored and not problems and may(actor, TUNE_RULES),
+    )

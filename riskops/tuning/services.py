@@ -1,16 +1,26 @@
-"""Asking for a simulation of a draft: a job over every account (the jobs page shows its progress) whose batches
-record what the draft would change (`accounts.services.simulations`)."""
+"""Rule tuning's changes that span apps: simulating a draft (a job over every account, whose batches record what
+the draft would change, `accounts.services.simulations`) and activating it with a second risk manager's approval.
+"""
 
 from __future__ import annotations
 
-from django.db import transaction
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import RuleSet, Simulation
-from accounts.services.rulesets import require_may_tune
-from riskops.core.audit import Actor
-from riskops.core.errors import DomainError
-from riskops.jobs.requests import job_request_simulation
+from accounts.models import RuleSet, Simulation, SimulationLine
+from accounts.selectors.rules import rules_digest
+from accounts.services.rulesets import RULESET_LOCK, require_may_tune
+from riskops.core.audit import Actor, Change, audit_write
+from riskops.core.errors import ConflictError, DomainError, NotAllowed
+from riskops.jobs.requests import job_request, job_request_simulation
+from riskops.models import Job, JobKind, JobSelection
+from riskops.tuning.selectors import Impact, authors_of, evidence_problems, impact_of, latest_simulation
+
+MIN_REASON = 10  # characters of the reason typed above the blast radius
 
 
 def simulation_request(*, version: int, actor: Actor) -> Simulation:
@@ -34,4 +44,105 @@ def simulation_request(*, version: int, actor: Actor) -> Simulation:
             job_id=job.pk,
             requested_by=actor.user,
             requested_at=job.requested_at,
+            rules_digest=rules_digest(ruleset),
         )
+
+
+# --- Activation: a second risk manager's approval, on fresh evidence, within the blast radius or with a reason
+
+
+@dataclass
+class Activated:
+    ruleset: RuleSet
+    previous: int  # the version that was live
+    impact: Impact
+    job: Job | None  # the re-evaluation of the affected accounts, when asked for
+
+
+def ruleset_activate(
+    *, version: int, actor: Actor, simulation_id: int, reason: str = "", reevaluate: bool = False
+) -> Activated:
+    """Make draft `version` the live version, approved by a risk manager who neither made nor changed it, on the
+    evidence of its latest simulation (`simulation_id`: the one the approver saw), fresh and of the version as it is.
+    Above the blast radius (accounts or exposure) the approver must type a reason. Audited as `ruleset.activate`;
+    with `reevaluate`, a re-evaluate-and-unfreeze job over the accounts the simulation names follows."""
+    require_may_tune(actor)
+    reason = reason.strip()
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s)", [RULESET_LOCK]
+            )  # one activation (and new version) at a time
+        ruleset = RuleSet.objects.select_for_update().filter(version=version).first()
+        live = RuleSet.objects.select_for_update().filter(is_active=True).first()
+        if ruleset is None or live is None:
+            raise DomainError(_("No such version"))
+        if not ruleset.is_draft:
+            raise DomainError(_("Version %(v)s has been live: only a draft can be activated") % {"v": ruleset.version})
+        if actor.user_id in authors_of(ruleset):
+            raise NotAllowed(
+                _("You made or changed version %(v)s: another risk manager must approve its activation")
+                % {"v": ruleset.version}
+            )
+        simulation = latest_simulation(ruleset)
+        if simulation is not None and simulation.pk != simulation_id:
+            raise ConflictError(
+                _("Simulation #%(id)s is newer than the one you reviewed: review it first") % {"id": simulation.pk}
+            )
+        now = timezone.now()
+        problems = evidence_problems(ruleset, simulation, live, now)
+        if problems or simulation is None:  # no simulation is a problem too
+            raise DomainError(" ".join(problems))
+        impact = impact_of(simulation)
+        if impact.over_radius and len(reason) < MIN_REASON:
+            raise DomainError(
+                _(
+                    "Activating version %(v)s changes %(n)s accounts (¥%(exposure)s), above the blast radius of "
+                    "%(max_n)s accounts or ¥%(max_e)s: type why, in at least %(min)s characters"
+                )
+                % {
+                    "v": ruleset.version,
+                    "n": impact.accounts,
+                    "exposure": f"{impact.exposure:,.2f}",
+                    "max_n": settings.RULES_BLAST_RADIUS_ACCOUNTS,
+                    "max_e": f"{settings.RULES_BLAST_RADIUS_YUAN:,}",
+                    "min": MIN_REASON,
+                }
+            )
+        RuleSet.objects.filter(pk=live.pk).update(is_active=False)
+        RuleSet.objects.filter(pk=ruleset.pk).update(is_active=True, activated_at=now, activated_by=actor.user)
+        ruleset.refresh_from_db()
+        audit_write(
+            actor=actor,
+            at=now,
+            changes=[
+                Change(
+                    "ruleset.activate",
+                    "ruleset",
+                    ruleset.pk,
+                    None,
+                    {"live": live.version},
+                    {
+                        "live": ruleset.version,
+                        "simulation": simulation.pk,
+                        "newly_frozen": impact.freeze,
+                        "newly_released": impact.release,
+                        "exposure": f"{impact.exposure:.2f}",
+                        "over_blast_radius": impact.over_radius,
+                        "reason": reason,
+                    },
+                )
+            ],
+        )
+        job = None
+        line_ids = sorted(SimulationLine.objects.filter(simulation=simulation).values_list("line_id", flat=True))
+        if reevaluate and line_ids:
+            job = job_request(
+                kind=JobKind.REEVALUATE_UNFREEZE,
+                selection_kind=JobSelection.IDS,
+                selection={"line_ids": line_ids},
+                actor=actor,
+                reason=_("version %(v)s activated: the accounts simulation #%(id)s named")
+                % {"v": ruleset.version, "id": simulation.pk},
+            )
+    return Activated(ruleset=ruleset, previous=live.version, impact=impact, job=job)

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import RuleSet, Simulation, SimulationOutcome
 from accounts.rule_params import ParamsInvalid
@@ -20,8 +20,8 @@ from riskops.core.errors import DomainError
 from riskops.core.http import actor, domain_errors, operator_required
 from riskops.core.roles import TUNE_RULES, may
 from riskops.tuning import selectors
-from riskops.tuning.forms import CompareForm, DraftForm, RuleForm
-from riskops.tuning.services import simulation_request
+from riskops.tuning.forms import ActivateForm, CompareForm, DraftForm, RuleForm
+from riskops.tuning.services import ruleset_activate, simulation_request
 
 
 def _version(number: int) -> RuleSet:
@@ -195,3 +195,33 @@ def simulation_csv(request: HttpRequest, simulation_id: int, outcome: str) -> Ht
     for account_no, codes, exposure, case_id in selectors.simulation_rows(sim, outcome):
         out.writerow([account_no, codes.replace(",", " "), f"{exposure:.2f}", case_id or ""])
     return response
+
+
+@operator_required
+@require_http_methods(["GET", "POST"])
+@domain_errors(lambda request, version: reverse("riskops:activate", args=[version]))
+def activate(request: HttpRequest, version: int) -> HttpResponse:
+    """The approval page of a draft: what it changes of the live version, its latest simulation and whether that
+    can back an activation now, the blast radius; a second risk manager activates it here."""
+    ruleset = _version(version)
+    if request.method == "POST":
+        form = ActivateForm(request.POST)
+        if not form.is_valid():
+            raise DomainError(" ".join(str(e) for errors in form.errors.values() for e in errors))
+        done = ruleset_activate(
+            version=version,
+            actor=actor(request),
+            simulation_id=form.cleaned_data["simulation"],
+            reason=form.cleaned_data["reason"],
+            reevaluate=form.cleaned_data["reevaluate"],
+        )
+        messages.success(
+            request,
+            _("Version %(v)s is live (it replaced version %(was)s).") % {"v": version, "was": done.previous},
+        )
+        if done.job is not None:
+            return redirect("riskops:job", done.job.pk)
+        return redirect("riskops:ruleset", version)
+    review = selectors.activation_review(ruleset, actor(request))
+    form = ActivateForm(initial={"simulation": review.simulation.pk if review.simulation else None})
+    return render(request, "riskops/activate.html", {"review": review, "form": form})
