@@ -1101,6 +1101,35 @@ def test_starting_a_bulk_unfreeze_from_a_case_page_waits_for_approval(senior):
     assert fresh(case.line).status == "frozen"
 
 
+def test_the_approver_of_a_bulk_unfreeze_sees_the_accounts_their_exposure_and_the_reason(senior, senior2):
+    """Not only a count and a filter: who would be unfrozen, the money at stake, and why it was asked."""
+    lines = [make_line(outstanding=amount, limit="40000.00") for amount in ("1200.00", "30000.50", "800.00")]
+    cases = [flag(line, "MULTI_HEAD") for line in lines]
+    active = make_line()
+    job = jobs.job_request(
+        kind="bulk_unfreeze",
+        selection_kind="ids",
+        selection={"line_ids": [line.pk for line in [*lines, active]]},
+        actor=op(senior),
+        reason="upstream data error in the bureau feed",
+    )
+    assert job.status == "awaiting_approval"
+
+    shown = page(logged_in(senior2).get(f"/jobs/{job.pk}/", headers=EN))
+    preview = shown[shown.index('id="unfreeze-preview"') :]
+    assert "Frozen now in its selection: 3 accounts, ¥32,000.50 outstanding." in preview
+    assert (
+        '<strong id="job-reason"><span translate="no">upstream data error in the bureau feed</span></strong>' in preview
+    )
+    rows = re.findall(r"<tr><td>(\w+)</td><td>¥([\d,.]+)</td>", preview)
+    assert rows == [
+        (lines[1].account_no, "30,000.50"),
+        (lines[0].account_no, "1,200.00"),
+        (lines[2].account_no, "800.00"),
+    ]
+    assert f'href="/cases/{cases[1].pk}/"' in preview and active.account_no not in preview
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [

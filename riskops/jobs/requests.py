@@ -24,16 +24,14 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Case, CreditLine
 from accounts.queue_filters import queue_filters
-from accounts.selectors.queue import queue_queryset
 from ingest.files import FileError, chunk_bounds, file_format, kind_of_file
 from ingest.parsing import KINDS
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed, NotFound
 from riskops.core.forms import MAX_ID
 from riskops.core.roles import APPROVE_DECISION, DECIDE_CASE, INGEST_EVENTS, may, require
-from riskops.core.sql import id_array
 from riskops.jobs.dispatch import jobs_dispatch
-from riskops.jobs.selectors import import_errors
+from riskops.jobs.selectors import import_errors, selection_sql
 from riskops.models import (
     JOB_ACTIVE,
     SELECTION_KINDS,
@@ -52,17 +50,6 @@ UNFREEZING_KINDS = (JobKind.REEVALUATE_UNFREEZE, JobKind.BULK_UNFREEZE)
 
 
 # --- Selection
-
-
-def _selection_sql(selection_kind: str, selection: dict[str, Any]) -> tuple[str, list[Any]]:
-    """SQL returning the selected line ids (one column, maybe repeated), and its parameters."""
-    if selection_kind == JobSelection.ALL:
-        return f"SELECT id FROM {CreditLine._meta.db_table} WHERE status IN ('active', 'frozen')", []  # noqa: S608 - table names from the models, values bound
-    if selection_kind == JobSelection.IDS:
-        return "SELECT unnest(%s::bigint[])", [id_array(selection["line_ids"])]
-    queryset = queue_queryset(queue_filters(selection), user_id=selection.get("_user_id"))
-    sql, params = queryset.values_list("line_id").query.sql_with_params()
-    return sql, list(params)
 
 
 def _check_selection(selection_kind: str, selection: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +115,7 @@ def _request(*, kind: str, selection_kind: str, selection: dict[str, Any], actor
         selection["_user_id"] = actor.user_id  # "assigned to me" means the requester
     at = timezone.now()
     with transaction.atomic():
-        sql, params = _selection_sql(selection_kind, selection)
+        sql, params = selection_sql(selection_kind, selection)
         if selection_kind != JobSelection.ALL and not _selects_any(sql, params):
             raise DomainError(_("The selection holds no account; nothing to do"))
         # Only these need the count (the nightly job selects every line).
@@ -287,7 +274,7 @@ def audit_job(job: Job, actor: Actor, at: datetime, action: str, before: Any, af
 
 def _start(job: Job, at: datetime) -> None:
     """Freeze the selection into batches (one INSERT), then send them after commit."""
-    sql, params = _selection_sql(job.selection_kind, job.selection)
+    sql, params = selection_sql(job.selection_kind, job.selection)
     with connection.cursor() as cur:
         cur.execute(
             f"""

@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models.expressions import RawSQL
+
+from accounts.models import Case, CaseStatus, CreditLine, LineStatus
+from accounts.queue_filters import queue_filters
+from accounts.selectors.queue import queue_queryset
 from ingest.models import IngestBatch
 from ingest.parsing import translated
-from riskops.models import JobBatch, JobBatchStatus, JobItem, JobItemOutcome
+from riskops.core.sql import id_array
+from riskops.models import Job, JobBatch, JobBatchStatus, JobItem, JobItemOutcome, JobSelection
+
+
+def selection_sql(selection_kind: str, selection: dict[str, Any]) -> tuple[str, list[Any]]:
+    """SQL returning the selected line ids (one column, maybe repeated), and its parameters."""
+    if selection_kind == JobSelection.ALL:
+        return f"SELECT id FROM {CreditLine._meta.db_table} WHERE status IN ('active', 'frozen')", []  # noqa: S608 - table names from the models, values bound
+    if selection_kind == JobSelection.IDS:
+        return "SELECT unnest(%s::bigint[])", [id_array(selection["line_ids"])]
+    queryset = queue_queryset(queue_filters(selection), user_id=selection.get("_user_id"))
+    sql, params = queryset.values_list("line_id").query.sql_with_params()
+    return sql, list(params)
+
+
+@dataclass
+class UnfreezePreview:
+    """What a job waiting for approval may unfreeze, read now (its selection is read again when it starts)."""
+
+    accounts: int
+    exposure: Decimal  # their outstanding principal
+    rows: list[dict[str, Any]]  # the first of them: account, exposure, limit, its open case
+
+
+def unfreeze_preview(job: Job, *, limit: int = 50) -> UnfreezePreview:
+    """The frozen accounts of the job's selection, the biggest exposure first, for the approver."""
+    sql, params = selection_sql(job.selection_kind, job.selection)
+    frozen = CreditLine.objects.filter(status=LineStatus.FROZEN, id__in=RawSQL(sql, params))  # noqa: S611 - the selection's SQL, values bound
+    totals = frozen.aggregate(n=Count("id"), exposure=Sum("outstanding"))
+    open_case = Case.objects.filter(line_id=OuterRef("pk")).exclude(status=CaseStatus.RESOLVED).order_by("-id")
+    rows = list(
+        frozen.annotate(case_id=Subquery(open_case.values("id")[:1]))
+        .order_by("-outstanding", "id")
+        .values("account_no", "outstanding", "limit", "case_id")[:limit]
+    )
+    return UnfreezePreview(totals["n"], totals["exposure"] or Decimal("0"), rows)
 
 
 def job_outcomes(job_id: int, line_ids: list[int] | None = None) -> dict[int, tuple[str, str]]:

@@ -21,7 +21,7 @@ from riskops.core.http import actor, domain_errors, forbidden, operator_required
 from riskops.core.roles import APPROVE_DECISION, INGEST_EVENTS
 from riskops.jobs import requests
 from riskops.jobs.forms import JobForm
-from riskops.jobs.selectors import import_errors
+from riskops.jobs.selectors import import_errors, unfreeze_preview
 from riskops.models import JOB_ACTIVE, Job, JobItem, JobItemOutcome, JobKind, JobSelection, JobStatus
 
 JOBS_PAGE = 50
@@ -74,6 +74,7 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
         "job": job,
         "failures": failures,
         "import_errors": import_errors(job.pk, limit=200) if job.kind == JobKind.IMPORT else [],
+        "preview": unfreeze_preview(job) if job.status == JobStatus.AWAITING_APPROVAL else None,
         "simulation_id": Simulation.objects.filter(job_id=job.pk).values_list("pk", flat=True).first()
         if job.kind == JobKind.SIMULATE
         else None,
