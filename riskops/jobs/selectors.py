@@ -44,11 +44,12 @@ def unfreeze_preview(job: Job, *, limit: int = 50) -> UnfreezePreview:
     frozen = CreditLine.objects.filter(status=LineStatus.FROZEN, id__in=RawSQL(sql, params))  # noqa: S611 - the selection's SQL, values bound
     totals = frozen.aggregate(n=Count("id"), exposure=Sum("outstanding"))
     open_case = Case.objects.filter(line_id=OuterRef("pk")).exclude(status=CaseStatus.RESOLVED).order_by("-id")
-    rows = list(
-        frozen.annotate(case_id=Subquery(open_case.values("id")[:1]))
+    rows = [
+        dict(row)
+        for row in frozen.annotate(case_id=Subquery(open_case.values("id")[:1]))
         .order_by("-outstanding", "id")
         .values("account_no", "outstanding", "limit", "case_id")[:limit]
-    )
+    ]
     return UnfreezePreview(totals["n"], totals["exposure"] or Decimal("0"), rows)
 
 
