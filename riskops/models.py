@@ -123,10 +123,11 @@ class JobKind(models.TextChoices):
     BULK_REMIND = "bulk_remind", _("bulk reminder")
     IMPORT = "import", _("import a file")
     SIMULATE = "simulate", _("simulate a draft of the rules")
+    BACKTEST = "backtest", _("backtest a draft of the rules")
 
 
 # What can be asked for on a selection of accounts (queue, case page, API); an import needs its file, a simulation
-# its draft, and each is asked for on its own page.
+# its draft (a backtest too), and each is asked for on its own page.
 SELECTION_KINDS = (JobKind.REEVALUATE, JobKind.REEVALUATE_UNFREEZE, JobKind.BULK_UNFREEZE, JobKind.BULK_REMIND)
 
 

@@ -229,3 +229,61 @@ class SimulationLine(models.Model):
         verbose_name = _("simulated account")
         verbose_name_plural = _("simulated accounts")
         constraints = [models.UniqueConstraint(fields=["simulation", "outcome", "line"], name="simulation_line_once")]
+
+
+class Backtest(models.Model):
+    """A draft and the live version replayed over a past window, day by day, on the events known on each day
+    (`accounts.backtest`), by a job's batches: which accounts each would have frozen, and those that flip."""
+
+    ruleset = models.ForeignKey(RuleSet, on_delete=models.CASCADE, related_name="backtests")
+    live_version = models.PositiveIntegerField()
+    job_id = models.BigIntegerField(unique=True)  # the job running it (riskops.Job; accounts never imports riskops)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    requested_at = models.DateTimeField()
+    first_day = models.DateField()
+    last_day = models.DateField()
+    rules_digest = models.CharField(max_length=64)  # what the version held (accounts.selectors.rules.rules_digest)
+    evaluated = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("backtest")
+        verbose_name_plural = _("backtests")
+
+    def __str__(self) -> str:
+        return f"backtest #{self.pk} of v{self.ruleset.version}"
+
+
+class BacktestSide(models.TextChoices):
+    LIVE = "live", _("the live version would freeze")
+    DRAFT = "draft", _("the draft would freeze")
+    SPARED = "spared", _("frozen by the live version only")
+    CAUGHT = "caught", _("frozen by the draft only")
+
+
+class BacktestDay(models.Model):
+    """A day's count of one side (and rule family; "" for any family) of a backtest, summed over its batches."""
+
+    backtest = models.ForeignKey(Backtest, on_delete=models.CASCADE, related_name="days")
+    day = models.DateField()
+    code = models.CharField(max_length=20, blank=True)
+    side = models.CharField(max_length=10, choices=BacktestSide.choices)
+    n = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["backtest", "day", "code", "side"], name="backtest_day_once")]
+
+
+class BacktestLine(models.Model):
+    """An account the draft treats differently from the live version on at least one day of the window."""
+
+    backtest = models.ForeignKey(Backtest, on_delete=models.CASCADE, related_name="lines")
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="+", db_index=False)
+    spared_days = models.PositiveIntegerField()  # days the live version freezes it and the draft does not
+    caught_days = models.PositiveIntegerField()  # days the draft freezes it and the live version does not
+    first_day = models.DateField()  # the first day it flips
+    codes = models.CharField(max_length=100)  # the rule families behind the flips, comma-separated
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["backtest", "line"], name="backtest_line_once")]

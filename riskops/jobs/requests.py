@@ -101,10 +101,15 @@ def job_request(*, kind: str, selection_kind: str, selection: dict[str, Any], ac
     return _request(kind=kind, selection_kind=selection_kind, selection=selection, actor=actor, reason=reason)
 
 
-def job_request_simulation(*, actor: Actor, reason: str) -> Job:
-    """A simulation's job over every account (`riskops.tuning.services.simulation_request` records what it is of,
-    in the same transaction, before its batches start)."""
-    return _request(kind=JobKind.SIMULATE, selection_kind=JobSelection.ALL, selection={}, actor=actor, reason=reason)
+BOOK_KINDS = (JobKind.SIMULATE, JobKind.BACKTEST)
+
+
+def job_request_over_book(*, kind: str, actor: Actor, reason: str) -> Job:
+    """A simulation's or a backtest's job over every account (`riskops.tuning.services` records what it is of, in
+    the same transaction, before its batches start)."""
+    if kind not in BOOK_KINDS:
+        raise DomainError(_("unknown job kind %(kind)r") % {"kind": kind})
+    return _request(kind=kind, selection_kind=JobSelection.ALL, selection={}, actor=actor, reason=reason)
 
 
 def _request(*, kind: str, selection_kind: str, selection: dict[str, Any], actor: Actor, reason: str) -> Job:

@@ -23,6 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
 from accounts import engine
+from accounts.services.backtests import backtest_run_batch
 from accounts.services.lines import HELD_APPEAL, HELD_PROPOSAL, lines_remind, lines_unfreeze
 from accounts.services.simulations import simulation_run_batch
 from appeals.models import OPEN_STATES, Appeal
@@ -147,6 +148,8 @@ def _run(job: Job, ids: list[int]) -> Outcomes:
         changed |= set(lines_remind(line_ids=ids, dedupe_prefix=f"job:{job.pk}"))
     if job.kind == JobKind.SIMULATE:
         simulation_run_batch(job_id=job.pk, line_ids=ids)  # changes no account: every one is left unchanged
+    if job.kind == JobKind.BACKTEST:
+        backtest_run_batch(job_id=job.pk, line_ids=ids)  # nor does this one
     for line_id in changed:
         if outcomes[line_id][0] != JobItemOutcome.FAILED:
             outcomes[line_id] = (JobItemOutcome.CHANGED, "", {})

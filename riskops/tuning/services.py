@@ -5,18 +5,19 @@ the draft would change, `accounts.services.simulations`) and activating it with 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import RuleSet, Simulation, SimulationLine
+from accounts.models import Backtest, RuleSet, Simulation, SimulationLine
 from accounts.selectors.rules import rules_digest
 from accounts.services.rulesets import RULESET_LOCK, require_may_tune
 from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed
-from riskops.jobs.requests import job_request, job_request_simulation
+from riskops.jobs.requests import job_request, job_request_over_book
 from riskops.models import Job, JobKind, JobSelection
 from riskops.tuning.selectors import Impact, authors_of, evidence_problems, impact_of, latest_simulation
 
@@ -32,7 +33,8 @@ def simulation_request(*, version: int, actor: Actor) -> Simulation:
         live = RuleSet.objects.filter(is_active=True).first()
         if ruleset is None or live is None:
             raise DomainError(_("No such version"))
-        job = job_request_simulation(
+        job = job_request_over_book(
+            kind=JobKind.SIMULATE,
             actor=actor,
             reason=_("simulate version %(v)s against the live version %(live)s")
             % {"v": ruleset.version, "live": live.version},
@@ -44,6 +46,46 @@ def simulation_request(*, version: int, actor: Actor) -> Simulation:
             job_id=job.pk,
             requested_by=actor.user,
             requested_at=job.requested_at,
+            rules_digest=rules_digest(ruleset),
+        )
+
+
+BACKTEST_DAYS = 90  # the default window
+MAX_BACKTEST_DAYS = 400
+
+
+def backtest_request(
+    *, version: int, actor: Actor, days: int = BACKTEST_DAYS, last_day: date | None = None
+) -> Backtest:
+    """Replay version `version` and the live version over the `days` days ending yesterday (or `last_day`), day by
+    day on the events known on each day, as a job over every account. Nothing but the backtest's report is written."""
+    require_may_tune(actor)
+    today = timezone.localdate()
+    last_day = last_day or today - timedelta(days=1)
+    if not 1 <= days <= MAX_BACKTEST_DAYS:
+        raise DomainError(_("A backtest covers 1 to %(max)s days, not %(n)s") % {"max": MAX_BACKTEST_DAYS, "n": days})
+    if last_day >= today:
+        raise DomainError(_("A backtest ends yesterday at the latest: today is not over"))
+    with transaction.atomic():
+        ruleset = RuleSet.objects.filter(version=version).first()
+        live = RuleSet.objects.filter(is_active=True).first()
+        if ruleset is None or live is None:
+            raise DomainError(_("No such version"))
+        first_day = last_day - timedelta(days=days - 1)
+        job = job_request_over_book(
+            kind=JobKind.BACKTEST,
+            actor=actor,
+            reason=_("backtest version %(v)s against the live version %(live)s, %(first)s to %(last)s")
+            % {"v": ruleset.version, "live": live.version, "first": first_day, "last": last_day},
+        )
+        return Backtest.objects.create(
+            ruleset=ruleset,
+            live_version=live.version,
+            job_id=job.pk,
+            requested_by=actor.user,
+            requested_at=job.requested_at,
+            first_day=first_day,
+            last_day=last_day,
             rules_digest=rules_digest(ruleset),
         )
 
