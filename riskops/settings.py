@@ -395,6 +395,8 @@ DASHBOARD_LATE_COMMIT_SECONDS = env_int("DASHBOARD_LATE_COMMIT_SECONDS", 300, mi
 # --- Rule tuning: activating a draft (riskops.tuning.services.ruleset_activate)
 # Its simulation must be this recent: the data it ran on keeps moving (events arrive every second).
 RULES_EVIDENCE_MAX_AGE_MINUTES = env_int("RULES_EVIDENCE_MAX_AGE_MINUTES", 60, minimum=1)
+# Its backtest this recent: it covers closed days, and a day later it misses one.
+RULES_BACKTEST_MAX_AGE_MINUTES = env_int("RULES_BACKTEST_MAX_AGE_MINUTES", 1440, minimum=1)
 # Above this many accounts newly frozen or released, or this much exposure (yuan), the approver types a reason.
 RULES_BLAST_RADIUS_ACCOUNTS = env_int("RULES_BLAST_RADIUS_ACCOUNTS", 500, minimum=0)
 RULES_BLAST_RADIUS_YUAN = env_int("RULES_BLAST_RADIUS_YUAN", 1_000_000, minimum=0)

@@ -27,7 +27,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from accounts import services as case_services
-from accounts.models import Case, CreditInquiry, Decision, RuleSet, Simulation
+from accounts.models import Backtest, Case, CreditInquiry, Decision, RuleSet, Simulation
 from accounts.services.rulesets import ruleset_draft
 from appeals import services as appeal_services
 from appeals.models import Appeal, AppealDocument
@@ -136,7 +136,7 @@ def _api_job(w: World) -> dict[str, Any]:
 
 
 def _activate(w: World) -> dict[str, Any]:
-    return {"simulation": str(w.kwargs["simulation_id"]), "reason": ""}
+    return {"simulation": str(w.kwargs["simulation_id"]), "backtest": str(w.kwargs["backtest_id"]), "reason": ""}
 
 
 def _guidance(_w: World) -> dict[str, Any]:
@@ -184,7 +184,10 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "rules/v<int:version>/rules/<str:code>/": {"POST": page(TUNE_RULES, data=_rule_edit)},
     "rules/v<int:version>/discard/": {"POST": page(TUNE_RULES)},
     "rules/v<int:version>/simulate/": {"POST": page(TUNE_RULES)},
+    "rules/v<int:version>/backtest/": {"POST": page(TUNE_RULES, data=lambda _w: {"days": "30"})},
     "rules/v<int:version>/activate/": {"GET": page(), "POST": page(TUNE_RULES, data=_activate)},
+    "rules/backtests/<int:backtest_id>/": {"GET": page()},
+    "rules/backtests/<int:backtest_id>/accounts.csv": {"GET": page()},
     "rules/simulations/<int:simulation_id>/": {"GET": page()},
     "rules/simulations/<int:simulation_id>/<str:outcome>.csv": {"GET": page()},
     "decisions/<int:decision_id>/approve/": {"POST": page(APPROVE_DECISION)},
@@ -366,6 +369,14 @@ def world(ruleset: Any, settings: Any) -> World:
             ruleset=draft, live_version=1, job_id=job.pk, requested_at=job.requested_at
         ).pk,
         "outcome": "release",
+        "backtest_id": Backtest.objects.create(
+            ruleset=draft,
+            live_version=1,
+            job_id=w.batch_id + 10_000,  # no job runs it: the pages read what its batches recorded
+            requested_at=job.requested_at,
+            first_day=job.requested_at.date(),
+            last_day=job.requested_at.date(),
+        ).pk,
         "profile_document_id": profile_document(w.case.line_id),
         "import_job_id": Job.objects.create(
             kind="import",

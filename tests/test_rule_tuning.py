@@ -493,19 +493,34 @@ def test_the_simulation_report_and_its_lists(manager, analyst, django_capture_on
 
 def simulated(manager, django_capture_on_commit_callbacks) -> tuple[RuleSet, Simulation]:
     """Draft v2 (MULTI_HEAD at 6 inquiries, OVERDUE freezing at 20 days) simulated on book(): 1 newly frozen (E),
-    1 newly released (A)."""
-    from riskops.tuning.services import simulation_request
+    1 newly released (A); and backtested."""
+    from riskops.tuning.services import backtest_request, simulation_request
 
     draft = draft_fewer_multi_head_more_overdue(manager)
     with django_capture_on_commit_callbacks(execute=True):
         simulation = simulation_request(version=draft.version, actor=op(manager))
+        backtest_request(version=draft.version, actor=op(manager))
     return draft, simulation
+
+
+def latest_backtest_id(draft: RuleSet) -> int:
+    from accounts.models import Backtest
+
+    return Backtest.objects.filter(ruleset=draft).order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
 def activate(user, draft: RuleSet, simulation: Simulation, **kw):
     from riskops.tuning.services import ruleset_activate
 
-    return ruleset_activate(version=draft.version, actor=op(user), simulation_id=simulation.pk, **kw)
+    backtest_id = kw.pop("backtest_id", None) or latest_backtest_id(draft)
+    return ruleset_activate(
+        version=draft.version, actor=op(user), simulation_id=simulation.pk, backtest_id=backtest_id, **kw
+    )
+
+
+def approval(simulation: Simulation, **fields) -> dict[str, object]:
+    """The approval form as the page fills it in."""
+    return {"simulation": simulation.pk, "backtest": latest_backtest_id(simulation.ruleset), "reason": "", **fields}
 
 
 def test_the_author_cannot_activate_a_second_manager_can(manager, manager2, django_capture_on_commit_callbacks):
@@ -529,9 +544,7 @@ def test_the_author_cannot_activate_a_second_manager_can(manager, manager2, djan
     assert '<div class="tile" data-figure="freeze"><span class="n">1</span>' in review
     assert '<div class="tile" data-figure="release"><span class="n">1</span>' in review
     assert 'id="evidence-fresh"' in review and 'id="activate"' in review
-    response = logged_in(manager2).post(
-        f"/rules/v{draft.version}/activate/", {"simulation": simulation.pk, "reason": ""}, follow=True
-    )
+    response = logged_in(manager2).post(f"/rules/v{draft.version}/activate/", approval(simulation), follow=True)
     assert messages_of(response) == ["Version 2 is live (it replaced version 1)."]
     now_live = live()
     assert (now_live.version, now_live.activated_by, now_live.activated_at is not None) == (2, manager2, True)
@@ -543,6 +556,7 @@ def test_the_author_cannot_activate_a_second_manager_can(manager, manager2, djan
         {
             "live": 2,
             "simulation": simulation.pk,
+            "backtest": latest_backtest_id(draft),
             "newly_frozen": 1,
             "newly_released": 1,
             "exposure": f"{sum(line.exposure for line in simulation.lines.all()):.2f}",
@@ -554,34 +568,60 @@ def test_the_author_cannot_activate_a_second_manager_can(manager, manager2, djan
         activate(manager2, draft, simulation)
 
 
-def test_activation_needs_a_simulation_of_the_draft_as_it_is_fresh_and_the_latest(
+def test_activation_needs_a_simulation_and_a_backtest_of_the_draft_as_it_is_fresh_and_the_latest(
     manager, manager2, settings, django_capture_on_commit_callbacks
 ):
     from datetime import timedelta
 
+    from accounts.models import Backtest
     from riskops.core.errors import ConflictError
 
     book()
     draft = draft_fewer_multi_head_more_overdue(manager)
-    with pytest.raises(DomainError, match="Version 2 has not been simulated: simulate it first"):
+    with pytest.raises(DomainError) as refused:
         activate(manager2, draft, Simulation(pk=0))
+    assert str(refused.value) == (
+        "Version 2 has not been simulated: simulate it first. Version 2 has not been backtested: backtest it first."
+    )
     simulation = simulated_again(manager, draft, django_capture_on_commit_callbacks)
+    backtest = backtested_again(manager, draft, django_capture_on_commit_callbacks)
 
     change(draft, manager, min_inquiries=7)
-    with pytest.raises(DomainError, match=f"Version 2 changed after simulation #{simulation.pk}: simulate it again."):
+    with pytest.raises(DomainError) as refused:
         activate(manager2, draft, simulation)
+    assert str(refused.value) == (
+        f"Version 2 changed after simulation #{simulation.pk}: simulate it again. "
+        f"Version 2 changed after backtest #{backtest.pk}: backtest it again."
+    )
     newer = simulated_again(manager, draft, django_capture_on_commit_callbacks)
     with pytest.raises(ConflictError, match=f"Simulation #{newer.pk} is newer than the one you reviewed"):
         activate(manager2, draft, simulation)
+    newer_backtest = backtested_again(manager, draft, django_capture_on_commit_callbacks)
+    with pytest.raises(ConflictError, match=f"Backtest #{newer_backtest.pk} is newer than the one you reviewed"):
+        activate(manager2, draft, newer, backtest_id=backtest.pk)
 
     Simulation.objects.filter(pk=newer.pk).update(requested_at=newer.requested_at - timedelta(minutes=61))
-    message = f"Simulation #{newer.pk} ran on the data of 61 minutes ago, more than the 60 allowed: simulate again."
-    with pytest.raises(DomainError, match=message):
+    Backtest.objects.filter(pk=newer_backtest.pk).update(requested_at=newer.requested_at - timedelta(minutes=1441))
+    messages = [
+        f"Simulation #{newer.pk} ran on the data of 61 minutes ago, more than the 60 allowed: simulate again.",
+        f"Backtest #{newer_backtest.pk} ran on the data of 1441 minutes ago, more than the 1440 allowed: backtest again.",
+    ]
+    with pytest.raises(DomainError) as refused:
         activate(manager2, draft, newer)
-    assert message in page(logged_in(manager2).get("/rules/v2/activate/"))
+    assert str(refused.value) == " ".join(messages)
+    review = page(logged_in(manager2).get("/rules/v2/activate/"))
+    assert all(m in review for m in messages) and 'id="activate"' not in review
     settings.RULES_EVIDENCE_MAX_AGE_MINUTES = 90
+    settings.RULES_BACKTEST_MAX_AGE_MINUTES = 2000
     activate(manager2, draft, newer)
     assert live().version == 2
+
+
+def backtested_again(manager, draft: RuleSet, django_capture_on_commit_callbacks):
+    from riskops.tuning.services import backtest_request
+
+    with django_capture_on_commit_callbacks(execute=True):
+        return backtest_request(version=draft.version, actor=op(manager))
 
 
 def simulated_again(manager, draft: RuleSet, django_capture_on_commit_callbacks) -> Simulation:
@@ -596,9 +636,7 @@ def test_above_the_blast_radius_the_approver_types_why(manager, manager2, settin
     draft, simulation = simulated(manager, django_capture_on_commit_callbacks)
     settings.RULES_BLAST_RADIUS_ACCOUNTS = 1  # two accounts change
     assert 'id="over-radius"' in page(logged_in(manager2).get("/rules/v2/activate/"))
-    response = logged_in(manager2).post(
-        "/rules/v2/activate/", {"simulation": simulation.pk, "reason": "ok"}, follow=True
-    )
+    response = logged_in(manager2).post("/rules/v2/activate/", approval(simulation, reason="ok"), follow=True)
     assert messages_of(response) == [
         "Activating version 2 changes 2 accounts "
         f"(¥{sum(line.exposure for line in simulation.lines.all()):,.2f}), above the blast radius of 1 accounts or "
@@ -620,9 +658,7 @@ def test_activation_then_the_re_evaluation_of_the_accounts_it_names(
     a, d, c, e, f = book()
     _draft, simulation = simulated(manager, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        response = logged_in(manager2).post(
-            "/rules/v2/activate/", {"simulation": simulation.pk, "reason": "", "reevaluate": "on"}
-        )
+        response = logged_in(manager2).post("/rules/v2/activate/", approval(simulation, reevaluate="on"))
     job = Job.objects.get(kind="reevaluate_unfreeze")
     assert response["Location"] == f"/jobs/{job.pk}/"
     assert (job.status, job.selection) == ("succeeded", {"line_ids": sorted([a.pk, e.pk])})
@@ -676,24 +712,92 @@ def day_counts(backtest) -> dict[tuple[str, str], dict[object, int]]:
     return out
 
 
-def test_a_backtest_on_a_hand_built_history_gives_the_known_day_by_day_answer(
-    manager, django_capture_on_commit_callbacks
-):
+def history():
+    """A hand-built history over the 10 days ending 3 days ago: A has 5 inquiries from 4 institutions on day[5] and
+    a sixth on day[2]; B an installment 30 days past due on day[5], paid on day[4]; C one inquiry."""
     from datetime import timedelta
 
     from django.utils import timezone
 
-    from accounts.models import BacktestLine
     from tests.factories import inquiry, installment
 
     last = timezone.localdate() - timedelta(days=3)
     day = {k: last - timedelta(days=k) for k in range(41)}  # day[k] = k days before the window's last day
     a, b, c = make_line(), make_line(), make_line()
-    for i, who in enumerate(["bank-1", "bank-2", "bank-3", "bank-4", "bank-1"]):  # 5 inquiries, 4 institutions
+    for i, who in enumerate(["bank-1", "bank-2", "bank-3", "bank-4", "bank-1"]):
         inquiry(a, noon(day[5]) + timedelta(minutes=i), who)
-    inquiry(a, noon(day[2]), "bank-2")  # the sixth
-    installment(b, day[35], paid_at=noon(day[4]))  # 30 days past due on day[5], paid on day[4]
-    inquiry(c, noon(day[1]), "bank-1")  # not enough for either
+    inquiry(a, noon(day[2]), "bank-2")
+    installment(b, day[35], paid_at=noon(day[4]))
+    inquiry(c, noon(day[1]), "bank-1")
+    return last, day, a, b, c
+
+
+def test_the_backtest_report_labels_the_accounts_that_flip_by_how_they_ended(
+    manager, analyst, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Backtest, LineChange
+    from riskops.models import Job
+
+    last, day, a, b, _c = history()
+    LineChange.objects.create(  # a reviewer unfroze A: the live version's freeze of A was wrong
+        line=a,
+        at=timezone.now(),
+        actor_kind="operator",
+        actor_user=analyst,
+        kind="unfreeze",
+        status_before="frozen",
+        status_after="active",
+        limit_before=a.limit,
+        limit_after=a.limit,
+        available_before=0,
+        available_after=a.available,
+        reason="closed elsewhere",
+    )
+    draft = draft_fewer_multi_head_more_overdue(manager)
+    client = logged_in(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/rules/v{draft.version}/backtest/", {"days": "10"})
+    assert response.status_code == 302
+    backtest_id = response["Location"].rstrip("/").split("/")[-1]
+    backtest = Backtest.objects.get(pk=backtest_id)
+    assert (backtest.first_day, backtest.last_day) == (day[7], last + timedelta(days=2))  # 10 days to yesterday
+    assert Job.objects.get(pk=backtest.job_id).status == "succeeded"
+    body = page(client.get(response["Location"]))
+    assert "hx-trigger" not in body
+    assert '<div class="tile" data-figure="spared"><span class="n">1</span>' in body  # A, overturned by a person
+    assert '<div class="tile" data-figure="let-through"><span class="n">0</span>' in body
+    assert '<div class="tile" data-figure="caught"><span class="n">1</span>' in body  # B
+    assert (
+        '<tr data-ending="reviewer_unfroze"><td>Unfrozen by a reviewer</td><td class="n">1</td><td class="n">0</td>'
+        in body
+    )
+    assert '<tr data-ending="repaid"><td>Repaid since</td><td class="n">0</td><td class="n">0</td>' in body
+    spared = body[body.index('id="sample-spared"') :]
+    assert spared.index(a.account_no) < spared.index("unfrozen by a reviewer") < spared.index('id="sample-caught"')
+    csv = client.get(f"/rules/backtests/{backtest_id}/accounts.csv").content.decode("utf-8-sig").splitlines()
+    assert csv[0] == "account_no,days_spared,days_caught,first_day,rule_families,ending"
+    assert sorted(csv[1:]) == sorted(
+        [
+            f"{a.account_no},3,0,{day[5].isoformat()},MULTI_HEAD,reviewer_unfroze",
+            f"{b.account_no},0,2,{day[7].isoformat()},OVERDUE,none",  # the window starts later
+        ]
+    )
+    assert client.post(f"/rules/v{draft.version}/backtest/", {"days": "401"}, follow=True).status_code == 200
+    assert Backtest.objects.count() == 1
+    assert logged_in(analyst).post(f"/rules/v{draft.version}/backtest/", {"days": "10"}).status_code == 403
+
+
+def test_a_backtest_on_a_hand_built_history_gives_the_known_day_by_day_answer(
+    manager, django_capture_on_commit_callbacks
+):
+
+    from accounts.models import BacktestLine
+
+    last, day, a, b, _c = history()
     draft = draft_fewer_multi_head_more_overdue(manager)  # MULTI_HEAD at 6 inquiries, OVERDUE freezing at 20 days
     before = state()
 
@@ -717,19 +821,15 @@ def test_a_backtest_on_a_hand_built_history_gives_the_known_day_by_day_answer(
     }
 
 
-def test_the_set_based_backtest_equals_one_evaluation_per_account_per_day(manager, django_capture_on_commit_callbacks):
-    """A random history of every family; the backtest's figures equal the naive replay's, day by day."""
+def random_history(last) -> list:
+    """40 accounts with random inquiries, installments (paid or not), drawdowns with risky transfers, income records
+    with or without a profile update after them."""
     import random
     from datetime import timedelta
 
-    from django.utils import timezone
-
-    from accounts.backtest import freezing_on
     from tests.factories import drawdown, income_record, inquiry, installment, profile_update, transfer
 
     rng = random.Random(7)
-    last = timezone.localdate() - timedelta(days=1)
-    days = [last - timedelta(days=k) for k in range(20)]
     lines = [make_line() for _ in range(40)]
     for line in lines:
         for _ in range(rng.randrange(0, 9)):
@@ -747,6 +847,41 @@ def test_the_set_based_backtest_equals_one_evaluation_per_account_per_day(manage
             record = income_record(line, noon(last - timedelta(days=rng.randrange(0, 120))), "3000.00")
             if rng.random() < 0.5:
                 profile_update(line, record.occurred_at + timedelta(days=rng.randrange(1, 40)))
+    return lines
+
+
+def naive_counts(versions: dict[str, dict], lines: list, days: list) -> dict[tuple[str, str], dict[object, int]]:
+    """The backtest's figures the naive way: each version's freezing rules evaluated per account per day."""
+    from accounts.backtest import freezing_on
+
+    expected: dict[tuple[str, str], dict[object, int]] = {}
+
+    def add(side: str, codes: set[str], d: object) -> None:
+        for code in ["", *codes]:
+            expected.setdefault((side, code), {}).setdefault(d, 0)
+            expected[(side, code)][d] += 1
+
+    for d in days:
+        fired = {side: {ln.pk: freezing_on(rules, ln.pk, d) for ln in lines} for side, rules in versions.items()}
+        for ln in lines:
+            live_codes, draft_codes = fired["live"][ln.pk], fired["draft"][ln.pk]
+            for side, codes in (("live", live_codes), ("draft", draft_codes)):
+                if codes:
+                    add(side, codes, d)
+            if bool(live_codes) != bool(draft_codes):
+                add(*(("spared", live_codes) if live_codes else ("caught", draft_codes)), d)
+    return expected
+
+
+def test_the_set_based_backtest_equals_one_evaluation_per_account_per_day(manager, django_capture_on_commit_callbacks):
+    """A random history of every family; the backtest's figures equal the naive replay's, day by day."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    last = timezone.localdate() - timedelta(days=1)
+    days = [last - timedelta(days=k) for k in range(20)]
+    lines = random_history(last)
     draft = ruleset_draft(source=live(), actor=op(manager))
     change(draft, manager, min_inquiries=6, min_institutions=4)
     change(draft, manager, code="OVERDUE", min_days_past_due=15)
@@ -767,21 +902,7 @@ def test_the_set_based_backtest_equals_one_evaluation_per_account_per_day(manage
         "live": {r.code: r for r in live().rules.all()},
         "draft": {r.code: r for r in draft.rules.all()},
     }
-    expected: dict[tuple[str, str], dict[object, int]] = {}
-    for d in days:
-        fired = {side: {ln.pk: freezing_on(rules, ln.pk, d) for ln in lines} for side, rules in versions.items()}
-        for side in ("live", "draft"):
-            for codes in fired[side].values():
-                for code in ["", *codes] if codes else []:
-                    expected.setdefault((side, code), {}).setdefault(d, 0)
-                    expected[(side, code)][d] += 1
-        for ln in lines:
-            live_codes, draft_codes = fired["live"][ln.pk], fired["draft"][ln.pk]
-            if bool(live_codes) != bool(draft_codes):
-                side, codes = ("spared", live_codes) if live_codes else ("caught", draft_codes)
-                for code in ["", *codes]:
-                    expected.setdefault((side, code), {}).setdefault(d, 0)
-                    expected[(side, code)][d] += 1
+    expected = naive_counts(versions, lines, days)
     got = day_counts(backtest)
     assert got == expected
     assert {side for side, _code in got} == {"live", "draft", "spared", "caught"}  # the history moves every side

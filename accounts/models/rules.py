@@ -254,6 +254,11 @@ class Backtest(models.Model):
     def __str__(self) -> str:
         return f"backtest #{self.pk} of v{self.ruleset.version}"
 
+    @property
+    def length(self) -> int:
+        """The days it covers."""
+        return (self.last_day - self.first_day).days + 1
+
 
 class BacktestSide(models.TextChoices):
     LIVE = "live", _("the live version would freeze")

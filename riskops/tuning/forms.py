@@ -26,11 +26,16 @@ class CompareForm(forms.Form):
     )
 
 
+class BacktestForm(forms.Form):
+    days = forms.IntegerField(label=_("Days back"), min_value=1, max_value=400, initial=90)
+
+
 class ActivateForm(forms.Form):
-    """The approval of a draft: the simulation the approver reviewed, the reason (typed above the blast radius),
+    """The approval of a draft: the simulation and backtest the approver reviewed, the reason (typed above the blast radius),
     and whether the accounts it names are re-evaluated at once."""
 
     simulation = IdField(widget=forms.HiddenInput)
+    backtest = IdField(widget=forms.HiddenInput)
     reason = forms.CharField(label=_("Why"), max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     reevaluate = forms.BooleanField(
         label=_("Then re-evaluate the accounts it names (and unfreeze those no freezing signal holds)"),

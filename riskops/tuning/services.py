@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Backtest, RuleSet, Simulation, SimulationLine
 from accounts.selectors.rules import rules_digest
@@ -19,7 +20,14 @@ from riskops.core.audit import Actor, Change, audit_write
 from riskops.core.errors import ConflictError, DomainError, NotAllowed
 from riskops.jobs.requests import job_request, job_request_over_book
 from riskops.models import Job, JobKind, JobSelection
-from riskops.tuning.selectors import Impact, authors_of, evidence_problems, impact_of, latest_simulation
+from riskops.tuning.selectors import (
+    Impact,
+    authors_of,
+    evidence_problems,
+    impact_of,
+    latest_backtest,
+    latest_simulation,
+)
 
 MIN_REASON = 10  # characters of the reason typed above the blast radius
 
@@ -101,11 +109,24 @@ class Activated:
     job: Job | None  # the re-evaluation of the affected accounts, when asked for
 
 
+_NEWER = {
+    "simulation": gettext_lazy("Simulation #%(id)s is newer than the one you reviewed: review it first"),
+    "backtest": gettext_lazy("Backtest #%(id)s is newer than the one you reviewed: review it first"),
+}
+
+
 def ruleset_activate(
-    *, version: int, actor: Actor, simulation_id: int, reason: str = "", reevaluate: bool = False
+    *,
+    version: int,
+    actor: Actor,
+    simulation_id: int,
+    backtest_id: int,
+    reason: str = "",
+    reevaluate: bool = False,
 ) -> Activated:
     """Make draft `version` the live version, approved by a risk manager who neither made nor changed it, on the
-    evidence of its latest simulation (`simulation_id`: the one the approver saw), fresh and of the version as it is.
+    evidence of its latest simulation and backtest (`simulation_id`, `backtest_id`: those the approver saw), fresh and
+    of the version as it is.
     Above the blast radius (accounts or exposure) the approver must type a reason. Audited as `ruleset.activate`;
     with `reevaluate`, a re-evaluate-and-unfreeze job over the accounts the simulation names follows."""
     require_may_tune(actor)
@@ -126,14 +147,16 @@ def ruleset_activate(
                 _("You made or changed version %(v)s: another risk manager must approve its activation")
                 % {"v": ruleset.version}
             )
-        simulation = latest_simulation(ruleset)
-        if simulation is not None and simulation.pk != simulation_id:
-            raise ConflictError(
-                _("Simulation #%(id)s is newer than the one you reviewed: review it first") % {"id": simulation.pk}
-            )
+        simulation, backtest = latest_simulation(ruleset), latest_backtest(ruleset)
+        for kind, evidence, reviewed in (
+            ("simulation", simulation, simulation_id),
+            ("backtest", backtest, backtest_id),
+        ):
+            if evidence is not None and evidence.pk != reviewed:
+                raise ConflictError(_NEWER[kind] % {"id": evidence.pk})
         now = timezone.now()
-        problems = evidence_problems(ruleset, simulation, live, now)
-        if problems or simulation is None:  # no simulation is a problem too
+        problems = evidence_problems(ruleset, live, now, simulation, backtest)
+        if problems or simulation is None or backtest is None:  # none of them is a problem too
             raise DomainError(" ".join(problems))
         impact = impact_of(simulation)
         if impact.over_radius and len(reason) < MIN_REASON:
@@ -167,6 +190,7 @@ def ruleset_activate(
                     {
                         "live": ruleset.version,
                         "simulation": simulation.pk,
+                        "backtest": backtest.pk,
                         "newly_frozen": impact.freeze,
                         "newly_released": impact.release,
                         "exposure": f"{impact.exposure:.2f}",

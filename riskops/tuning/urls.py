@@ -10,7 +10,10 @@ urlpatterns = [
     path("rules/v<int:version>/rules/<str:code>/", views.rule_edit, name="rule_edit"),
     path("rules/v<int:version>/discard/", views.draft_discard, name="draft_discard"),
     path("rules/v<int:version>/simulate/", views.simulate, name="simulate"),
+    path("rules/v<int:version>/backtest/", views.backtest, name="backtest"),
     path("rules/v<int:version>/activate/", views.activate, name="activate"),
     path("rules/simulations/<int:simulation_id>/", views.simulation, name="simulation"),
     path("rules/simulations/<int:simulation_id>/<str:outcome>.csv", views.simulation_csv, name="simulation_csv"),
+    path("rules/backtests/<int:backtest_id>/", views.backtest_report, name="backtest_report"),
+    path("rules/backtests/<int:backtest_id>/accounts.csv", views.backtest_csv, name="backtest_csv"),
 ]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,7 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import RuleSet, Simulation, SimulationOutcome
+from accounts.models import Backtest, RuleSet, Simulation, SimulationOutcome
 from accounts.rule_params import ParamsInvalid
 from accounts.selectors.rules import ruleset_diff, versions
 from accounts.services.rulesets import require_may_tune, rule_change, ruleset_discard, ruleset_draft
@@ -20,8 +21,8 @@ from riskops.core.errors import DomainError
 from riskops.core.http import actor, domain_errors, operator_required
 from riskops.core.roles import TUNE_RULES, may
 from riskops.tuning import selectors
-from riskops.tuning.forms import ActivateForm, CompareForm, DraftForm, RuleForm
-from riskops.tuning.services import ruleset_activate, simulation_request
+from riskops.tuning.forms import ActivateForm, BacktestForm, CompareForm, DraftForm, RuleForm
+from riskops.tuning.services import backtest_request, ruleset_activate, simulation_request
 
 
 def _version(number: int) -> RuleSet:
@@ -85,6 +86,8 @@ def _ruleset_page(
             "days": selectors.DAYS,
             "may_tune": may(actor(request), TUNE_RULES),
             "simulations": ruleset.simulations.order_by("-pk")[:5],
+            "backtests": ruleset.backtests.order_by("-pk")[:5],
+            "backtest_form": BacktestForm(),
         },
         status=status,
     )
@@ -166,6 +169,61 @@ def simulate(request: HttpRequest, version: int) -> HttpResponse:
     return redirect("riskops:simulation", simulation.pk)
 
 
+@operator_required
+@require_POST
+@domain_errors(lambda request, version: reverse("riskops:ruleset", args=[version]))
+def backtest(request: HttpRequest, version: int) -> HttpResponse:
+    form = BacktestForm(request.POST)
+    if not form.is_valid():
+        raise DomainError(" ".join(str(e) for errors in form.errors.values() for e in errors))
+    done = backtest_request(version=version, actor=actor(request), days=form.cleaned_data["days"])
+    messages.success(
+        request,
+        _(
+            "Backtesting version %(v)s over %(first)s to %(last)s (job #%(job)s): the figures fill in as its batches finish."
+        )
+        % {"v": version, "first": done.first_day, "last": done.last_day, "job": done.job_id},
+    )
+    return redirect("riskops:backtest_report", done.pk)
+
+
+def _csv(name: str, header: list[str]) -> tuple[HttpResponse, Any]:
+    """A CSV download and its writer, the header written; UTF-8 with a byte-order mark, which spreadsheets need."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.write("\ufeff")
+    out = csv.writer(response)
+    out.writerow(header)
+    return response, out
+
+
+def _backtest(backtest_id: int) -> Backtest:
+    found = Backtest.objects.select_related("ruleset", "requested_by").filter(pk=backtest_id).first()
+    if found is None:
+        raise Http404(_("No such backtest"))
+    return found
+
+
+@operator_required
+@require_GET
+def backtest_report(request: HttpRequest, backtest_id: int) -> HttpResponse:
+    report = selectors.backtest_report(_backtest(backtest_id))
+    template = "riskops/_backtest_report.html" if request.htmx else "riskops/backtest.html"  # type: ignore[attr-defined]
+    return render(request, template, {"report": report, "endings": selectors.Ending.choices, "sides": selectors.SIDES})
+
+
+@operator_required
+@require_GET
+def backtest_csv(request: HttpRequest, backtest_id: int) -> HttpResponse:
+    found = _backtest(backtest_id)
+    response, out = _csv(
+        f"backtest-{found.pk}.csv", ["account_no", "days_spared", "days_caught", "first_day", "rule_families", "ending"]
+    )
+    for account_no, spared, caught, first_day, codes, ending in selectors.backtest_rows(found):
+        out.writerow([account_no, spared, caught, first_day.isoformat(), codes.replace(",", " "), ending])
+    return response
+
+
 def _simulation(simulation_id: int) -> Simulation:
     simulation = Simulation.objects.select_related("ruleset", "requested_by").filter(pk=simulation_id).first()
     if simulation is None:
@@ -187,11 +245,9 @@ def simulation_csv(request: HttpRequest, simulation_id: int, outcome: str) -> Ht
     if outcome not in SimulationOutcome.values:
         raise Http404(_("No such list"))
     sim = _simulation(simulation_id)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="simulation-{sim.pk}-{outcome}.csv"'
-    response.write("\ufeff")  # spreadsheets read the file as UTF-8
-    out = csv.writer(response)
-    out.writerow(["account_no", "rule_families", "exposure", "latest_case_id"])
+    response, out = _csv(
+        f"simulation-{sim.pk}-{outcome}.csv", ["account_no", "rule_families", "exposure", "latest_case_id"]
+    )
     for account_no, codes, exposure, case_id in selectors.simulation_rows(sim, outcome):
         out.writerow([account_no, codes.replace(",", " "), f"{exposure:.2f}", case_id or ""])
     return response
@@ -212,6 +268,7 @@ def activate(request: HttpRequest, version: int) -> HttpResponse:
             version=version,
             actor=actor(request),
             simulation_id=form.cleaned_data["simulation"],
+            backtest_id=form.cleaned_data["backtest"],
             reason=form.cleaned_data["reason"],
             reevaluate=form.cleaned_data["reevaluate"],
         )
@@ -223,5 +280,10 @@ def activate(request: HttpRequest, version: int) -> HttpResponse:
             return redirect("riskops:job", done.job.pk)
         return redirect("riskops:ruleset", version)
     review = selectors.activation_review(ruleset, actor(request))
-    form = ActivateForm(initial={"simulation": review.simulation.pk if review.simulation else None})
+    form = ActivateForm(
+        initial={
+            "simulation": review.simulation.pk if review.simulation else None,
+            "backtest": review.backtest.backtest.pk if review.backtest else None,
+        }
+    )
     return render(request, "riskops/activate.html", {"review": review, "form": form})
