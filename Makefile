@@ -57,6 +57,7 @@ bench: $(STAMP) messages
 	DATABASE_URL=$${AUDIT_PAGE_DATABASE_URL:-} $(PY) bench/audit_page.py
 	DATABASE_URL=$${ADMIN_BENCH_DATABASE_URL:-} $(PY) bench/admin.py
 	DATABASE_URL=$${DASHBOARD_DATABASE_URL:-$${PAGES_DATABASE_URL:-}} $(PY) bench/dashboard.py
+	DATABASE_URL=$${RULES_DATABASE_URL:-} $(PY) bench/rules.py
 
 # docs/screenshots/: the queue, cases (frozen, cut), an appeal, the inbox and the jobs page in Chinese and English,
 # from fresh demo data in a database of their own (SCREENSHOTS_DATABASE_URL, else the embedded server's
