@@ -46,8 +46,10 @@ if not os.environ.get("DATABASE_URL"):
 
     os.environ["DATABASE_URL"] = ensure_running("riskops_rules_bench")
 
+# bench/jobs.py's helpers; importing it sets Django up (on the database above).
 from bench.jobs import QUEUE, Worker, copy_template, drop, run_job, scalar, seed_template, seeded  # noqa: E402
 
+# isort: split
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -55,7 +57,7 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.backtest import freezing_on  # noqa: E402
-from accounts.models import RuleSet  # noqa: E402
+from accounts.models import RuleCode, RuleSet  # noqa: E402
 from accounts.rule_queries import FINDERS  # noqa: E402
 from accounts.services.rulesets import rule_change, ruleset_draft  # noqa: E402
 from riskops.celery import app as celery_app  # noqa: E402
@@ -106,7 +108,7 @@ def _floor_part(args: tuple[int, list[int], int]) -> int:
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         for code, rule in rules.items():
-            found += sum(1 for _ in FINDERS[code](rule, chunk, now))
+            found += len(list(FINDERS[RuleCode(code)](rule, chunk, now)))
     connection.close()
     return found
 
