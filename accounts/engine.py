@@ -33,6 +33,8 @@ from accounts.models import (
     RuleAction,
     RuleCode,
     Severity,
+    ShadowKind,
+    ShadowRecord,
     Signal,
 )
 from accounts.notifications import Outgoing, notifications_queue
@@ -43,6 +45,8 @@ from riskops.core.audit import Actor
 from riskops.core.sql import around_batch, batch_params, id_range, in_batch, not_indexed
 
 Key = tuple[int, str, str]  # a signal or finding: (line, rule code, severity)
+# Read with the suppressions: an exemption (`Exemption`, until it expires) keeps every finding of its rule quiet.
+EXEMPT = "*"
 
 
 @dataclass
@@ -104,7 +108,7 @@ def evaluate_lines(
         with transaction.atomic():
             locked = _lock_batch(sorted(changed), now)
             mine = set(locked)
-            active, suppressed = _current(locked)
+            active, suppressed = _current(locked, now)
             # A signal active when the batch was read and not now (cleared or overturned meanwhile): its finding
             # was not kept, so those lines are evaluated again, under the lock.
             moved = {key[0] for key in found.keys if key[0] in mine and key not in active and key not in found.new}
@@ -115,7 +119,36 @@ def evaluate_lines(
             diff.suppressed |= unchanged
             _apply(diff, rules, actor, now, result)
     result.suppressed = len(diff.suppressed)
+    _shadow(batch, read[3], now)  # against the live diff as read, before the lock
     return result
+
+
+def _shadow(batch: _Batch, live: _Diff, now: datetime) -> None:
+    """The draft in shadow, if one runs now, evaluated on the same batch: the freezing signals it would fire beside
+    those the live version fired (`live`, as read before the lock), recorded and nothing else (no account, signal,
+    case or message is touched)."""
+    if batch.shadow is None:  # the batch's read says which draft runs in shadow: no query when none does
+        return
+    rules = {r.code: r for r in Rule.objects.filter(ruleset_id=batch.shadow, enabled=True).select_related("ruleset")}
+    drafted = _diff(_find(rules, batch.open_lines, now, batch.active), batch.active, batch.suppressed)
+    fired = {"live": _freezing_codes(live.new), "shadow": _freezing_codes(drafted.new)}
+    records = []
+    for line_id in sorted(set(fired["live"]) | set(fired["shadow"])):
+        in_live, in_shadow = line_id in fired["live"], line_id in fired["shadow"]
+        kind = ShadowKind.BOTH if in_live and in_shadow else ShadowKind.LIVE_ONLY if in_live else ShadowKind.SHADOW_ONLY
+        codes = fired["live"].get(line_id, set()) | fired["shadow"].get(line_id, set())
+        records.append(
+            ShadowRecord(ruleset_id=batch.shadow, line_id=line_id, at=now, kind=kind, codes=",".join(sorted(codes)))
+        )
+    ShadowRecord.objects.bulk_create(records)
+
+
+def _freezing_codes(findings: list[Finding]) -> dict[int, set[str]]:
+    codes: dict[int, set[str]] = {}
+    for f in findings:
+        if f.action == RuleAction.FREEZE:
+            codes.setdefault(f.line_id, set()).add(f.code)
+    return codes
 
 
 @dataclass
@@ -159,9 +192,11 @@ class _Batch:
     active: dict[Key, int]
     suppressed: dict[tuple[int, str], set[str]]
     stale_exposure: set[int]
+    freezing: set[int] = field(default_factory=set)  # the active signals whose action is to freeze
+    shadow: int | None = None  # the ruleset running in shadow now
 
 
-def _read(requested: list[int]) -> _Batch:
+def _read(requested: list[int], now: datetime) -> _Batch:
     """One query for all of `_Batch` (no lock). It reads the batch's range when the batch fills it
     (`around_batch`) and keeps the requested lines here."""
     with connection.cursor() as cur:
@@ -172,21 +207,31 @@ def _read(requested: list[int]) -> _Batch:
             FROM accounts_creditline l
             LEFT JOIN accounts_case c ON c.line_id = l.id AND c.status <> 'resolved' AND {id_range("c.line_id", requested)}
             WHERE {around_batch("l.id", requested)} AND l.status <> 'closed'
-            UNION ALL SELECT 'signal', line_id, id, code, severity FROM accounts_signal
+            UNION ALL SELECT CASE WHEN action = 'freeze' THEN 'freezing' ELSE 'signal' END, line_id, id, code, severity
+            FROM accounts_signal
             WHERE {around_batch("line_id", requested)} AND status = 'active'
             UNION ALL SELECT 'suppression', line_id, NULL, code, event_ids::text FROM accounts_suppression
             WHERE {around_batch("line_id", requested)}
+            UNION ALL SELECT 'suppression', line_id, NULL, code, '["{EXEMPT}"]' FROM accounts_exemption
+            WHERE {around_batch("line_id", requested)} AND until > %(now)s
+            UNION ALL SELECT 'shadow', NULL, id, NULL, NULL FROM accounts_ruleset
+            WHERE shadow_from <= %(now)s AND shadow_until > %(now)s
             """,  # noqa: S608 - table names from the models, values bound
-            batch_params(requested),
+            {**batch_params(requested), "now": now},
         )
         rows = cur.fetchall()
     wanted = set(requested)
     batch = _Batch([], {}, defaultdict(set), set())
     for kind, line_id, signal_id, code, value in rows:
+        if kind == "shadow":
+            batch.shadow = signal_id  # the draft in shadow now (its id), if any
+            continue
         if line_id not in wanted:
             continue
-        if kind == "signal":
+        if kind in ("signal", "freezing"):
             batch.active[(line_id, code, value)] = signal_id
+            if kind == "freezing":
+                batch.freezing.add(signal_id)
         elif kind == "suppression":
             batch.suppressed[(line_id, code)].update(json.loads(value))
         else:
@@ -215,7 +260,8 @@ def _diff(found: _Found, active: dict[Key, int], suppressed_keys: dict[tuple[int
     for key, f in found.new.items():
         if key in active:
             continue
-        if (f.line_id, f.code) in suppressed_keys and f.event_keys <= suppressed_keys[(f.line_id, f.code)]:
+        quiet = suppressed_keys.get((f.line_id, f.code))
+        if quiet is not None and (EXEMPT in quiet or f.event_keys <= quiet):
             diff.suppressed.add(key)
             continue
         diff.new.append(f)
@@ -290,7 +336,7 @@ def _lock_batch(lines: list[int], now: datetime) -> list[int]:
         return [r[0] for r in cur.fetchall()]
 
 
-def _current(ids: list[int]) -> tuple[dict[Key, int], dict[tuple[int, str], set[str]]]:
+def _current(ids: list[int], now: datetime) -> tuple[dict[Key, int], dict[tuple[int, str], set[str]]]:
     """The batch's active signals by (line, code, severity), and the event keys suppressed per (line, code), in one
     query (after the lines are locked: a statement of its own, so it sees what an evaluation it waited for wrote)."""
     with connection.cursor() as cur:
@@ -298,8 +344,10 @@ def _current(ids: list[int]) -> tuple[dict[Key, int], dict[tuple[int, str], set[
             f"SELECT id, line_id, code, severity, NULL FROM accounts_signal"  # noqa: S608 - table names from the models, values bound
             f" WHERE {in_batch('line_id', ids)} AND status = 'active'"
             f" UNION ALL SELECT NULL, line_id, code, NULL, event_ids::text FROM accounts_suppression"
-            f" WHERE {in_batch('line_id', ids)}",
-            batch_params(ids),
+            f" WHERE {in_batch('line_id', ids)}"
+            f" UNION ALL SELECT NULL, line_id, code, NULL, '[\"{EXEMPT}\"]' FROM accounts_exemption"
+            f" WHERE {in_batch('line_id', ids)} AND until > %(now)s",
+            {**batch_params(ids), "now": now},
         )
         rows = cur.fetchall()
     active = {(line_id, code, severity): sid for sid, line_id, code, severity, _keys in rows if sid is not None}
@@ -397,7 +445,7 @@ def _read_and_diff(
     """The batch's open lines read, the rules' findings on them, and how those differ from the signals they hold;
     None when the batch holds no open line (then not even the rules are read)."""
     requested = sorted(set(line_ids))
-    batch = _read(requested) if requested else None
+    batch = _read(requested, now) if requested else None
     if batch is None or not batch.open_lines:
         return None
     rules = rules if rules is not None else active_rules()
@@ -407,43 +455,63 @@ def _read_and_diff(
 
 @dataclass
 class Projection:
-    """What evaluating a batch with some rules would change, without changing anything: per line, the rule codes
-    whose freezing finding would fire and the active freezing signals that would clear (`project_lines`)."""
+    """What evaluating a batch with some rules would do, against what the live rules would do on the same data,
+    without changing anything (`project_lines`). Per line, the rule codes behind each: freezing findings that would
+    fire (`would_freeze`, `live_would_freeze`) and active freezing signals that would stay (`kept`, `live_kept`)."""
 
     evaluated: int = 0
-    would_freeze: dict[int, list[str]] = field(default_factory=dict)
-    would_clear_freeze: dict[int, list[str]] = field(default_factory=dict)
-    freezing_left: set[int] = field(default_factory=set)  # lines keeping an active freezing signal
+    would_freeze: dict[int, set[str]] = field(default_factory=dict)
+    kept: dict[int, set[str]] = field(default_factory=dict)
+    live_would_freeze: dict[int, set[str]] = field(default_factory=dict)
+    live_kept: dict[int, set[str]] = field(default_factory=dict)
+    cleared: dict[int, set[str]] = field(default_factory=dict)  # freezing signals the rules would clear
 
 
-def project_lines(line_ids: Iterable[int], *, rules: dict[str, Rule], now: datetime | None = None) -> Projection:
-    """The same read, rule queries and diff as `evaluate_lines` (so the same accounts, findings and suppressions),
+def project_lines(
+    line_ids: Iterable[int], *, rules: dict[str, Rule], live: dict[str, Rule], now: datetime | None = None
+) -> Projection:
+    """The same read, rule queries and diff as `evaluate_lines` (so the same accounts, findings, suppressions and
+    exemptions) with `rules`, and with `live` for the families whose rule differs (the others find the same),
     applying nothing: no lock, no write. A single account is a batch of one."""
+    now = now or timezone.now()
     projection = Projection()
-    read = _read_and_diff(line_ids, rules, now or timezone.now())
+    read = _read_and_diff(line_ids, rules, now)
     if read is None:
         return projection
     batch, _rules, _found, diff = read
     projection.evaluated = len(batch.open_lines)
+    differs = {code for code in set(rules) | set(live) if _rule_fields(rules.get(code)) != _rule_fields(live.get(code))}
+    baseline = {code: rule for code, rule in live.items() if code in differs}
+    live_diff = _Diff([], {}, set())
+    if baseline:
+        of_changed = {key: sid for key, sid in batch.active.items() if key[1] in differs}
+        live_diff = _diff(_find(baseline, batch.open_lines, now, batch.active), of_changed, batch.suppressed)
     for f in diff.new:
         if f.action == RuleAction.FREEZE:
-            projection.would_freeze.setdefault(f.line_id, []).append(f.code)
-    freezing = _freezing_signals(list(batch.active.values()))
+            projection.would_freeze.setdefault(f.line_id, set()).add(f.code)
+            if f.code not in differs:
+                projection.live_would_freeze.setdefault(f.line_id, set()).add(f.code)
+    for f in live_diff.new:
+        if f.action == RuleAction.FREEZE:
+            projection.live_would_freeze.setdefault(f.line_id, set()).add(f.code)
     for key, sid in batch.active.items():
-        if sid not in freezing:
+        if sid not in batch.freezing:
             continue
+        line_id, code = key[0], key[1]
         if key in diff.to_clear:
-            projection.would_clear_freeze.setdefault(key[0], []).append(key[1])
+            projection.cleared.setdefault(line_id, set()).add(code)
         else:
-            projection.freezing_left.add(key[0])
+            projection.kept.setdefault(line_id, set()).add(code)
+        if key not in (live_diff.to_clear if code in differs else diff.to_clear):
+            projection.live_kept.setdefault(line_id, set()).add(code)
     return projection
 
 
-def _freezing_signals(signal_ids: list[int]) -> set[int]:
-    """Which of these active signals freeze (the batch's read does not carry their action)."""
-    if not signal_ids:
-        return set()
-    return set(Signal.objects.filter(pk__in=signal_ids, action=RuleAction.FREEZE).values_list("pk", flat=True))
+def _rule_fields(rule: Rule | None) -> tuple[Any, ...] | None:
+    """What decides a rule's findings (two rules with the same find the same)."""
+    if rule is None or not rule.enabled:
+        return None
+    return (rule.params, rule.severity, rule.action)
 
 
 def frozen_by_signal(line_ids: list[int], *, lifted: bool = False) -> set[int]:

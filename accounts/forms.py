@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import DecisionKind, ReasonCode
+from accounts.models import DecisionKind, ReasonCode, RuleCode
 from accounts.queue_filters import MONEY_FIELD
 from accounts.services.decisions import KINDS_FOR_STATE
 from riskops.core.forms import IdField, IdsField
@@ -40,6 +40,12 @@ class ReviewForm(forms.Form):
 class NoteForm(forms.Form):
     text = forms.CharField(label=_("Note"), max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
     token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+
+
+class ExemptionForm(forms.Form):
+    code = forms.ChoiceField(label=_("Rule"), choices=RuleCode.choices)
+    until = forms.DateField(label=_("Until the end of"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=_("Why"), max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class RevealForm(forms.Form):

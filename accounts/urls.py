@@ -14,6 +14,7 @@ urlpatterns = [
     path("cases/<int:case_id>/release/", case.case_release, name="case_release"),
     path("cases/<int:case_id>/notes/", case.case_note, name="case_note"),
     path("cases/<int:case_id>/reevaluate/", case.case_reevaluate, name="case_reevaluate"),
+    path("cases/<int:case_id>/exempt/", case.case_exempt, name="case_exempt"),
     path("cases/<int:case_id>/reveal/", case.case_reveal, name="case_reveal"),
     path("events/<str:kind>/<int:event_id>/", events.event_detail, name="event"),
     path("guidance/", guidance.guidance, name="guidance"),

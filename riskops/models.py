@@ -131,6 +131,11 @@ class JobKind(models.TextChoices):
 SELECTION_KINDS = (JobKind.REEVALUATE, JobKind.REEVALUATE_UNFREEZE, JobKind.BULK_UNFREEZE, JobKind.BULK_REMIND)
 
 
+def selection_kind_choices() -> list[tuple[str, str]]:
+    """The jobs the queue, a case page and the API offer, with their labels in the active language."""
+    return [(k.value, str(k.label)) for k in SELECTION_KINDS]
+
+
 class JobSelection(models.TextChoices):
     FILTER = "filter", _("a queue filter")
     IDS = "ids", _("chosen accounts")

@@ -1258,6 +1258,15 @@ def test_a_bad_selection_through_the_api_is_a_400_with_the_reason_and_makes_no_j
     assert not Job.objects.exists()
 
 
+def test_the_queue_and_the_case_page_offer_only_the_jobs_a_selection_can_run(analyst):
+    case = flag(make_line(), "MULTI_HEAD")
+    expected = ["reevaluate", "reevaluate_unfreeze", "bulk_unfreeze", "bulk_remind"]
+    for url in ("/queue/", f"/cases/{case.pk}/"):
+        body = page(logged_in(analyst).get(url, headers=EN))
+        select = body[body.index('<select name="kind" aria-label="Job"') :].split("</select>")[0]
+        assert re.findall(r'<option value="(\w+)">', select) == expected, url
+
+
 @pytest.mark.parametrize("kind", ["import", "simulate"])
 def test_a_job_that_needs_its_own_page_cannot_be_asked_for_on_a_selection(analyst, kind):
     """An import needs its file, a simulation its draft: asked for on a selection they would fail every account."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,6 +25,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services as case_services
@@ -135,6 +137,10 @@ def _api_job(w: World) -> dict[str, Any]:
     return {"kind": "reevaluate", "selection_kind": "ids", "account_nos": [w.case.line.account_no]}
 
 
+def _shadow(_w: World) -> dict[str, Any]:
+    return {"until": (timezone.localdate() + timedelta(days=1)).isoformat()}
+
+
 def _activate(w: World) -> dict[str, Any]:
     return {"simulation": str(w.kwargs["simulation_id"]), "backtest": str(w.kwargs["backtest_id"]), "reason": ""}
 
@@ -185,6 +191,7 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "rules/v<int:version>/discard/": {"POST": page(TUNE_RULES)},
     "rules/v<int:version>/simulate/": {"POST": page(TUNE_RULES)},
     "rules/v<int:version>/backtest/": {"POST": page(TUNE_RULES, data=lambda _w: {"days": "30"})},
+    "rules/v<int:version>/shadow/": {"POST": page(TUNE_RULES, data=_shadow)},
     "rules/v<int:version>/activate/": {"GET": page(), "POST": page(TUNE_RULES, data=_activate)},
     "rules/backtests/<int:backtest_id>/": {"GET": page()},
     "rules/backtests/<int:backtest_id>/accounts.csv": {"GET": page()},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from accounts.engine import evaluate_lines
 from accounts.models import Rule, RuleSet, Signal, SignalStatus, Simulation
@@ -460,6 +461,31 @@ def test_a_simulation_changes_no_account_and_its_figures_equal_an_activation(
     assert lifted_after - lifted_before == {line for o, line in simulated if o == "release"}
 
 
+def test_what_the_live_version_would_change_by_itself_is_not_put_down_to_the_draft(
+    manager, django_capture_on_commit_callbacks
+):
+    """Data moved since the last evaluation: an account whose new events fire a rule the draft leaves as it is, and
+    a frozen account that repaid. The live version's next evaluation changes both: not the draft."""
+    from accounts.models import Installment, SimulationLine
+    from riskops.tuning.services import simulation_request
+
+    a, _d, c, e, _f = book()
+    g = with_events("MULTI_HEAD", inquiries=9)  # 9 inquiries, never evaluated: both versions freeze it
+    Installment.objects.filter(line=c).update(paid_at=timezone_now(), paid_amount=F("amount"))  # C repaid
+    draft = draft_fewer_multi_head_more_overdue(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        simulation = simulation_request(version=draft.version, actor=op(manager))
+    simulated = set(SimulationLine.objects.filter(simulation=simulation).values_list("outcome", "line_id"))
+    assert simulated == {("freeze", e.pk), ("release", a.pk)}
+    assert g.pk not in {line for _o, line in simulated} and c.pk not in {line for _o, line in simulated}
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
 def test_the_simulation_report_and_its_lists(manager, analyst, django_capture_on_commit_callbacks):
     from accounts.models import Case
     from tests.helpers import submit
@@ -907,3 +933,186 @@ def test_the_set_based_backtest_equals_one_evaluation_per_account_per_day(manage
     assert got == expected
     assert {side for side, _code in got} == {"live", "draft", "spared", "caught"}  # the history moves every side
     assert {code for _side, code in got} >= {"MULTI_HEAD", "OVERDUE", "ABNORMAL_USE", "PROFILE_STALE"}
+
+
+# --- A draft in shadow: evaluated beside the live version, recorded, with no effect.
+
+
+def with_events(kind: str, inquiries: int = 5):
+    """A line with the events of one family, not evaluated yet."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import INSTITUTIONS, inquiry, installment
+
+    line = make_line()
+    now = timezone.now()
+    if kind == "MULTI_HEAD":
+        for i in range(inquiries):
+            inquiry(line, now - timedelta(days=1, hours=i), INSTITUTIONS[i % 4])
+    else:
+        installment(line, timezone.localdate() - timedelta(days=31))
+    return line
+
+
+def effects(line) -> tuple[object, ...]:
+    """What an evaluation did to one account: its state, signals, cases and messages."""
+    from accounts.models import Case, CreditLine, Notification
+
+    return (
+        CreditLine.objects.get(pk=line.pk).status,
+        sorted(Signal.objects.filter(line=line).values_list("code", "severity", "action", "status")),
+        Case.objects.filter(line=line).count(),
+        sorted(Notification.objects.filter(line=line).values_list("kind", flat=True)),
+    )
+
+
+def test_a_draft_in_shadow_records_what_it_would_do_and_changes_nothing_else(manager):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ShadowRecord
+    from accounts.services.rulesets import ruleset_shadow, ruleset_shadow_stop
+
+    specs = [("MULTI_HEAD", 5), ("MULTI_HEAD", 7), ("OVERDUE", 0)]
+    control = [with_events(kind, n) for kind, n in specs]
+    evaluate_lines([line.pk for line in control])  # no shadow: what the live version does to these accounts
+    draft = ruleset_draft(source=live(), actor=op(manager))
+    change(draft, manager, min_inquiries=6)
+    change(draft, manager, code="OVERDUE", min_days_past_due=40)
+    ruleset_shadow(ruleset_id=draft.pk, until=timezone.now() + timedelta(days=7), actor=op(manager))
+
+    a, b, c = (with_events(kind, n) for kind, n in specs)
+    evaluate_lines([a.pk, b.pk, c.pk])
+
+    assert [effects(line) for line in (a, b, c)] == [effects(line) for line in control]  # no effect at all
+    assert effects(a)[0] == "frozen"
+    assert set(ShadowRecord.objects.values_list("line_id", "kind", "codes")) == {
+        (a.pk, "live_only", "MULTI_HEAD"),
+        (b.pk, "both", "MULTI_HEAD"),
+        (c.pk, "live_only", "OVERDUE"),
+    }
+    evaluate_lines([a.pk, b.pk, c.pk])  # nothing new fires: nothing new recorded
+    assert ShadowRecord.objects.count() == 3
+
+    shown = page(logged_in(manager).get("/rules/"))
+    table = shown[shown.index('id="table-shadow"') :]
+    for kind, n in (("live", 3), ("shadow", 1), ("live_only", 2), ("shadow_only", 0)):
+        assert f'<tr data-kind="{kind}">' in table
+        assert table.split(f'<tr data-kind="{kind}">')[1].split("</tr>")[0].endswith(f'<td class="n">{n}</td>')
+
+    ruleset_shadow_stop(ruleset_id=draft.pk, actor=op(manager))
+    d = with_events("MULTI_HEAD")
+    evaluate_lines([d.pk])
+    assert not ShadowRecord.objects.filter(line=d).exists()
+    assert list(AuditEvent.objects.filter(action__startswith="ruleset.shadow").values_list("action", flat=True)) == [
+        "ruleset.shadow",
+        "ruleset.shadow_stop",
+    ]
+    assert 'id="table-shadow"' not in page(logged_in(manager).get("/rules/"))  # none runs now
+    assert "Ran in shadow from" in page(logged_in(manager).get(f"/rules/v{draft.version}/"))
+
+
+def test_a_shadow_is_refused_in_the_past_for_a_live_version_and_beside_another(manager):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services.rulesets import ruleset_shadow
+
+    first = ruleset_draft(source=live(), actor=op(manager))
+    second = ruleset_draft(source=live(), actor=op(manager))
+    client = logged_in(manager)
+    yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()
+    response = client.post(f"/rules/v{first.version}/shadow/", {"until": yesterday}, follow=True)
+    assert messages_of(response)[0].startswith("A shadow runs until a time in the next 90 days, not ")
+    with pytest.raises(DomainError, match="Version 1 has been live: only a draft runs in shadow"):
+        ruleset_shadow(ruleset_id=live().pk, until=timezone.now() + timedelta(days=1), actor=op(manager))
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    response = client.post(f"/rules/v{first.version}/shadow/", {"until": tomorrow}, follow=True)
+    assert messages_of(response) == [
+        f"Version {first.version} runs in shadow until the end of {tomorrow}: every live evaluation also evaluates it."
+    ]
+    response = client.post(f"/rules/v{second.version}/shadow/", {"until": tomorrow}, follow=True)
+    assert messages_of(response)[0].startswith(f"Version {first.version} runs in shadow until ")
+    assert RuleSet.objects.filter(shadow_until__isnull=False).count() == 1
+
+
+def test_activating_a_draft_in_shadow_ends_its_shadow(manager, manager2, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services.rulesets import ruleset_shadow
+
+    book()
+    draft, simulation = simulated(manager, django_capture_on_commit_callbacks)
+    ruleset_shadow(ruleset_id=draft.pk, until=timezone.now() + timedelta(days=3), actor=op(manager))
+    activate(manager2, draft, simulation)
+    draft.refresh_from_db()
+    assert draft.is_active and draft.shadow_until is not None and draft.shadow_until <= timezone.now()
+
+
+# --- Exempting one account from one rule until a date.
+
+
+def test_an_exemption_keeps_one_rule_quiet_for_one_account_until_it_expires(manager):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Exemption
+    from tests.factories import INSTITUTIONS, inquiry
+
+    case = flag(make_line(), "OVERDUE")  # the account has a case: its page is where the exemption is made
+    line, other = case.line, make_line()
+    client = logged_in(manager)
+    until = timezone.localdate() + timedelta(days=30)
+    form = {"code": "MULTI_HEAD", "until": until.isoformat(), "reason": "known: refinancing through five banks"}
+    response = client.post(f"/cases/{case.pk}/exempt/", form, follow=True)
+    assert messages_of(response) == [f"The account is exempt from MULTI_HEAD until the end of {until.isoformat()}."]
+    exemption = Exemption.objects.get()
+    assert (exemption.line_id, exemption.code, exemption.created_by) == (line.pk, "MULTI_HEAD", manager)
+    event = AuditEvent.objects.get(action="exemption.grant")
+    assert (event.account_id, event.reason, (event.after or {})["code"]) == (line.pk, form["reason"], "MULTI_HEAD")
+    shown = page(client.get(f"/cases/{case.pk}/"))
+    assert '<li data-code="MULTI_HEAD"><code>MULTI_HEAD</code> · exempt until' in shown
+
+    now = timezone.now()
+    for target in (line, other):
+        for i in range(5):
+            inquiry(target, now - timedelta(days=1, hours=i), INSTITUTIONS[i % 4])
+    result = evaluate_lines([line.pk, other.pk])
+    assert result.suppressed == 1
+    assert not Signal.objects.filter(line=line, code="MULTI_HEAD").exists()  # exempt
+    assert Signal.objects.filter(line=other, code="MULTI_HEAD", status="active").exists()  # not exempt
+
+    Exemption.objects.filter(pk=exemption.pk).update(until=timezone.now() - timedelta(seconds=1))  # it expires
+    evaluate_lines([line.pk])
+    assert Signal.objects.filter(line=line, code="MULTI_HEAD", status="active").exists()
+    assert "expired" in page(client.get(f"/cases/{case.pk}/")).split('id="exemptions"')[1].split("</section>")[0]
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"reason": "too short"}, "Say why, in at least 10 characters"),
+        ({"code": "NOPE"}, "Rule: Select a valid choice. NOPE is not one of the available choices."),
+        ({"until": "2020-01-01"}, "An exemption lasts until a time in the next 180 days, not 2020-01-02 00:00"),
+    ],
+)
+def test_a_bad_exemption_is_refused_with_its_reason(manager, analyst, form, message):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Exemption
+
+    case = flag(make_line(), "OVERDUE")
+    good = {"code": "MULTI_HEAD", "until": (timezone.localdate() + timedelta(days=3)).isoformat(), "reason": "x" * 12}
+    response = logged_in(manager).post(f"/cases/{case.pk}/exempt/", {**good, **form}, follow=True)
+    assert messages_of(response) == [message]
+    assert logged_in(analyst).post(f"/cases/{case.pk}/exempt/", good).status_code == 403
+    assert not Exemption.objects.exists()

@@ -62,6 +62,10 @@ class RuleSet(models.Model):
     activated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
+    # A draft in shadow: every live evaluation until then also evaluates it and records what it would have done
+    # (`ShadowRecord`), changing nothing else. One at a time (`accounts.services.rulesets.ruleset_shadow`).
+    shadow_from = models.DateTimeField(null=True, blank=True)
+    shadow_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("ruleset")
@@ -292,3 +296,41 @@ class BacktestLine(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["backtest", "line"], name="backtest_line_once")]
+
+
+class ShadowKind(models.TextChoices):
+    BOTH = "both", _("both would freeze")
+    LIVE_ONLY = "live_only", _("only the live version froze")
+    SHADOW_ONLY = "shadow_only", _("only the shadow would freeze")
+
+
+class ShadowRecord(models.Model):
+    """What a live evaluation and the draft in shadow found for one account: a freezing signal fired by either."""
+
+    ruleset = models.ForeignKey(RuleSet, on_delete=models.CASCADE, related_name="shadow_records")
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="+", db_index=False)
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=12, choices=ShadowKind.choices)
+    codes = models.CharField(max_length=100)  # the rule families behind it, comma-separated
+
+    class Meta:
+        indexes = [models.Index(fields=["ruleset", "at"], name="shadow_ruleset_at")]
+
+
+class Exemption(models.Model):
+    """A risk manager exempts one account from one rule until a time: the engine fires no new signal of that rule
+    for it meanwhile (`accounts.engine`), and after it the rule holds again by itself. Signals already active stay."""
+
+    line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="exemptions", db_index=False)
+    code = models.CharField(max_length=20, choices=RuleCode.choices)
+    until = models.DateTimeField()
+    reason = models.TextField()
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        verbose_name = _("exemption")
+        verbose_name_plural = _("exemptions")
+        indexes = [models.Index(fields=["line", "code", "until"], name="exemption_line_code_until")]

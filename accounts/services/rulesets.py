@@ -4,6 +4,7 @@ are immutable (the database refuses their change, migration 0025). Every change 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -152,3 +153,62 @@ def _code_of(rule_id: int) -> str:
     if code is None:
         raise DomainError(_("No such rule"))
     return code
+
+
+MAX_SHADOW_DAYS = 90
+
+
+def ruleset_shadow(*, ruleset_id: int, until: datetime, actor: Actor) -> RuleSet:
+    """Run a draft in shadow from now until `until` (at most MAX_SHADOW_DAYS ahead): every live evaluation also
+    evaluates it and records what it would have done (`accounts.engine`), with no effect on any account. One draft
+    at a time. Audited as `ruleset.shadow`."""
+    require_may_tune(actor)
+    now = timezone.now()
+    if not now < until <= now + timedelta(days=MAX_SHADOW_DAYS):
+        raise DomainError(
+            _("A shadow runs until a time in the next %(days)s days, not %(until)s")
+            % {"days": MAX_SHADOW_DAYS, "until": timezone.localtime(until).strftime("%Y-%m-%d %H:%M")}
+        )
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [RULESET_LOCK])
+        draft = RuleSet.objects.select_for_update().get(pk=ruleset_id)
+        if not draft.is_draft:
+            raise DomainError(_("Version %(v)s has been live: only a draft runs in shadow") % {"v": draft.version})
+        other = RuleSet.objects.filter(shadow_until__gt=now).exclude(pk=draft.pk).first()
+        if other is not None:
+            raise DomainError(
+                _("Version %(v)s runs in shadow until %(until)s: stop it first")
+                % {"v": other.version, "until": timezone.localtime(other.shadow_until).strftime("%Y-%m-%d %H:%M")}
+            )
+        before = {"shadow_from": _iso(draft.shadow_from), "shadow_until": _iso(draft.shadow_until)}
+        if not (draft.shadow_until and draft.shadow_until > now):
+            draft.shadow_from = now  # a shadow resumed keeps its start: its records compare from there
+        draft.shadow_until = until
+        draft.save(update_fields=["shadow_from", "shadow_until"])
+        after = {"shadow_from": _iso(draft.shadow_from), "shadow_until": _iso(until)}
+        audit_write(actor=actor, at=now, changes=[Change("ruleset.shadow", "ruleset", draft.pk, None, before, after)])
+    return draft
+
+
+def ruleset_shadow_stop(*, ruleset_id: int, actor: Actor) -> RuleSet:
+    """End a draft's shadow now (its records are kept). Audited as `ruleset.shadow_stop`."""
+    require_may_tune(actor)
+    now = timezone.now()
+    with transaction.atomic():
+        draft = RuleSet.objects.select_for_update().get(pk=ruleset_id)
+        if not (draft.shadow_until and draft.shadow_until > now):
+            raise DomainError(_("Version %(v)s does not run in shadow") % {"v": draft.version})
+        before = {"shadow_until": _iso(draft.shadow_until)}
+        draft.shadow_until = now
+        draft.save(update_fields=["shadow_until"])
+        audit_write(
+            actor=actor,
+            at=now,
+            changes=[Change("ruleset.shadow_stop", "ruleset", draft.pk, None, before, {"shadow_until": _iso(now)})],
+        )
+    return draft
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -10,20 +11,22 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import services
 from accounts.explain import explain
-from accounts.forms import DecisionForm, NoteForm, RevealForm, ReviewForm
+from accounts.forms import DecisionForm, ExemptionForm, NoteForm, RevealForm, ReviewForm
 from accounts.models import Case, Decision
 from accounts.selectors.case import case_detail
 from accounts.services.borrowers import require_may_reveal
 from accounts.services.decisions import ACTIVE, CUT, FROZEN, line_state, require_may_decide
+from accounts.services.exemptions import exemption_grant
 from riskops.core.errors import DomainError
 from riskops.core.http import actor, domain_errors, operator_required, safe_next
-from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, REVEAL_PII
-from riskops.models import JobKind
+from riskops.core.roles import APPROVE_DECISION, ASSIGN_CASE, DECIDE_CASE, REVEAL_PII, TUNE_RULES
+from riskops.models import selection_kind_choices
 
 
 def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str, Any]:
@@ -54,7 +57,11 @@ def _case_context(request: HttpRequest, case_id: int, **extra: Any) -> dict[str,
         "can_approve": user.has_perm(APPROVE_DECISION),
         "can_reveal": user.has_perm(REVEAL_PII),
         "four_eyes_limit": settings.FOUR_EYES_LIMIT,
-        "job_kinds": JobKind.choices,
+        "exemptions": detail.line.exemptions.select_related("created_by").order_by("-until")[:10],
+        "exemption_form": ExemptionForm(),
+        "can_exempt": user.has_perm(TUNE_RULES),
+        "now": timezone.now(),
+        "job_kinds": selection_kind_choices(),
         **extra,
     }
 
@@ -163,6 +170,34 @@ def case_note(request: HttpRequest, case_id: int) -> HttpResponse:
         idempotency_key=form.cleaned_data["token"] or None,
     )
     messages.success(request, _("Note added."))
+    return redirect("accounts:case", case_id=case_id)
+
+
+@operator_required
+@require_POST
+@domain_errors(_back_to_case)
+def case_exempt(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Exempt the case's account from one rule until the end of a day (risk managers)."""
+    case = get_object_or_404(Case, pk=case_id)
+    form = ExemptionForm(request.POST)
+    if not form.is_valid():
+        raise DomainError(
+            " ".join(f"{form[name].label}: {' '.join(str(m) for m in e)}" for name, e in form.errors.items())
+        )
+    day = form.cleaned_data["until"]
+    until = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    exemption_grant(
+        line_id=case.line_id,
+        code=form.cleaned_data["code"],
+        until=until,
+        reason=form.cleaned_data["reason"],
+        actor=actor(request),
+    )
+    messages.success(
+        request,
+        _("The account is exempt from %(code)s until the end of %(day)s.")
+        % {"code": form.cleaned_data["code"], "day": day.isoformat()},
+    )
     return redirect("accounts:case", case_id=case_id)
 
 

@@ -27,7 +27,7 @@ from accounts.selectors import queue as selectors
 from riskops.core.formats import money, sla
 from riskops.core.http import actor, domain_errors, operator_required
 from riskops.core.roles import ASSIGN_CASE, DECIDE_CASE
-from riskops.models import JobKind
+from riskops.models import selection_kind_choices
 
 
 @operator_required
@@ -53,7 +53,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "operators": selectors.operators_for_assignment() if request.user.has_perm(ASSIGN_CASE) else [],
             "can_decide": request.user.has_perm(DECIDE_CASE),
             "queue_actions": [(name, label) for name, (label, _run) in hooks.queue_actions.items()],
-            "job_kinds": JobKind.choices,
+            "job_kinds": selection_kind_choices(),
             "figure_label": figure_label(filters) if filters.figure else "",
             "figure_fields": FIGURE_FIELDS,
         },

@@ -9,13 +9,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from riskops.core.forms import IdField, IdsField
-from riskops.models import SELECTION_KINDS, JobKind, JobSelection
+from riskops.models import JobSelection, selection_kind_choices
 
 
 class JobForm(forms.Form):
     """A job from the queue (the selected cases or the current filter) or from a case page (its account)."""
 
-    kind = forms.ChoiceField(label=_("Job"), choices=[(k, JobKind(k).label) for k in SELECTION_KINDS])
+    kind = forms.ChoiceField(label=_("Job"), choices=selection_kind_choices)
     selection_kind = forms.ChoiceField(choices=JobSelection.choices)
     case_ids = IdsField(required=False, max_count=100_000)
     line_id = IdField(required=False)

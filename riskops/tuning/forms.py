@@ -30,6 +30,10 @@ class BacktestForm(forms.Form):
     days = forms.IntegerField(label=_("Days back"), min_value=1, max_value=400, initial=90)
 
 
+class ShadowForm(forms.Form):
+    until = forms.DateField(label=_("In shadow until the end of"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
 class ActivateForm(forms.Form):
     """The approval of a draft: the simulation and backtest the approver reviewed, the reason (typed above the blast radius),
     and whether the accounts it names are re-evaluated at once."""

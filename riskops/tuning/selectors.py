@@ -30,6 +30,8 @@ from accounts.models import (
     Repayment,
     Rule,
     RuleSet,
+    ShadowKind,
+    ShadowRecord,
     Simulation,
     SimulationLine,
     SimulationOutcome,
@@ -447,3 +449,49 @@ def backtest_rows(backtest: Backtest) -> Iterator[tuple[Any, ...]]:
         .values_list("line__account_no", "spared_days", "caught_days", "first_day", "codes", "ending")
     )
     yield from rows.iterator(chunk_size=5000)
+
+
+# --- A draft in shadow: what it would have done beside what the live version did
+
+
+@dataclass
+class ShadowSummary:
+    ruleset: RuleSet
+    running: bool
+    accounts: dict[str, int]  # kind -> accounts
+    samples: dict[str, list[dict[str, Any]]]  # kind -> the latest accounts
+
+    @property
+    def live_froze(self) -> int:
+        return self.accounts[ShadowKind.BOTH] + self.accounts[ShadowKind.LIVE_ONLY]
+
+    @property
+    def shadow_would(self) -> int:
+        return self.accounts[ShadowKind.BOTH] + self.accounts[ShadowKind.SHADOW_ONLY]
+
+
+def shadow_summary(ruleset: RuleSet, *, sample: int = 10) -> ShadowSummary | None:
+    """What the live evaluations recorded of a draft in shadow (None: it never ran in shadow): the accounts a
+    freezing signal fired for under both, only the live version, only the draft."""
+    if ruleset.shadow_from is None:
+        return None
+    records = ShadowRecord.objects.filter(ruleset=ruleset)
+    accounts = dict.fromkeys(ShadowKind.values, 0)
+    for kind, n in records.values_list("kind").annotate(n=Count("line_id", distinct=True)).order_by():
+        accounts[kind] = n
+    samples: dict[str, list[dict[str, Any]]] = {
+        str(kind): [
+            {"account_no": r.line.account_no, "codes": r.codes.split(","), "at": r.at}
+            for r in records.filter(kind=kind).select_related("line").order_by("-at", "-id")[:sample]
+        ]
+        for kind in (ShadowKind.LIVE_ONLY, ShadowKind.SHADOW_ONLY)
+    }
+    running = ruleset.shadow_until is not None and ruleset.shadow_until > timezone.now()
+    return ShadowSummary(ruleset=ruleset, running=running, accounts=accounts, samples=samples)
+
+
+def shadow_running() -> ShadowSummary | None:
+    """The draft running in shadow now, if any, and what it recorded."""
+    now = timezone.now()
+    running = RuleSet.objects.filter(shadow_from__lte=now, shadow_until__gt=now).first()
+    return shadow_summary(running) if running else None

@@ -175,7 +175,10 @@ def ruleset_activate(
                 }
             )
         RuleSet.objects.filter(pk=live.pk).update(is_active=False)
-        RuleSet.objects.filter(pk=ruleset.pk).update(is_active=True, activated_at=now, activated_by=actor.user)
+        shadow_until = min(ruleset.shadow_until, now) if ruleset.shadow_until else None  # live now: no shadow
+        RuleSet.objects.filter(pk=ruleset.pk).update(
+            is_active=True, activated_at=now, activated_by=actor.user, shadow_until=shadow_until
+        )
         ruleset.refresh_from_db()
         audit_write(
             actor=actor,

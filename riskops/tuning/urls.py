@@ -11,6 +11,7 @@ urlpatterns = [
     path("rules/v<int:version>/discard/", views.draft_discard, name="draft_discard"),
     path("rules/v<int:version>/simulate/", views.simulate, name="simulate"),
     path("rules/v<int:version>/backtest/", views.backtest, name="backtest"),
+    path("rules/v<int:version>/shadow/", views.shadow, name="shadow"),
     path("rules/v<int:version>/activate/", views.activate, name="activate"),
     path("rules/simulations/<int:simulation_id>/", views.simulation, name="simulation"),
     path("rules/simulations/<int:simulation_id>/<str:outcome>.csv", views.simulation_csv, name="simulation_csv"),

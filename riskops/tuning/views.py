@@ -4,24 +4,33 @@
 from __future__ import annotations
 
 import csv
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Backtest, RuleSet, Simulation, SimulationOutcome
 from accounts.rule_params import ParamsInvalid
 from accounts.selectors.rules import ruleset_diff, versions
-from accounts.services.rulesets import require_may_tune, rule_change, ruleset_discard, ruleset_draft
+from accounts.services.rulesets import (
+    require_may_tune,
+    rule_change,
+    ruleset_discard,
+    ruleset_draft,
+    ruleset_shadow,
+    ruleset_shadow_stop,
+)
 from riskops.core.errors import DomainError
 from riskops.core.http import actor, domain_errors, operator_required
 from riskops.core.roles import TUNE_RULES, may
 from riskops.tuning import selectors
-from riskops.tuning.forms import ActivateForm, BacktestForm, CompareForm, DraftForm, RuleForm
+from riskops.tuning.forms import ActivateForm, BacktestForm, CompareForm, DraftForm, RuleForm, ShadowForm
 from riskops.tuning.services import backtest_request, ruleset_activate, simulation_request
 
 
@@ -52,6 +61,7 @@ def rules(request: HttpRequest) -> HttpResponse:
             "draft_form": DraftForm(initial={"source": active.version if active else None}),
             "may_tune": may(actor(request), TUNE_RULES),
             "days": selectors.DAYS,
+            "shadow": selectors.shadow_running(),
         },
     )
 
@@ -87,6 +97,8 @@ def _ruleset_page(
             "may_tune": may(actor(request), TUNE_RULES),
             "simulations": ruleset.simulations.order_by("-pk")[:5],
             "backtests": ruleset.backtests.order_by("-pk")[:5],
+            "shadow": selectors.shadow_summary(ruleset),
+            "shadow_form": ShadowForm(),
             "backtest_form": BacktestForm(),
         },
         status=status,
@@ -195,6 +207,30 @@ def _csv(name: str, header: list[str]) -> tuple[HttpResponse, Any]:
     out = csv.writer(response)
     out.writerow(header)
     return response, out
+
+
+@operator_required
+@require_POST
+@domain_errors(lambda request, version: reverse("riskops:ruleset", args=[version]))
+def shadow(request: HttpRequest, version: int) -> HttpResponse:
+    """Start (or extend) a draft's shadow until the end of a day; or, with `stop`, end it now."""
+    ruleset = _version(version)
+    if request.POST.get("stop"):
+        ruleset_shadow_stop(ruleset_id=ruleset.pk, actor=actor(request))
+        messages.success(request, _("Version %(v)s no longer runs in shadow.") % {"v": version})
+        return redirect(_version_url(ruleset))
+    form = ShadowForm(request.POST)
+    if not form.is_valid():
+        raise DomainError(" ".join(str(e) for errors in form.errors.values() for e in errors))
+    end_of_day = datetime.combine(form.cleaned_data["until"] + timedelta(days=1), time.min)
+    until = timezone.make_aware(end_of_day)
+    ruleset_shadow(ruleset_id=ruleset.pk, until=until, actor=actor(request))
+    messages.success(
+        request,
+        _("Version %(v)s runs in shadow until the end of %(day)s: every live evaluation also evaluates it.")
+        % {"v": version, "day": form.cleaned_data["until"].isoformat()},
+    )
+    return redirect(_version_url(ruleset))
 
 
 def _backtest(backtest_id: int) -> Backtest:
