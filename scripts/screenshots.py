@@ -4,9 +4,9 @@ A database of its own (SCREENSHOTS_DATABASE_URL, else `riskops_screenshots` on t
 with the demo data afresh each time; the dev server on a free port; Debian's Chromium driven by Playwright. Pages:
 the queue, "my work", a frozen case, a cut case, an open appeal, the appeals inbox and the jobs page (as a senior
 reviewer), the dashboard (its first 2400 px), the audit trail, the borrower guidance, the rules, a draft of them,
-its simulation and its approval page, and the admin panel's operators and API tokens (as an administrator), the
-borrower's status page of a frozen and of a cut line (a phone's width), each in Chinese and English, 1400 px wide
-(the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
+its simulation, its backtest and its approval page, and the admin panel's operators and API tokens (as an
+administrator), the borrower's status page of a frozen and of a cut line (a phone's width), each in Chinese and
+English, 1400 px wide (the first 2400 px of a case page, 1500 of a list). Needs `apt-get install chromium fonts-wqy-microhei`.
 """
 
 from __future__ import annotations
@@ -101,22 +101,25 @@ draft = ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=manager,
 rule = draft.rules.get(code="MULTI_HEAD")
 rule_change(rule_id=rule.pk, actor=manager, params={**rule.params, "min_inquiries": 6}, severity=rule.severity,
             action=rule.action, enabled=True, restore_on_clear=None)
-from riskops.tuning.services import simulation_request
+from riskops.tuning.services import backtest_request, simulation_request
 simulation = simulation_request(version=draft.version, actor=manager)  # eager: its batches run as it commits
+backtest = backtest_request(version=draft.version, actor=manager)
 print(frozen.pk if frozen else "-", cut.pk if cut else "-", appeal.pk if appeal else "-", link(frozen), link(cut),
-      draft.version, simulation.pk)
+      draft.version, simulation.pk, backtest.pk)
 """
     out = subprocess.run([*manage, "shell", "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit(out.stderr)
     # The last line: Django's shell prints how many objects it imported first.
-    last = [*out.stdout.strip().splitlines()[-1].split(), *[""] * 7][:7]
-    frozen, cut, appeal, frozen_link, cut_link, draft, simulation = last
+    last = [*out.stdout.strip().splitlines()[-1].split(), *[""] * 8][:8]
+    frozen, cut, appeal, frozen_link, cut_link, draft, simulation, backtest = last
     if draft.isdigit():
         ADMIN_PAGES["rules-draft"] = f"/rules/v{draft}/"
         ADMIN_PAGES["rules-activate"] = f"/rules/v{draft}/activate/"  # the admin did not make it: may approve it
     if simulation.isdigit():
         ADMIN_PAGES["rules-simulation"] = f"/rules/simulations/{simulation}/"
+    if backtest.isdigit():
+        ADMIN_PAGES["rules-backtest"] = f"/rules/backtests/{backtest}/"
     pages = {"queue": "/queue/", "my-work": "/my-work/", "inbox": "/appeals/", "jobs": "/jobs/"}
     if frozen.isdigit():
         pages["case-frozen"] = f"/cases/{frozen}/"
