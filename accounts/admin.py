@@ -14,6 +14,9 @@ from django.utils.translation import gettext_lazy
 
 from accounts import services
 from accounts.models import (
+    Backtest,
+    BacktestDay,
+    BacktestLine,
     Borrower,
     Case,
     CaseStatus,
@@ -22,6 +25,7 @@ from accounts.models import (
     Decision,
     DecisionKind,
     Drawdown,
+    Exemption,
     ExternalIncomeRecord,
     Guidance,
     Installment,
@@ -35,7 +39,10 @@ from accounts.models import (
     Repayment,
     Rule,
     RuleSet,
+    ShadowRecord,
     Signal,
+    Simulation,
+    SimulationLine,
     Suppression,
     TouchedLine,
     Transfer,
@@ -204,6 +211,65 @@ class SignalAdmin(ReadOnlyAdmin):
 class SuppressionAdmin(ReadOnlyAdmin):
     list_display = ["id", "line", "code", "created_at", "created_by"]
     list_select_related = ["line", "created_by"]
+    search_fields = ["=id"]
+    line_field = "line"
+
+
+@admin.register(Exemption)
+class ExemptionAdmin(ReadOnlyAdmin):
+    """Made on a case page (`accounts.services.exemptions`), audited; they expire by themselves."""
+
+    list_display = ["id", "line", "code", "until", "created_at", "created_by"]
+    list_select_related = ["line", "created_by"]
+    search_fields = ["=id"]
+    line_field = "line"
+
+
+@admin.register(Simulation)
+class SimulationAdmin(ReadOnlyAdmin):
+    """Simulations of a draft run as jobs (the rules pages show their reports)."""
+
+    list_display = ["id", "ruleset", "live_version", "job_id", "requested_at", "requested_by", "evaluated"]
+    list_select_related = ["ruleset", "requested_by"]
+    search_fields = ["=id"]
+
+
+@admin.register(SimulationLine)
+class SimulationLineAdmin(ReadOnlyAdmin):
+    list_display = ["id", "simulation", "line", "outcome", "codes", "exposure"]
+    list_select_related = ["simulation__ruleset", "line"]
+    search_fields = ["=id"]
+    line_field = "line"
+
+
+@admin.register(Backtest)
+class BacktestAdmin(ReadOnlyAdmin):
+    """Backtests of a draft run as jobs (the rules pages show their reports)."""
+
+    list_display = ["id", "ruleset", "live_version", "job_id", "first_day", "last_day", "requested_by", "evaluated"]
+    list_select_related = ["ruleset", "requested_by"]
+    search_fields = ["=id"]
+
+
+@admin.register(BacktestDay)
+class BacktestDayAdmin(ReadOnlyAdmin):
+    list_display = ["id", "backtest", "day", "code", "side", "n"]
+    list_select_related = ["backtest__ruleset"]
+    search_fields = ["=id"]
+
+
+@admin.register(BacktestLine)
+class BacktestLineAdmin(ReadOnlyAdmin):
+    list_display = ["id", "backtest", "line", "spared_days", "caught_days", "first_day", "codes"]
+    list_select_related = ["backtest__ruleset", "line"]
+    search_fields = ["=id"]
+    line_field = "line"
+
+
+@admin.register(ShadowRecord)
+class ShadowRecordAdmin(ReadOnlyAdmin):
+    list_display = ["id", "ruleset", "line", "at", "kind", "codes"]
+    list_select_related = ["ruleset", "line"]
     search_fields = ["=id"]
     line_field = "line"
 

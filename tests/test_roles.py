@@ -137,6 +137,14 @@ def _api_job(w: World) -> dict[str, Any]:
     return {"kind": "reevaluate", "selection_kind": "ids", "account_nos": [w.case.line.account_no]}
 
 
+def _exempt(_w: World) -> dict[str, Any]:
+    return {
+        "code": "OVERDUE",
+        "until": (timezone.localdate() + timedelta(days=7)).isoformat(),
+        "reason": "restructuring agreed with the borrower",
+    }
+
+
 def _shadow(_w: World) -> dict[str, Any]:
     return {"until": (timezone.localdate() + timedelta(days=1)).isoformat()}
 
@@ -179,6 +187,7 @@ EXPECTED: dict[str, dict[str, Rule]] = {
     "cases/<int:case_id>/claim/": {"POST": page(DECIDE_CASE)},
     "cases/<int:case_id>/release/": {"POST": page(DECIDE_CASE)},
     "cases/<int:case_id>/notes/": {"POST": page(DECIDE_CASE, data=_note)},
+    "cases/<int:case_id>/exempt/": {"POST": page(TUNE_RULES, data=_exempt)},
     "cases/<int:case_id>/reevaluate/": {"POST": page(DECIDE_CASE)},
     "cases/<int:case_id>/reveal/": {"POST": page(OPERATOR, REVEAL_PII)},
     "events/<str:kind>/<int:event_id>/": {"GET": page()},
@@ -360,6 +369,7 @@ def world(ruleset: Any, settings: Any) -> World:
     # Made by a risk manager who is not under test: the one under test may approve its activation.
     drafter = make_role_operator(RISK_MANAGER, "drafter")
     draft = ruleset_draft(source=RuleSet.objects.get(is_active=True), actor=op(drafter))
+    User.objects.filter(pk=drafter.pk).update(is_active=False)  # not among the operators a case is assigned to
     w.kwargs = {
         "case_id": w.case.pk,
         "decision_id": w.decision.pk,
@@ -659,6 +669,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "/cases/<id>/decide/": (DECIDE_CASE,),
     "/cases/<id>/notes/": (DECIDE_CASE,),
     "/cases/<id>/reveal/": (REVEAL_PII,),
+    "/cases/<id>/exempt/": (TUNE_RULES,),
     "/jobs/new/": (DECIDE_CASE,),
     "/decisions/<id>/approve/": (APPROVE_DECISION,),
     "/decisions/<id>/reject/": (APPROVE_DECISION,),

@@ -817,6 +817,29 @@ def test_the_backtest_report_labels_the_accounts_that_flip_by_how_they_ended(
     assert logged_in(analyst).post(f"/rules/v{draft.version}/backtest/", {"days": "10"}).status_code == 403
 
 
+def test_the_labels_of_the_tuning_pages_follow_each_request_language_whatever_was_active_at_import():
+    """Choices are translated when shown, not when their module is first imported (in whatever language a request
+    had then)."""
+    import importlib
+
+    from django.utils import translation
+
+    import riskops.tuning.selectors as tuning
+
+    with translation.override("zh-hans"):
+        reloaded = importlib.reload(tuning)
+    with translation.override("en"):
+        assert [str(label) for _v, label in reloaded.Ending.choices][:2] == [
+            "appeal approved",
+            "unfrozen by a reviewer",
+        ]
+        assert [str(label) for _v, label in reloaded.SIDES] == [
+            "only the live version freezes",
+            "only the draft freezes",
+        ]
+    importlib.reload(tuning)
+
+
 def test_a_backtest_on_a_hand_built_history_gives_the_known_day_by_day_answer(
     manager, django_capture_on_commit_callbacks
 ):

@@ -281,6 +281,8 @@ class BacktestDay(models.Model):
     n = models.PositiveIntegerField()
 
     class Meta:
+        verbose_name = _("backtest day")
+        verbose_name_plural = _("backtest days")
         constraints = [models.UniqueConstraint(fields=["backtest", "day", "code", "side"], name="backtest_day_once")]
 
 
@@ -295,6 +297,8 @@ class BacktestLine(models.Model):
     codes = models.CharField(max_length=100)  # the rule families behind the flips, comma-separated
 
     class Meta:
+        verbose_name = _("backtested account")
+        verbose_name_plural = _("backtested accounts")
         constraints = [models.UniqueConstraint(fields=["backtest", "line"], name="backtest_line_once")]
 
 
@@ -314,6 +318,8 @@ class ShadowRecord(models.Model):
     codes = models.CharField(max_length=100)  # the rule families behind it, comma-separated
 
     class Meta:
+        verbose_name = _("shadow record")
+        verbose_name_plural = _("shadow records")
         indexes = [models.Index(fields=["ruleset", "at"], name="shadow_ruleset_at")]
 
 

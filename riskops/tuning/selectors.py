@@ -305,11 +305,11 @@ class Ending(models.TextChoices):
     """How an account the two versions treat differently actually ended (the labels: a person's overturn says the
     freeze was wrong)."""
 
-    APPEAL_APPROVED = "appeal_approved", _("appeal approved")
-    REVIEWER_UNFROZE = "reviewer_unfroze", _("unfrozen by a reviewer")
-    REPAID = "repaid", _("repaid since")
-    STILL_FROZEN = "still_frozen", _("still frozen")
-    NONE = "none", _("none of these")
+    APPEAL_APPROVED = "appeal_approved", gettext_lazy("appeal approved")
+    REVIEWER_UNFROZE = "reviewer_unfroze", gettext_lazy("unfrozen by a reviewer")
+    REPAID = "repaid", gettext_lazy("repaid since")
+    STILL_FROZEN = "still_frozen", gettext_lazy("still frozen")
+    NONE = "none", gettext_lazy("none of these")
 
 
 OVERTURNED = (Ending.APPEAL_APPROVED, Ending.REVIEWER_UNFROZE)
