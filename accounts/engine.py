@@ -38,7 +38,7 @@ from accounts.models import (
     Signal,
 )
 from accounts.notifications import Outgoing, notifications_queue
-from accounts.rule_queries import FINDERS, Finding, active_rules
+from accounts.rule_queries import FINDERS, Finding, active_rules, version_rules
 from accounts.selectors.borrower import guidance_current
 from accounts.services import cases, lines, signals
 from riskops.core.audit import Actor
@@ -102,6 +102,7 @@ def evaluate_lines(
     if read is None:
         return result
     batch, rules, found, diff = read
+    as_read = diff  # what the shadow compares with (the diff may be narrowed under the lock below)
     result.evaluated = len(batch.open_lines)
     changed = diff.lines | batch.stale_exposure
     if changed:
@@ -119,7 +120,7 @@ def evaluate_lines(
             diff.suppressed |= unchanged
             _apply(diff, rules, actor, now, result)
     result.suppressed = len(diff.suppressed)
-    _shadow(batch, read[3], now)  # against the live diff as read, before the lock
+    _shadow(batch, as_read, now)
     return result
 
 
@@ -129,7 +130,7 @@ def _shadow(batch: _Batch, live: _Diff, now: datetime) -> None:
     case or message is touched)."""
     if batch.shadow is None:  # the batch's read says which draft runs in shadow: no query when none does
         return
-    rules = {r.code: r for r in Rule.objects.filter(ruleset_id=batch.shadow, enabled=True).select_related("ruleset")}
+    rules = version_rules(batch.shadow)
     drafted = _diff(_find(rules, batch.open_lines, now, batch.active), batch.active, batch.suppressed)
     fired = {"live": _freezing_codes(live.new), "shadow": _freezing_codes(drafted.new)}
     records = []

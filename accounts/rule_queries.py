@@ -44,8 +44,16 @@ class Finding:
 
 
 def active_rules() -> dict[str, Rule]:
-    rules = Rule.objects.filter(ruleset__is_active=True, enabled=True).select_related("ruleset")
-    return {r.code: r for r in rules}
+    return _by_code(Rule.objects.filter(ruleset__is_active=True, enabled=True))
+
+
+def version_rules(ruleset_id: int) -> dict[str, Rule]:
+    """The enabled rules of any version (a draft simulated, backtested or in shadow), by code."""
+    return _by_code(Rule.objects.filter(ruleset_id=ruleset_id, enabled=True))
+
+
+def _by_code(rules: Any) -> dict[str, Rule]:
+    return {r.code: r for r in rules.select_related("ruleset")}
 
 
 def _dec(value: Any) -> str:

@@ -58,7 +58,7 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.backtest import freezing_on  # noqa: E402
 from accounts.models import RuleCode, RuleSet  # noqa: E402
-from accounts.rule_queries import FINDERS  # noqa: E402
+from accounts.rule_queries import FINDERS, version_rules  # noqa: E402
 from accounts.services.rulesets import rule_change, ruleset_draft  # noqa: E402
 from riskops.celery import app as celery_app  # noqa: E402
 from riskops.core.audit import Actor  # noqa: E402
@@ -100,9 +100,7 @@ def _floor_part(args: tuple[int, list[int], int]) -> int:
     """One process's share of the floor: the draft's rule queries over its ids, batch by batch."""
     version, ids, batch = args
     connection.close()  # a connection of its own, not the parent's
-    rules = {
-        r.code: r for r in RuleSet.objects.get(version=version).rules.filter(enabled=True).select_related("ruleset")
-    }
+    rules = version_rules(RuleSet.objects.get(version=version).pk)
     now = timezone.now()
     found = 0
     for start in range(0, len(ids), batch):
@@ -126,7 +124,7 @@ def floor(version: int, ids: list[int], processes: int = 2) -> tuple[float, int]
 def naive_backtest(live: RuleSet, draft: RuleSet, ids: list[int], sample: int, days: int) -> tuple[float, int]:
     """Seconds for both versions' freezing rules, one account and one day at a time, over the sample's accounts
     and the window's days; and the evaluations made."""
-    versions = [{r.code: r for r in v.rules.filter(enabled=True)} for v in (live, draft)]
+    versions = [version_rules(v.pk) for v in (live, draft)]
     step = max(1, len(ids) // sample)
     picked = ids[::step][:sample]
     last = timezone.localdate() - timedelta(days=1)

@@ -11,18 +11,15 @@ from django.db.models import F
 
 from accounts.backtest import Window, freezing_days_sql
 from accounts.models import Backtest, RuleSet
-
-
-def _rules(ruleset: RuleSet) -> dict:
-    return {r.code: r for r in ruleset.rules.filter(enabled=True)}
+from accounts.rule_queries import version_rules
 
 
 def backtest_run_batch(*, job_id: int, line_ids: list[int]) -> None:
     backtest = Backtest.objects.select_related("ruleset").get(job_id=job_id)
     if not line_ids:
         return
-    live = _rules(RuleSet.objects.get(version=backtest.live_version))
-    draft = _rules(backtest.ruleset)
+    live = version_rules(RuleSet.objects.get(version=backtest.live_version).pk)
+    draft = version_rules(backtest.ruleset_id)
     sql, params = freezing_days_sql(live, draft, line_ids, Window(backtest.first_day, backtest.last_day))
     with connection.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE backtest_days ON COMMIT DROP AS {sql}", params)

@@ -17,15 +17,16 @@ from decimal import Decimal
 from django.db.models import F
 
 from accounts import engine
-from accounts.models import CreditLine, LineStatus, Rule, RuleSet, Simulation, SimulationLine, SimulationOutcome
+from accounts.models import CreditLine, LineStatus, RuleSet, Simulation, SimulationLine, SimulationOutcome
+from accounts.rule_queries import version_rules
 
 
 def simulation_run_batch(*, job_id: int, line_ids: list[int]) -> int:
     """Simulate the job's draft over these accounts, against the live version on the same data; runs in the job
     batch's transaction (exactly once with it). Returns how many accounts it would change."""
     simulation = Simulation.objects.select_related("ruleset").get(job_id=job_id)
-    rules = _rules(simulation.ruleset)
-    live = _rules(RuleSet.objects.get(version=simulation.live_version))
+    rules = version_rules(simulation.ruleset_id)
+    live = version_rules(RuleSet.objects.get(version=simulation.live_version).pk)
     projection = engine.project_lines(line_ids, rules=rules, live=live, now=simulation.requested_at)
     # Newly frozen: the draft fires a freezing rule that the live version does not. Newly released: the draft keeps
     # no freezing signal and fires none, where the live version keeps or fires one.
@@ -62,10 +63,6 @@ def simulation_run_batch(*, job_id: int, line_ids: list[int]) -> int:
     SimulationLine.objects.bulk_create(rows)
     Simulation.objects.filter(pk=simulation.pk).update(evaluated=F("evaluated") + projection.evaluated)
     return len(rows)
-
-
-def _rules(ruleset: RuleSet) -> dict[str, Rule]:
-    return {r.code: r for r in ruleset.rules.filter(enabled=True).select_related("ruleset")}
 
 
 def _states(line_ids: set[int]) -> list[tuple[int, str, Decimal]]:

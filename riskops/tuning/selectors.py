@@ -102,16 +102,17 @@ class Report:
         return self.job is not None and self.job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
 
     @property
+    def impact(self) -> Impact:
+        return Impact(self.counts["freeze"], self.counts["release"], sum(self.exposure.values(), Decimal("0")))
+
+    @property
     def unchanged(self) -> int:
         return self.simulation.evaluated - sum(self.counts.values())
 
 
 def simulation_report(simulation: Simulation) -> Report:
     lines = SimulationLine.objects.filter(simulation=simulation)
-    counts = dict.fromkeys(SimulationOutcome.values, 0)
-    exposure = {o: Decimal("0") for o in SimulationOutcome.values}
-    for row in lines.values("outcome").annotate(n=Count("*"), exposure=Sum("exposure")).order_by():
-        counts[row["outcome"]], exposure[row["outcome"]] = row["n"], row["exposure"] or Decimal("0")
+    counts, exposure = _outcome_totals(simulation)
     families: dict[tuple[str, str], int] = defaultdict(int)
     for outcome, codes, n in lines.values_list("outcome", "codes").annotate(n=Count("*")).order_by():
         for code in codes.split(","):
@@ -176,17 +177,18 @@ class Impact:
 
 
 def impact_of(simulation: Simulation) -> Impact:
-    counts = dict.fromkeys(("freeze", "release"), 0)
-    exposure = Decimal("0")
-    for row in (
-        SimulationLine.objects.filter(simulation=simulation)
-        .values("outcome")
-        .annotate(n=Count("*"), e=Sum("exposure"))
-        .order_by()
-    ):
-        counts[row["outcome"]] = row["n"]
-        exposure += row["e"] or 0
-    return Impact(counts["freeze"], counts["release"], exposure)
+    counts, exposure = _outcome_totals(simulation)
+    return Impact(counts["freeze"], counts["release"], sum(exposure.values(), Decimal("0")))
+
+
+def _outcome_totals(simulation: Simulation) -> tuple[dict[str, int], dict[str, Decimal]]:
+    """Per outcome, the accounts a simulation names and their exposure."""
+    counts = dict.fromkeys(SimulationOutcome.values, 0)
+    exposure = {o: Decimal("0") for o in SimulationOutcome.values}
+    rows = SimulationLine.objects.filter(simulation=simulation).values("outcome")
+    for row in rows.annotate(n=Count("*"), exposure=Sum("exposure")).order_by():
+        counts[row["outcome"]], exposure[row["outcome"]] = row["n"], row["exposure"] or Decimal("0")
+    return counts, exposure
 
 
 def authors_of(ruleset: RuleSet) -> set[int]:
@@ -282,6 +284,7 @@ class ActivationReview:
 def activation_review(ruleset: RuleSet, actor: Actor) -> ActivationReview:
     live = RuleSet.objects.get(is_active=True)
     simulation, backtest = latest_simulation(ruleset), latest_backtest(ruleset)
+    report = simulation_report(simulation) if simulation else None
     problems = evidence_problems(ruleset, live, timezone.now(), simulation, backtest) if ruleset.is_draft else []
     authored = actor.user_id in authors_of(ruleset)
     return ActivationReview(
@@ -289,9 +292,9 @@ def activation_review(ruleset: RuleSet, actor: Actor) -> ActivationReview:
         live=live,
         diff=ruleset_diff(live, ruleset),
         simulation=simulation,
-        report=simulation_report(simulation) if simulation else None,
+        report=report,
         backtest=backtest_report(backtest) if backtest else None,
-        impact=impact_of(simulation) if simulation else None,
+        impact=report.impact if report else None,
         problems=problems,
         authored=authored,
         may_approve=ruleset.is_draft and not authored and not problems and may(actor, TUNE_RULES),
